@@ -1,21 +1,46 @@
 """Model catalog: architecture cards (``models/catalog/*.toml``) loaded into a frozen ``ModelSpec``, the
 precisions edgefit knows, and the accounting (params, bytes, KV cache, FLOPs) as pure functions.
 
-Contract for other stages (names are fixed; the helper owning this module implements them):
-  load_spec(ref: str) -> ModelSpec          catalog id, path to a card .toml, or a HF config.json path
-  list_specs() -> tuple[ModelSpec, ...]     built-in catalog
-  get_precision(name: str) -> Precision     fp32, fp16, bf16, int8, int4, q8_0, q6_k, ...
+Contract for other stages (names are fixed, see docs/CONTRACTS.md):
+  load_spec(ref) -> ModelSpec               catalog id, path to a card .toml, or a HF config.json path
+  spec_from_mapping(data, where=...)        a card / ladder rung as a dict
+  list_specs() -> tuple[ModelSpec, ...]     built-in catalog, smallest model first
+  get_precision(name) -> Precision          fp32, fp16, bf16, int8, int4, q8_0, q6_k, ...
   param_counts(spec) -> ParamCounts         split by part, exact integers
-  weight_bytes(spec, precision) -> int      bytes as stored (incl. quantization scales / zero points)
+  weight_bytes(spec, precision) -> int      bytes as stored (incl. quantization scales)
   weight_read_bytes_per_token(spec, precision) -> int   what one decoded token reads (MatMuls + LM head)
   kv_cache_bytes_per_token(spec, dtype_bytes=4) -> int
   flops_decode_per_token(spec, context_tokens) -> int
   flops_prompt(spec, prompt_tokens) -> int
+
+One decoder layer, as counted here and as edgefit's ONNX builder lays it out (K x N = MatMul's B)::
+
+    x ─ norm ─┬─ q [h, H*d] (+bias) ─┐
+              ├─ k [h, Hkv*d] (+bias)├─ attention ─ o [H*d, h] ─ (+x) ─ norm ─┬─ gate [h, i] ─┐
+              └─ v [h, Hkv*d] (+bias)┘                                      └─ up   [h, i] ─┴─ down [i, h] ─ (+)
+    Gemma 2 adds a norm after attention and after the MLP (norms_per_layer = 4).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
+import json
+import math
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from edgefit.errors import CatalogError
+from edgefit.paths import builtin_catalog_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +69,42 @@ class ModelSpec:
     notes: str | None = None
     path: str | None = None  # file it was loaded from
 
+    def __post_init__(self) -> None:
+        where = self.path or f"model {self.id!r}"
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise CatalogError(f"{where}: field 'id': expected a non-empty string, found {self.id!r}")
+        for name in _POSITIVE_INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CatalogError(f"{where}: field {name!r}: expected an integer >= 1, found {value!r}")
+        if self.num_heads % self.num_kv_heads:
+            divisors = [d for d in range(1, self.num_heads + 1) if self.num_heads % d == 0]
+            raise CatalogError(
+                f"{where}: num_kv_heads = {self.num_kv_heads} does not divide num_heads = {self.num_heads} "
+                f"(each KV head serves a whole group of query heads); valid num_kv_heads: {divisors}"
+            )
+        if self.published_params is not None and (
+            isinstance(self.published_params, bool)
+            or not isinstance(self.published_params, int)
+            or self.published_params < 1
+        ):
+            raise CatalogError(
+                f"{where}: field 'published_params': expected a positive integer, found {self.published_params!r}"
+            )
+
+
+_POSITIVE_INT_FIELDS = (
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "norms_per_layer",
+    "max_context",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Precision:
@@ -58,3 +119,486 @@ class Precision:
     block_size: int | None = None
     onnx_buildable: bool = False
     runtime_note: str | None = None
+    source: str | None = None  # where bits_per_weight comes from (GGUF) or the layout it follows
+    runs_as: str | None = None  # on the CPU provider it gets this precision's memory and speed (fp16 -> fp32)
+    prepack_factor: float = 1.0  # RAM after onnxruntime's prepacking / quantized-weight file bytes (measured)
+    cpu_runnable: bool = True  # onnxruntime's CPU provider can run it at all
+
+
+# --- precisions ---------------------------------------------------------------------------------------------
+
+_ORT_NOTES = "/work/shared/ONNXRUNTIME-NOTES.md (measured on this project's host, onnxruntime 1.32)"
+# llama.cpp's own figures: tools/quantize/README.md "meta-llama/Llama-3.1-8B" table (bits/weight column) and,
+# for Q4_0 and Q3_K_M which that table omits, tools/quantize/quantize.cpp QUANT_OPTIONS file sizes
+# "4.34G" / "3.74G @ Llama-3-8B" (GiB) divided by Llama-3-8B's 8,030,261,248 parameters.
+_LLAMA_CPP_README = "https://github.com/ggml-org/llama.cpp/blob/master/tools/quantize/README.md (Llama-3.1-8B table)"
+_LLAMA_CPP_QUANTIZE = "https://github.com/ggml-org/llama.cpp/blob/master/tools/quantize/quantize.cpp (QUANT_OPTIONS)"
+_GGUF_NOTE = (
+    "llama.cpp GGUF format, not an onnxruntime precision: bytes are the whole-file average bits per weight "
+    "llama.cpp measured on Llama-3.1-8B, which includes the quantized token embedding and the K-quant mix "
+    "(output.weight, attn_v, ffn_down kept at higher bits); models with a larger share of embedding/LM head "
+    "deviate by a few percent"
+)
+
+
+def _gib_file_bpw(gib: float) -> float:
+    return round(gib * 2**30 * 8 / 8_030_261_248, 4)
+
+
+PRECISIONS: tuple[Precision, ...] = (
+    Precision("fp32", 32.0, "float", onnx_buildable=True, runtime_note="native on the CPU provider"),
+    Precision(
+        "fp16",
+        16.0,
+        "float",
+        onnx_buildable=True,
+        runs_as="fp32",
+        runtime_note=(
+            "x86 CPU provider has no fp16 MatMul kernel: Casts are inserted and weights constant-folded to fp32 "
+            f"at load, so RAM and speed are fp32's, plus a transient peak ({_ORT_NOTES})"
+        ),
+    ),
+    Precision(
+        "bf16",
+        16.0,
+        "float",
+        cpu_runnable=False,
+        runtime_note="not runnable on onnxruntime's CPU provider; accounted as a bf16 checkpoint (2 bytes/param)",
+    ),
+    Precision(
+        "int8",
+        9.0,
+        "onnx_int",
+        block_size=32,
+        onnx_buildable=True,
+        prepack_factor=1.05,
+        source="com.microsoft MatMulNBits bits=8, symmetric, fp32 scale per block of 32: 8 + 32/32 bits",
+        runtime_note=(
+            f"MatMulNBits 8-bit; prepacked to ~1.05x its file bytes in RAM; VNNI/AMX speed up prefill ({_ORT_NOTES})"
+        ),
+    ),
+    Precision(
+        "int4",
+        5.0,
+        "onnx_int",
+        block_size=32,
+        onnx_buildable=True,
+        prepack_factor=1.27,
+        source="com.microsoft MatMulNBits bits=4, symmetric, fp32 scale per block of 32: 4 + 32/32 bits",
+        runtime_note=(
+            "MatMulNBits 4-bit with accuracy_level 4 (int8 compute): prepacked to ~1.27x its file bytes in RAM; "
+            f"compute-bound on small CPUs, decodes no faster than int8 on 2 cores ({_ORT_NOTES})"
+        ),
+    ),
+    Precision("q8_0", 8.5008, "gguf", source=_LLAMA_CPP_README, runtime_note=_GGUF_NOTE, cpu_runnable=False),
+    Precision("q6_k", 6.5633, "gguf", source=_LLAMA_CPP_README, runtime_note=_GGUF_NOTE, cpu_runnable=False),
+    Precision("q5_k_m", 5.7036, "gguf", source=_LLAMA_CPP_README, runtime_note=_GGUF_NOTE, cpu_runnable=False),
+    Precision("q4_k_m", 4.8944, "gguf", source=_LLAMA_CPP_README, runtime_note=_GGUF_NOTE, cpu_runnable=False),
+    Precision(
+        "q4_0", _gib_file_bpw(4.34), "gguf", source=_LLAMA_CPP_QUANTIZE, runtime_note=_GGUF_NOTE, cpu_runnable=False
+    ),
+    Precision(
+        "q3_k_m", _gib_file_bpw(3.74), "gguf", source=_LLAMA_CPP_QUANTIZE, runtime_note=_GGUF_NOTE, cpu_runnable=False
+    ),
+    Precision("q2_k", 3.1593, "gguf", source=_LLAMA_CPP_README, runtime_note=_GGUF_NOTE, cpu_runnable=False),
+)
+_PRECISION_BY_NAME = {p.name: p for p in PRECISIONS}
+_FLOAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+_NBITS = {"int8": 8, "int4": 4}
+
+
+def get_precision(name: str | Precision, block_size: int | None = None) -> Precision:
+    """A precision by name (case-insensitive: ``Q4_K_M`` works). For int8/int4, ``block_size`` (a power of two
+    >= 16, MatMulNBits' rule) changes the effective bits: bits + 32/block_size."""
+    if isinstance(name, Precision):
+        p = name
+    else:
+        key = str(name).strip().lower()
+        if key not in _PRECISION_BY_NAME:
+            valid = ", ".join(_PRECISION_BY_NAME)
+            raise CatalogError(f"unknown precision {name!r}; valid precisions: {valid}")
+        p = _PRECISION_BY_NAME[key]
+    if block_size is None or p.kind != "onnx_int" or block_size == p.block_size:
+        return p
+    _check_block_size(block_size)
+    return dataclasses.replace(p, block_size=block_size, bits_per_weight=_NBITS[p.name] + 32 / block_size)
+
+
+def _check_block_size(block_size: int) -> None:
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, int)
+        or block_size < 16
+        or block_size & (block_size - 1)
+    ):
+        raise CatalogError(
+            f"block size {block_size!r}: expected a power of two >= 16 (MatMulNBits' rule), e.g. 32, 64, 128"
+        )
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+
+_CARD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "name": (str,),
+    "family": (str,),
+    "hidden_size": (int,),
+    "num_layers": (int,),
+    "num_heads": (int,),
+    "num_kv_heads": (int,),
+    "head_dim": (int,),
+    "intermediate_size": (int,),
+    "vocab_size": (int,),
+    "tied_embeddings": (bool,),
+    "attention_bias": (bool,),
+    "mlp_bias": (bool,),
+    "norms_per_layer": (int,),
+    "max_context": (int,),
+    "open_weights": (bool,),
+    "published_params": (int,),
+    "published_params_source": (str,),
+    "config_source": (str,),
+    "rope_theta": (int, float),
+    "norm_eps": (int, float),
+    "notes": (str,),
+}
+_REQUIRED = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size", "tied_embeddings")
+
+
+def spec_from_mapping(
+    data: Mapping[str, Any], *, where: str, default_id: str | None = None, path: str | None = None
+) -> ModelSpec:
+    """Build a ModelSpec from a card's fields (a TOML table, a ladder rung). Field names are ModelSpec's;
+    ``num_kv_heads`` defaults to ``num_heads``, ``head_dim`` to hidden_size / num_heads (which must then divide),
+    ``id`` to ``default_id``, ``name`` to the id, ``family`` to "custom". Raises CatalogError naming ``where``."""
+    if not isinstance(data, Mapping):
+        raise CatalogError(f"{where}: expected a table of card fields, found {type(data).__name__}")
+    for key, value in data.items():
+        if key not in _CARD_TYPES:
+            close = difflib.get_close_matches(str(key), list(_CARD_TYPES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid fields: {', '.join(_CARD_TYPES)}"
+            raise CatalogError(f"{where}: unknown field {key!r}{hint}")
+        types = _CARD_TYPES[key]
+        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if not ok:
+            expected = " or ".join("boolean" if t is bool else t.__name__ for t in types)
+            raise CatalogError(f"{where}: field {key!r}: expected {expected}, found {value!r}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise CatalogError(f"{where}: missing required field(s) {', '.join(missing)}")
+    spec_id = data.get("id", default_id)
+    if spec_id is None:
+        raise CatalogError(f"{where}: missing field 'id' (e.g. id = \"my-model-1b\")")
+    hidden, heads = data["hidden_size"], data["num_heads"]
+    head_dim = data.get("head_dim")
+    if head_dim is None:
+        if heads < 1 or hidden % heads:
+            raise CatalogError(
+                f"{where}: num_heads = {heads} does not divide hidden_size = {hidden}; "
+                "fix the shape or give head_dim explicitly (Gemma-style heads)"
+            )
+        head_dim = hidden // heads
+    if data.get("published_params") is not None and not data.get("published_params_source"):
+        raise CatalogError(f"{where}: published_params needs published_params_source (a model card or paper URL)")
+    fields: dict[str, Any] = {k: v for k, v in data.items() if k not in ("head_dim", "id")}
+    fields.setdefault("num_kv_heads", heads)
+    fields.setdefault("name", spec_id)
+    fields.setdefault("family", "custom")
+    for key in ("rope_theta", "norm_eps"):
+        if key in fields:
+            fields[key] = float(fields[key])
+    return ModelSpec(id=spec_id, head_dim=head_dim, path=path if path is not None else None, **fields)
+
+
+def load_card(path: str | Path) -> ModelSpec:
+    """A card .toml (fields = ModelSpec's); ``id`` defaults to the file name without ``.toml``."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"{p}: model card not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{p}: cannot read the model card ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{p}: not valid TOML ({exc}); see models/README.md for the card format") from None
+    return spec_from_mapping(data, where=str(p), default_id=p.stem, path=str(p))
+
+
+# HF ``architectures`` value -> (family, tie_word_embeddings default of that config class, q/k/v biases, norms/layer)
+_HF_ARCHITECTURES: dict[str, tuple[str, bool, bool | None, int]] = {
+    "LlamaForCausalLM": ("llama", False, None, 2),  # SmolLM / TinyLlama are Llama; attention_bias read from config
+    "MistralForCausalLM": ("mistral", False, False, 2),
+    "Qwen2ForCausalLM": ("qwen2", False, True, 2),  # Qwen2 hard-codes q/k/v biases (no config field)
+    "Gemma2ForCausalLM": ("gemma2", True, False, 4),  # pre/post norms around attention and MLP
+    "GemmaForCausalLM": ("gemma", True, False, 2),
+    "Phi3ForCausalLM": ("phi3", False, False, 2),  # fused qkv_proj / gate_up_proj: same parameter count
+}
+
+
+def spec_from_hf_config(data: Mapping[str, Any], *, where: str, model_id: str) -> ModelSpec:
+    """Map a Hugging Face ``config.json`` (as published next to a model's weights) onto a ModelSpec."""
+    archs = data.get("architectures")
+    if not isinstance(archs, list) or not archs:
+        raise CatalogError(
+            f"{where}: field 'architectures': expected a list like [\"LlamaForCausalLM\"], found {archs!r}"
+        )
+    supported = [a for a in archs if a in _HF_ARCHITECTURES]
+    if not supported:
+        raise CatalogError(
+            f"{where}: architectures = {archs!r} is not supported; supported: {', '.join(_HF_ARCHITECTURES)} "
+            "(or write a card, see models/README.md)"
+        )
+    family, tie_default, qkv_bias, norms = _HF_ARCHITECTURES[supported[0]]
+
+    def field(name: str, default: Any = None) -> Any:
+        value = data.get(name, default)
+        return default if value is None else value
+
+    for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
+        if name not in data:
+            raise CatalogError(f"{where}: missing field {name!r} that every {supported[0]} config has")
+    card: dict[str, Any] = {
+        "id": model_id,
+        "name": str(field("_name_or_path", model_id)),
+        "family": family,
+        "hidden_size": data["hidden_size"],
+        "num_layers": data["num_hidden_layers"],
+        "num_heads": data["num_attention_heads"],
+        "num_kv_heads": field("num_key_value_heads", data["num_attention_heads"]),
+        "intermediate_size": data["intermediate_size"],
+        "vocab_size": data["vocab_size"],
+        "tied_embeddings": field("tie_word_embeddings", tie_default),
+        "attention_bias": field("attention_bias", False) if qkv_bias is None else qkv_bias,
+        "mlp_bias": field("mlp_bias", False),
+        "norms_per_layer": norms,
+        "max_context": field("max_position_embeddings", 4096),
+        "rope_theta": field("rope_theta", 10000.0),
+        "norm_eps": field("rms_norm_eps", 1e-6),
+        "config_source": where,
+        "notes": f"from a Hugging Face config.json ({supported[0]})",
+    }
+    if field("head_dim") is not None:
+        card["head_dim"] = data["head_dim"]
+    return spec_from_mapping(card, where=where, path=where)
+
+
+def load_hf_config(path: str | Path, model_id: str | None = None) -> ModelSpec:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"{p}: config.json not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CatalogError(f"{p}: not a readable JSON config ({exc})") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{p}: expected a JSON object, found {type(data).__name__}")
+    default_id = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
+    return spec_from_hf_config(data, where=str(p), model_id=model_id or default_id)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_catalog(directory: str) -> tuple[ModelSpec, ...]:
+    specs = []
+    seen: dict[str, str] = {}
+    for card in sorted(Path(directory).glob("*.toml")):
+        spec = load_card(card)
+        if spec.id != card.stem:
+            raise CatalogError(f"{card}: id {spec.id!r} must equal the file name {card.stem!r} in the catalog")
+        if spec.id in seen:
+            raise CatalogError(f"{card}: duplicate id {spec.id!r} (also in {seen[spec.id]})")
+        seen[spec.id] = str(card)
+        specs.append(spec)
+    return tuple(sorted(specs, key=lambda s: (param_counts(s).total, s.id)))
+
+
+def list_specs() -> tuple[ModelSpec, ...]:
+    """The built-in catalog, smallest model first."""
+    return _load_catalog(str(builtin_catalog_dir()))
+
+
+def load_spec(ref: str | Path, *, model_id: str | None = None) -> ModelSpec:
+    """A catalog id, a card ``.toml``, a HF ``config.json`` (or a folder holding one). ``model_id`` overrides the
+    id of a config.json (default: its folder's name). Unknown id -> CatalogError with the closest ids."""
+    text = str(ref)
+    p = Path(text)
+    if p.is_dir() and (p / "config.json").is_file():
+        p = p / "config.json"
+    if p.suffix == ".json":
+        return load_hf_config(p, model_id)
+    if p.suffix == ".toml":
+        spec = load_card(p)
+        return dataclasses.replace(spec, id=model_id) if model_id else spec
+    if "/" in text or "\\" in text or p.exists():
+        raise CatalogError(f"{text}: expected a catalog id, a card .toml or a config.json")
+    specs = {s.id: s for s in list_specs()}
+    key = text.strip().lower()
+    if key in specs:
+        return specs[key]
+    close = difflib.get_close_matches(key, list(specs), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise CatalogError(f"unknown model {text!r}{hint} (`edgefit models list` shows all; a card path works too)")
+
+
+def truncated(spec: ModelSpec, layers: int) -> ModelSpec:
+    """The same width with only the first ``layers`` decoder layers (what ``--layers N`` builds)."""
+    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= spec.num_layers:
+        raise CatalogError(f"--layers: expected 1..{spec.num_layers} for {spec.id!r}, found {layers!r}")
+    if layers == spec.num_layers:
+        return spec
+    return dataclasses.replace(
+        spec,
+        id=f"{spec.id}-l{layers}",
+        name=f"{spec.name} (first {layers} of {spec.num_layers} layers)",
+        num_layers=layers,
+        published_params=None,
+        published_params_source=None,
+    )
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
+    """JSON-able card fields (``spec_from_mapping`` reads them back, minus ``path``)."""
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+
+
+# --- accounting ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParamCounts:
+    """Exact parameter counts. ``lm_head`` is 0 when tied (the embedding is reused and counted once)."""
+
+    embeddings: int
+    attention: int  # q, k, v, o weights + q/k/v biases, all layers
+    mlp: int  # gate, up, down weights (+ biases), all layers
+    norms: int  # per-layer norms + the final norm
+    lm_head: int
+    total: int
+
+    def __post_init__(self) -> None:
+        parts = self.embeddings + self.attention + self.mlp + self.norms + self.lm_head
+        if parts != self.total:
+            raise ValueError(f"ParamCounts parts sum to {parts}, total is {self.total}")  # programming error
+
+
+def _layer_matrices(spec: ModelSpec) -> tuple[tuple[int, int], ...]:
+    """(K, N) of every MatMul weight in one layer: q, k, v, o, gate, up, down."""
+    h, i = spec.hidden_size, spec.intermediate_size
+    q, kv = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
+    return ((h, q), (h, kv), (h, kv), (q, h), (h, i), (h, i), (i, h))
+
+
+def _attention_bias_params(spec: ModelSpec) -> int:
+    return (spec.num_heads + 2 * spec.num_kv_heads) * spec.head_dim if spec.attention_bias else 0
+
+
+def _mlp_bias_params(spec: ModelSpec) -> int:
+    return 2 * spec.intermediate_size + spec.hidden_size if spec.mlp_bias else 0
+
+
+def param_counts(spec: ModelSpec) -> ParamCounts:
+    mats = _layer_matrices(spec)
+    attention = spec.num_layers * (sum(k * n for k, n in mats[:4]) + _attention_bias_params(spec))
+    mlp = spec.num_layers * (sum(k * n for k, n in mats[4:]) + _mlp_bias_params(spec))
+    norms = (spec.num_layers * spec.norms_per_layer + 1) * spec.hidden_size
+    embeddings = spec.vocab_size * spec.hidden_size
+    lm_head = 0 if spec.tied_embeddings else embeddings
+    total = embeddings + attention + mlp + norms + lm_head
+    return ParamCounts(embeddings, attention, mlp, norms, lm_head, total)
+
+
+def matmul_params(spec: ModelSpec) -> int:
+    """Weights multiplied once per token: every projection plus the LM head (the embedding, if tied)."""
+    return spec.num_layers * sum(k * n for k, n in _layer_matrices(spec)) + spec.hidden_size * spec.vocab_size
+
+
+def _nbits_matrix_bytes(k: int, n: int, bits: int, block_size: int) -> int:
+    """MatMulNBits B uint8 [n, ceil(k/block), block*bits/8] + float32 scales [n, ceil(k/block)]."""
+    blocks = -(-k // block_size)
+    return n * blocks * (block_size * bits // 8) + n * blocks * 4
+
+
+@dataclass(frozen=True, slots=True)
+class WeightBytes:
+    """Bytes of a built file by part (ONNX precisions). ``lm_head`` is the quantized copy when tied."""
+
+    embeddings: int
+    layers: int  # projections (+ scales), biases, norms of all layers
+    final_norm: int
+    lm_head: int
+
+    @property
+    def total(self) -> int:
+        return self.embeddings + self.layers + self.final_norm + self.lm_head
+
+
+def weight_bytes_by_part(spec: ModelSpec, precision: str | Precision, block_size: int = 32) -> WeightBytes:
+    """The layout of docs/CONTRACTS.md: embedding float32 (fp16 build: float16), norms float32, projections and
+    LM head in the precision (int8/int4: MatMulNBits, fp32 scales, no zero points), biases float32 (fp16: float16);
+    tied fp32/fp16 reuse the embedding as LM head, tied int8/int4 store a quantized LM-head copy."""
+    p = get_precision(precision)
+    if p.kind == "gguf" or not p.onnx_buildable:
+        raise CatalogError(f"precision {p.name!r} has no edgefit ONNX layout; use weight_bytes() for its size")
+    h, v = spec.hidden_size, spec.vocab_size
+    if p.kind == "onnx_int":
+        _check_block_size(block_size)
+        bits = _NBITS[p.name]
+        mats = sum(_nbits_matrix_bytes(k, n, bits, block_size) for k, n in _layer_matrices(spec))
+        elem = bias_elem = 4
+        lm_head = _nbits_matrix_bytes(h, v, bits, block_size)
+    else:
+        elem = bias_elem = _FLOAT_BYTES[p.name]
+        mats = sum(k * n for k, n in _layer_matrices(spec)) * elem
+        lm_head = 0 if spec.tied_embeddings else h * v * elem
+    biases = (_attention_bias_params(spec) + _mlp_bias_params(spec)) * bias_elem
+    layer = mats + biases + spec.norms_per_layer * h * 4
+    return WeightBytes(v * h * elem, spec.num_layers * layer, h * 4, lm_head)
+
+
+def weight_bytes(spec: ModelSpec, precision: str | Precision, block_size: int = 32) -> int:
+    """Bytes of the weights as stored: exactly the file edgefit builds (fp32, fp16, int8, int4), a bf16
+    checkpoint (2 bytes/param), or a GGUF file by llama.cpp's effective bits per weight (embedding included)."""
+    p = get_precision(precision)
+    if p.kind == "gguf":
+        return math.ceil(param_counts(spec).total * p.bits_per_weight / 8)
+    if p.name == "bf16":
+        return 2 * param_counts(spec).total
+    return weight_bytes_by_part(spec, p, block_size).total
+
+
+def weight_read_bytes_per_token(spec: ModelSpec, precision: str | Precision, block_size: int = 32) -> int:
+    """Bytes one decoded token streams from memory: every layer's weights (projections, biases, norms) plus the
+    LM head. The embedding is a Gather of one row (ignored), unless it is also the LM head (tied fp32/fp16/GGUF)."""
+    p = get_precision(precision)
+    pc = param_counts(spec)
+    if p.kind == "gguf":
+        read_params = pc.total - pc.embeddings + (pc.embeddings if spec.tied_embeddings else 0)
+        return math.ceil(read_params * p.bits_per_weight / 8)
+    if p.name == "bf16":
+        return 2 * (pc.total - pc.embeddings + (pc.embeddings if spec.tied_embeddings else 0))
+    parts = weight_bytes_by_part(spec, p, block_size)
+    lm_head = parts.embeddings if spec.tied_embeddings and p.kind == "float" else parts.lm_head
+    return parts.layers + parts.final_norm + lm_head
+
+
+def kv_cache_bytes_per_token(spec: ModelSpec, dtype_bytes: int = 4) -> int:
+    """K and V, all layers: 2 x layers x kv_heads x head_dim x dtype_bytes (fp32 on onnxruntime's CPU provider)."""
+    return 2 * spec.num_layers * spec.num_kv_heads * spec.head_dim * dtype_bytes
+
+
+def flops_decode_per_token(spec: ModelSpec, context_tokens: int) -> int:
+    """FLOPs of one decoded token that attends to ``context_tokens`` positions (itself included):
+    2 x MatMul params (multiply + add) + attention 4 x layers x heads x head_dim x context (QK^T and AV)."""
+    if context_tokens < 0:
+        raise CatalogError(f"context tokens: expected >= 0, found {context_tokens}")
+    attention = 4 * spec.num_layers * spec.num_heads * spec.head_dim * context_tokens
+    return 2 * matmul_params(spec) + attention
+
+
+def flops_prompt(spec: ModelSpec, prompt_tokens: int) -> int:
+    """FLOPs of a prefill of ``prompt_tokens``: the sum over positions 1..n of ``flops_decode_per_token``, so the
+    attention term is quadratic (n(n+1)/2). Logits are computed for every position, as edgefit's graph does."""
+    if prompt_tokens < 0:
+        raise CatalogError(f"prompt tokens: expected >= 0, found {prompt_tokens}")
+    n = prompt_tokens
+    attention = 4 * spec.num_layers * spec.num_heads * spec.head_dim * (n * (n + 1) // 2)
+    return 2 * matmul_params(spec) * n + attention
