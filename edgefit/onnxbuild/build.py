@@ -1,0 +1,278 @@
+"""``build_model``: one ModelSpec + precision -> ``<name>.onnx`` (graph, small) + ``<name>.onnx.data`` (weights,
+streamed) + ``<name>.onnx.json`` (sidecar: what was built, so a later call can reuse it).
+
+Files are written under temporary names and renamed at the end, sidecar last: a killed build is never reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from edgefit.catalog import ModelSpec
+from edgefit.errors import BuildError
+from edgefit.onnxbuild.graph import MAX_ROPE_POSITIONS, MS, OPSET, PLANS, DecoderGraph, PrecisionPlan
+from edgefit.onnxbuild.weights import ExternalDataWriter, data_path_for, dequantize
+from edgefit.paths import cache_dir
+
+# Bump when the graph or the weights change for the same (spec, precision, seed): cached files are rebuilt.
+BUILDER_VERSION = 1
+BUILD_PRECISIONS: tuple[str, ...] = tuple(PLANS)
+_BLOCK_SIZES = (16, 32, 64, 128, 256)
+# What onnxruntime's CPU provider really does with each precision (ONNXRUNTIME-NOTES.md, measured here).
+RUNTIME_NOTES: dict[str, str] = {
+    "fp32": "MatMul weights prepacked by MLAS: RAM ~1.0x the file's weight bytes",
+    "fp16": "no fp16 MatMul on the CPU provider: weights are cast to fp32 at load (fp32 RAM and speed)",
+    "int8": "MatMulNBits bits=8, accuracy_level=4 (int8 compute): RAM ~1.05x the file's weight bytes",
+    "int4": "MatMulNBits bits=4, accuracy_level=4 (int8 compute): prepacked to ~1.27x the file's weight bytes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltModel:
+    path: Path  # the .onnx graph; weights in ``path`` + ".data"
+    spec: ModelSpec  # as built: ``num_layers`` (and ``id``, suffixed -L<n>) reflect a ``layers=`` truncation
+    precision: str
+    params: int  # logical parameters (a tied LM head counted once, as param_counts does)
+    weight_file_bytes: int  # bytes of weight initializers as stored (alignment padding excluded)
+    build_s: float  # 0.0 when reused from the cache
+    seed: int = 0
+    block_size: int = 32
+    reused: bool = False
+    data_file_bytes: int = 0  # size of the .onnx.data file (weights + 64-byte alignment padding)
+    runtime_note: str = ""
+
+    @property
+    def data_path(self) -> Path:
+        return data_path_for(self.path)
+
+
+def build_model(
+    spec: ModelSpec,
+    precision: str,
+    *,
+    out: Path | None = None,
+    layers: int | None = None,
+    seed: int = 0,
+    block_size: int = 32,
+    accuracy_level: int = 4,
+) -> BuiltModel:
+    """Build (or reuse) a runnable ONNX decoder for ``spec`` with seeded random weights. Raises BuildError.
+
+    ``accuracy_level`` (MatMulNBits only): 4 = int8 compute, as deployed on CPU (default); 0 = fp32 compute,
+    slower, used by the tests to check the quantized weights exactly."""
+    plan = PLANS.get(precision)
+    if plan is None:
+        raise BuildError(
+            f"precision {precision!r} cannot be built as ONNX; buildable precisions: {', '.join(BUILD_PRECISIONS)}"
+        )
+    if accuracy_level not in (0, 1, 2, 3, 4):
+        raise BuildError(f"accuracy_level: expected 0-4 (MatMulNBits), found {accuracy_level}")
+    if plan.quantized:
+        plan = dataclasses.replace(plan, accuracy_level=accuracy_level)
+    if block_size not in _BLOCK_SIZES:
+        raise BuildError(f"block_size: expected one of {_BLOCK_SIZES}, found {block_size}")
+    built_spec = _truncated(spec, layers)
+    check_buildable(built_spec)
+    if out is not None:
+        path = Path(out)
+    else:
+        path = default_path(spec, precision, layers=layers, seed=seed, block_size=block_size)
+        if plan.quantized and accuracy_level != 4:
+            path = path.with_name(path.name.replace(f"-s{seed}.onnx", f"-a{accuracy_level}-s{seed}.onnx"))
+    meta = _metadata(built_spec, precision, seed=seed, block_size=block_size)
+    meta["accuracy_level"] = plan.accuracy_level if plan.quantized else None
+    reused = _reuse(path, meta, built_spec)
+    if reused is not None:
+        return reused
+    return _build(path, built_spec, plan, meta, seed=seed, block_size=block_size)
+
+
+def default_path(spec: ModelSpec, precision: str, *, layers: int | None, seed: int, block_size: int = 32) -> Path:
+    name = f"{spec.id}-{precision}"
+    if layers is not None:
+        name += f"-L{layers}"
+    if block_size != 32 and PLANS[precision].quantized:
+        name += f"-b{block_size}"
+    return cache_dir() / "models" / f"{name}-s{seed}.onnx"
+
+
+def check_buildable(spec: ModelSpec) -> None:
+    """Refuse shapes the graph cannot express, naming the card and field."""
+    where = spec.path or spec.id
+    positive = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size")
+    for field in positive:
+        value = getattr(spec, field)
+        if not isinstance(value, int) or value < 1:
+            raise BuildError(f"{where}: {field} must be a positive integer, found {value!r}")
+    if spec.num_heads % spec.num_kv_heads:
+        raise BuildError(
+            f"{where}: num_kv_heads ({spec.num_kv_heads}) must divide num_heads ({spec.num_heads}) for grouped-query "
+            "attention"
+        )
+    if spec.head_dim % 2:
+        raise BuildError(f"{where}: head_dim must be even for rotary embeddings, found {spec.head_dim}")
+    if spec.norms_per_layer not in (2, 4):
+        raise BuildError(f"{where}: norms_per_layer must be 2 (Llama) or 4 (Gemma 2), found {spec.norms_per_layer}")
+    if spec.max_context < 1:
+        raise BuildError(f"{where}: max_context must be positive, found {spec.max_context}")
+
+
+def _truncated(spec: ModelSpec, layers: int | None) -> ModelSpec:
+    if layers is None:
+        return spec
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise BuildError(f"layers: expected a positive integer, found {layers!r}")
+    if layers > spec.num_layers:
+        raise BuildError(f"layers: {spec.id} has {spec.num_layers} layers, cannot build {layers}")
+    return dataclasses.replace(spec, id=f"{spec.id}-L{layers}", num_layers=layers)
+
+
+def spec_hash(spec: ModelSpec) -> str:
+    """Hash of every field that changes the built graph or weights (not names, sources or notes)."""
+    fields = (
+        "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size",
+        "tied_embeddings", "attention_bias", "mlp_bias", "norms_per_layer", "max_context", "rope_theta", "norm_eps",
+    )  # fmt: skip
+    blob = json.dumps({f: getattr(spec, f) for f in fields}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _metadata(spec: ModelSpec, precision: str, *, seed: int, block_size: int) -> dict[str, Any]:
+    return {
+        "builder_version": BUILDER_VERSION,
+        "spec_id": spec.id,
+        "spec_hash": spec_hash(spec),
+        "precision": precision,
+        "num_layers": spec.num_layers,
+        "seed": seed,
+        "block_size": block_size,
+    }
+
+
+def _sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _reuse(path: Path, meta: dict[str, Any], spec: ModelSpec) -> BuiltModel | None:
+    sidecar = _sidecar_path(path)
+    data = data_path_for(path)
+    if not (path.is_file() and data.is_file() and sidecar.is_file()):
+        return None
+    try:
+        stored = json.loads(sidecar.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(stored, dict) or any(stored.get(k) != v for k, v in meta.items()):
+        return None
+    if stored.get("data_file_bytes") != data.stat().st_size:
+        return None
+    return BuiltModel(
+        path=path,
+        spec=spec,
+        precision=meta["precision"],
+        params=int(stored["params"]),
+        weight_file_bytes=int(stored["weight_file_bytes"]),
+        build_s=0.0,
+        seed=meta["seed"],
+        block_size=meta["block_size"],
+        reused=True,
+        data_file_bytes=int(stored["data_file_bytes"]),
+        runtime_note=RUNTIME_NOTES[meta["precision"]],
+    )
+
+
+def _build(
+    path: Path, spec: ModelSpec, plan: PrecisionPlan, meta: dict[str, Any], *, seed: int, block_size: int
+) -> BuiltModel:
+    t0 = time.perf_counter()
+    precision = plan.name
+    data = data_path_for(path)
+    sidecar = _sidecar_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create output folder {path.parent}: {exc.strerror}; choose another --out") from exc
+    tmp_onnx, tmp_data = path.with_name(path.name + ".tmp"), data.with_name(data.name + ".tmp")
+    for stale in (sidecar, path, data):  # the sidecar first: a half-replaced build must not look reusable
+        stale.unlink(missing_ok=True)
+    try:
+        with open(tmp_data, "wb") as f:
+            writer = ExternalDataWriter(f, data.name)
+            graph = DecoderGraph(spec, plan, writer, seed=seed, block_size=block_size).build(spec.num_layers)
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+            producer_name="edgefit",
+            producer_version=str(BUILDER_VERSION),
+        )
+        model.ir_version = 10
+        for key, value in (("edgefit.spec_id", spec.id), ("edgefit.precision", precision), ("edgefit.seed", str(seed))):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        tmp_onnx.write_bytes(model.SerializeToString())
+        os.replace(tmp_data, data)
+        os.replace(tmp_onnx, path)
+    except OSError as exc:
+        tmp_data.unlink(missing_ok=True)
+        tmp_onnx.unlink(missing_ok=True)
+        raise BuildError(
+            f"writing {path}: {exc.strerror or exc}; check free disk space or choose another --out"
+        ) from exc
+    data_file_bytes = data.stat().st_size
+    build_s = time.perf_counter() - t0
+    record = dict(meta)
+    record.update(
+        params=writer.weight_elements,
+        weight_file_bytes=writer.weight_bytes,
+        data_file_bytes=data_file_bytes,
+        rope_positions=min(spec.max_context, MAX_ROPE_POSITIONS),
+        build_s=round(build_s, 4),
+        runtime_note=RUNTIME_NOTES[precision],
+    )
+    sidecar.write_text(json.dumps(record, indent=2) + "\n")
+    return BuiltModel(
+        path=path,
+        spec=spec,
+        precision=precision,
+        params=writer.weight_elements,
+        weight_file_bytes=writer.weight_bytes,
+        build_s=build_s,
+        seed=seed,
+        block_size=block_size,
+        data_file_bytes=data_file_bytes,
+        runtime_note=RUNTIME_NOTES[precision],
+    )
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    """The logical float32 weights of a built model, by name (``layers.0.attn.q_proj.weight`` as [in, out]),
+    MatMulNBits weights dequantized: what the numpy reference forward pass runs on. Loads the whole model."""
+    model = onnx.load(str(path), load_external_data=True)
+    tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    shapes = {
+        n.input[1]: (dict((a.name, a.i) for a in n.attribute), n.input[2])
+        for n in model.graph.node
+        if n.op_type == "MatMulNBits"
+    }
+    out: dict[str, np.ndarray] = {}
+    for name, arr in tensors.items():
+        if name.startswith("rope.") or name.endswith(".scales"):
+            continue
+        if name in shapes:
+            attrs, scales_name = shapes[name]
+            w = dequantize(arr, tensors[scales_name], attrs["K"], attrs["bits"], attrs["block_size"])
+            out[name.removesuffix(".qweight") + ".weight"] = w
+        else:
+            out[name] = arr.astype(np.float32)
+    return out
