@@ -1,0 +1,662 @@
+"""The results database (SQLite, standard library) and versioned JSON bundles that move results between hosts.
+
+```
+ runs          id (uuid4 text), kind, started_at, finished_at, status, host_fingerprint,
+               environment (JSON, edgefit.bench.env.Environment.to_dict), edgefit / onnxruntime versions
+ measurements  one row per Measurement: every field a column; samples / warnings as JSON; fields a newer
+               Measurement has that this schema lacks go to `extra` (JSON). UNIQUE natural key, so importing
+               the same measurement twice adds nothing.
+ validations   JSON result of `edgefit validate`, created_at, host
+```
+
+Durability: WAL journal, and every add commits at once, so a bench killed mid-run leaves a readable database
+with every finished measurement. The schema version is ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a
+database from version i to i + 1, applied in order in one transaction when a database is opened.
+A results bundle is a JSON file (``BUNDLE_FORMAT``, ``BUNDLE_SCHEMA_VERSION``) of runs, each with its
+environment and its measurements with raw samples; importing validates everything before writing anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import sqlite3
+import types
+import typing
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgefit import __version__
+from edgefit.bench.env import Environment
+from edgefit.bench.measurement import Measurement, Phase, QualityWarning, WarningCode
+from edgefit.errors import StoreError
+
+BUNDLE_FORMAT = "edgefit-results-bundle"
+BUNDLE_SCHEMA_VERSION = 1
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+
+# MIGRATIONS[i] upgrades schema version i to i + 1. Never edit a released step; append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 0 -> 1: runs and measurements
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+            status TEXT NOT NULL, host_fingerprint TEXT NOT NULL, environment TEXT NOT NULL,
+            edgefit_version TEXT NOT NULL, onnxruntime_version TEXT)""",
+        """CREATE TABLE measurements (
+            id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id), host_fingerprint TEXT NOT NULL,
+            model_id TEXT NOT NULL, model_hash TEXT NOT NULL, precision TEXT NOT NULL, threads INTEGER NOT NULL,
+            provider TEXT NOT NULL, phase TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
+            context_tokens INTEGER NOT NULL, samples_s TEXT NOT NULL, warmup_samples_s TEXT NOT NULL,
+            params INTEGER NOT NULL, weight_file_bytes INTEGER NOT NULL,
+            weight_read_bytes_per_token INTEGER NOT NULL, peak_rss_bytes INTEGER, steady_rss_bytes INTEGER,
+            load_s REAL, stop_reason TEXT NOT NULL, warnings TEXT NOT NULL, timer TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            UNIQUE (run_id, model_id, model_hash, precision, threads, provider, phase, prompt_tokens,
+                    context_tokens, started_at))""",
+        "CREATE INDEX measurements_host ON measurements (host_fingerprint, precision)",
+    ),
+    (  # 1 -> 2: probe bandwidth and model shape on measurements, forward-compatible extras, validations
+        "ALTER TABLE measurements ADD COLUMN probe_bandwidth_bytes_per_s REAL",
+        "ALTER TABLE measurements ADD COLUMN layers INTEGER",
+        "ALTER TABLE measurements ADD COLUMN hidden_size INTEGER",
+        "ALTER TABLE measurements ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'",
+        """CREATE TABLE validations (
+            id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, host_fingerprint TEXT, result TEXT NOT NULL)""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Measurement fields stored in their own columns (as of SCHEMA_VERSION); the rest go to `extra`.
+_COLUMNS = (
+    *("run_id", "host_fingerprint", "model_id", "model_hash", "precision", "threads", "provider", "phase"),
+    *("prompt_tokens", "context_tokens", "samples_s", "warmup_samples_s", "params", "weight_file_bytes"),
+    *("weight_read_bytes_per_token", "peak_rss_bytes", "steady_rss_bytes", "load_s", "stop_reason", "warnings"),
+    *("timer", "started_at", "probe_bandwidth_bytes_per_s", "layers", "hidden_size"),
+)
+_JSON_COLUMNS = ("samples_s", "warmup_samples_s", "warnings")
+_M_FIELDS = tuple(f.name for f in dataclasses.fields(Measurement))
+_M_HINTS = typing.get_type_hints(Measurement)
+
+
+def _now(timespec: str = "seconds") -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec=timespec)
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    id: str
+    kind: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    host_fingerprint: str
+    edgefit_version: str
+    onnxruntime_version: str | None
+    measurement_count: int
+    environment: Environment
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "environment"}
+        out["environment"] = self.environment.to_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    host_fingerprint: str
+    cpu_model: str | None
+    machine: str
+    os_name: str
+    runs: int
+    measurements: int
+    first_seen: str
+    last_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    path: str
+    runs_added: int
+    runs_skipped: int  # already present (same run id)
+    measurements_added: int
+    measurements_skipped: int  # already present (same natural key)
+    hosts: tuple[str, ...]  # host fingerprints in the bundle
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    path: str
+    runs: int
+    measurements: int
+    hosts: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------- (de)serialising
+
+
+def measurement_to_dict(m: Measurement) -> dict[str, Any]:
+    """JSON-able dict of every Measurement field, base units; enums as their values."""
+    out: dict[str, Any] = {}
+    for name in _M_FIELDS:
+        value = getattr(m, name)
+        if name == "warnings":
+            value = [
+                {"code": w.code.value, "value": w.value, "threshold": w.threshold, "message": w.message} for w in value
+            ]
+        elif isinstance(value, Phase):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    """Validate one JSON value against a Measurement field's type hint and convert it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check(value, inner, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise StoreError(f"{where}: expected a list, found {type(value).__name__}")
+        return tuple(_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise StoreError(f"{where}: expected true/false, found {value!r}")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise StoreError(f"{where}: expected an integer, found {value!r}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise StoreError(f"{where}: expected a number, found {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise StoreError(f"{where}: expected a string, found {value!r}")
+        return value
+    if isinstance(hint, type) and issubclass(hint, (Phase, WarningCode)):
+        try:
+            return hint(value)
+        except ValueError:
+            choices = ", ".join(e.value for e in hint)
+            raise StoreError(
+                f"{where}: unknown {hint.__name__} {value!r}; valid: {choices} (a newer edgefit wrote it? upgrade)"
+            ) from None
+    if hint is QualityWarning:
+        if not isinstance(value, Mapping):
+            raise StoreError(f"{where}: expected an object with code, value, threshold, message; found {value!r}")
+        missing = [k for k in ("code", "value", "threshold", "message") if k not in value]
+        if missing:
+            raise StoreError(f"{where}: missing {', '.join(missing)}")
+        return QualityWarning(
+            code=_check(value["code"], WarningCode, f"{where}.code"),
+            value=_check(value["value"], float, f"{where}.value"),
+            threshold=_check(value["threshold"], float, f"{where}.threshold"),
+            message=_check(value["message"], str, f"{where}.message"),
+        )
+    return value  # a field type this store does not know: pass through as stored
+
+
+def measurement_from_dict(data: Mapping[str, Any], *, where: str) -> Measurement:
+    """Rebuild a Measurement from ``measurement_to_dict`` output, checking every field (StoreError names it)."""
+    if not isinstance(data, Mapping):
+        raise StoreError(f"{where}: expected a measurement object, found {type(data).__name__}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(Measurement):
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if f.name not in data:
+            if has_default:
+                continue
+            raise StoreError(f"{where}: missing field {f.name!r}; the bundle or database is incomplete")
+        kwargs[f.name] = _check(data[f.name], _M_HINTS[f.name], f"{where}.{f.name}")
+    samples = kwargs["samples_s"]
+    if not samples:
+        raise StoreError(f"{where}.samples_s: expected at least one sample, found none")
+    for name in ("samples_s", "warmup_samples_s"):
+        bad = [x for x in kwargs[name] if not (math.isfinite(x) and x >= 0.0)]
+        if bad:
+            raise StoreError(f"{where}.{name}: expected finite latencies >= 0 s, found {bad[0]!r}")
+    return Measurement(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- the store
+
+
+class Store:
+    """``with Store(path) as store: ...``. Creates the file and its folder; migrates older schemas."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a results database; pass a file path to --db")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create its folder ({exc.strerror}); pass another --db") from None
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc}); check permissions or pass another --db") from None
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path}: not an SQLite results database ({exc}); point --db (or EDGEFIT_DB) at an edgefit "
+                "database or a new file, and move this one away"
+            ) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self) -> None:
+        c = self._conn
+        version = int(c.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: results schema version {version} is newer than this edgefit {__version__} reads "
+                f"({SCHEMA_VERSION}); upgrade edgefit, or pass another --db"
+            )
+        if version == 0:
+            tables = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if tables:
+                raise StoreError(
+                    f"{self.path}: an SQLite database but not edgefit's (tables: {', '.join(sorted(tables))}); "
+                    "pass another --db"
+                )
+        c.execute("PRAGMA journal_mode = WAL")
+        c.execute("PRAGMA foreign_keys = ON")
+        if version < SCHEMA_VERSION:
+            with self._transaction():
+                # Re-read inside the write lock: another process may have migrated meanwhile.
+                version = int(c.execute("PRAGMA user_version").fetchone()[0])
+                for step in MIGRATIONS[version:]:
+                    for statement in step:
+                        c.execute(statement)
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------------------ runs
+
+    def start_run(self, env: Environment, kind: str, *, run_id: str | None = None) -> str:
+        """Record a new run (status ``running``) with its environment; returns its id (a uuid4)."""
+        rid = run_id or str(uuid.uuid4())
+        with self._transaction() as c:
+            c.execute(
+                "INSERT INTO runs (id, kind, started_at, finished_at, status, host_fingerprint, environment, "
+                "edgefit_version, onnxruntime_version) VALUES (?, ?, ?, NULL, 'running', ?, ?, ?, ?)",
+                (rid, kind, _now(), env.host_fingerprint, json.dumps(env.to_dict()), __version__,
+                 env.onnxruntime_version),
+            )  # fmt: skip
+        return rid
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(RUN_STATUSES)}, found {status!r}")
+        with self._transaction() as c:
+            cur = c.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, _now(), run_id))
+            if cur.rowcount == 0:
+                raise StoreError(f"{self.path}: no run {run_id!r} to finish")
+
+    def _run_rows(self, where: str = "", params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        self._conn.row_factory = sqlite3.Row
+        try:
+            return list(
+                self._conn.execute(
+                    "SELECT r.*, (SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id) AS n "
+                    f"FROM runs r {where} ORDER BY r.started_at, r.id",
+                    tuple(params),
+                )
+            )
+        finally:
+            self._conn.row_factory = None
+
+    @staticmethod
+    def _run_info(row: sqlite3.Row) -> RunInfo:
+        return RunInfo(
+            id=row["id"],
+            kind=row["kind"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            status=row["status"],
+            host_fingerprint=row["host_fingerprint"],
+            edgefit_version=row["edgefit_version"],
+            onnxruntime_version=row["onnxruntime_version"],
+            measurement_count=int(row["n"]),
+            environment=Environment.from_dict(json.loads(row["environment"])),
+        )
+
+    def runs(self, host_fingerprint: str | None = None) -> tuple[RunInfo, ...]:
+        """All runs, oldest first (one host's if given)."""
+        if host_fingerprint is None:
+            rows = self._run_rows()
+        else:
+            rows = self._run_rows("WHERE r.host_fingerprint = ?", (host_fingerprint,))
+        return tuple(self._run_info(r) for r in rows)
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id or a unique prefix of one -> the full id (StoreError: unknown or ambiguous)."""
+        ref = ref.strip()
+        if not ref:
+            raise StoreError("empty run id; `edgefit results list` shows the runs")
+        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        ids = [r[0] for r in self._conn.execute("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\'", (pattern,))]
+        if len(ids) == 1:
+            return str(ids[0])
+        if ref in ids:
+            return ref
+        if not ids:
+            raise StoreError(f"{self.path}: no run {ref!r}; `edgefit results list` shows the runs")
+        shown = ", ".join(sorted(i[: len(ref) + 4] for i in ids)[:5])
+        raise StoreError(f"{self.path}: run prefix {ref!r} is ambiguous ({shown}...); give more characters")
+
+    def run(self, ref: str) -> RunInfo:
+        rows = self._run_rows("WHERE r.id = ?", (self.resolve_run_id(ref),))
+        return self._run_info(rows[0])
+
+    def hosts(self) -> tuple[HostInfo, ...]:
+        """Every host with runs here, with its CPU (from its latest run) and counts; most recent first."""
+        out: list[HostInfo] = []
+        by_host: dict[str, list[RunInfo]] = {}
+        for r in self.runs():
+            by_host.setdefault(r.host_fingerprint, []).append(r)
+        for fp, runs in by_host.items():
+            env = runs[-1].environment
+            out.append(
+                HostInfo(
+                    host_fingerprint=fp,
+                    cpu_model=env.cpu_model,
+                    machine=env.machine,
+                    os_name=env.os_name,
+                    runs=len(runs),
+                    measurements=sum(r.measurement_count for r in runs),
+                    first_seen=runs[0].started_at,
+                    last_seen=runs[-1].started_at,
+                )
+            )
+        return tuple(sorted(out, key=lambda h: h.last_seen, reverse=True))
+
+    # ------------------------------------------------------------------------------------------ measurements
+
+    @staticmethod
+    def _row_values(m: Measurement) -> tuple[list[str], list[Any]]:
+        d = measurement_to_dict(m)
+        extra = {k: v for k, v in d.items() if k not in _COLUMNS}
+        names, values = [], []
+        for col in _COLUMNS:
+            value = d[col]
+            if col in _JSON_COLUMNS:
+                value = json.dumps(value)
+            elif col == "started_at" and value is None:
+                value = ""  # part of the UNIQUE key: NULLs would never collide
+            names.append(col)
+            values.append(value)
+        names.append("extra")
+        values.append(json.dumps(extra))
+        return names, values
+
+    def add_measurement(self, m: Measurement) -> int:
+        """Store one measurement of a started run and commit at once; returns its row id.
+
+        ``m.run_id`` must name a run from ``start_run``. A missing ``started_at`` is set to now (microseconds),
+        which keeps two repeats of one configuration in one run apart.
+        """
+        if m.run_id is None:
+            raise ValueError("measurement has no run_id: call Store.start_run first and set Measurement.run_id")
+        if m.started_at is None:
+            m = dataclasses.replace(m, started_at=_now("microseconds"))
+        names, values = self._row_values(m)
+        sql = f"INSERT INTO measurements ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        try:
+            with self._transaction() as c:
+                cur = c.execute(sql, values)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(
+                f"{self.path}: cannot store measurement of {m.model_id} {m.precision} {m.phase.value} in run "
+                f"{m.run_id} ({exc}); is the run started, and is this configuration already stored?"
+            ) from None
+        return int(cur.lastrowid or 0)
+
+    def measurements(
+        self,
+        host_fingerprint: str | None = None,
+        precision: str | None = None,
+        model_id: str | None = None,
+        run_id: str | None = None,
+        phase: Phase | str | None = None,
+    ) -> tuple[Measurement, ...]:
+        """Stored measurements rebuilt as Measurement objects, in insertion order; filters combine with AND."""
+        clauses, params = [], []
+        for col, value in (
+            ("host_fingerprint", host_fingerprint),
+            ("precision", precision),
+            ("model_id", model_id),
+            ("run_id", run_id),
+            ("phase", phase.value if isinstance(phase, Phase) else phase),
+        ):
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        cols = [*_COLUMNS, "extra"]
+        rows = self._conn.execute(f"SELECT id, {', '.join(cols)} FROM measurements {where} ORDER BY id", params)
+        return tuple(self._measurement(row[0], dict(zip(cols, row[1:], strict=True))) for row in rows)
+
+    def _measurement(self, row_id: int, row: dict[str, Any]) -> Measurement:
+        data: dict[str, Any] = {}
+        data.update(json.loads(row.pop("extra") or "{}"))
+        for col, value in row.items():
+            data[col] = json.loads(value) if col in _JSON_COLUMNS else value
+        if data.get("started_at") == "":
+            data["started_at"] = None
+        return measurement_from_dict(data, where=f"{self.path}: measurements row {row_id}")
+
+    # ------------------------------------------------------------------------------------------ validations
+
+    def save_validation(self, result: Mapping[str, Any], host_fingerprint: str | None = None) -> int:
+        try:
+            text = json.dumps(dict(result))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"validation result must be JSON-able: {exc}") from None
+        with self._transaction() as c:
+            cur = c.execute(
+                "INSERT INTO validations (created_at, host_fingerprint, result) VALUES (?, ?, ?)",
+                (_now(), host_fingerprint, text),
+            )
+        return int(cur.lastrowid or 0)
+
+    def latest_validation(self, host_fingerprint: str | None = None) -> dict[str, Any] | None:
+        """The most recently saved validation result (of one host if given), as saved; None if there is none."""
+        sql = "SELECT result FROM validations"
+        params: tuple[Any, ...] = ()
+        if host_fingerprint is not None:
+            sql += " WHERE host_fingerprint = ?"
+            params = (host_fingerprint,)
+        row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    # ------------------------------------------------------------------------------------------ bundles
+
+    def export_bundle(self, run_ids: Iterable[str] | None, path: str | os.PathLike[str]) -> ExportSummary:
+        """Write runs (all if ``run_ids`` is None; ids or unique prefixes) to a versioned JSON bundle."""
+        ids = None if run_ids is None else [self.resolve_run_id(r) for r in run_ids]
+        runs = self.runs() if ids is None else tuple(self.run(i) for i in dict.fromkeys(ids))
+        env_json = dict(self._conn.execute("SELECT id, environment FROM runs"))
+        bundle_runs = []
+        n = 0
+        for r in runs:
+            ms = [measurement_to_dict(m) for m in self.measurements(run_id=r.id)]
+            for d in ms:
+                d.pop("run_id", None)
+            n += len(ms)
+            bundle_runs.append(
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "started_at": r.started_at,
+                    "finished_at": r.finished_at,
+                    "status": r.status,
+                    "host_fingerprint": r.host_fingerprint,
+                    "edgefit_version": r.edgefit_version,
+                    "onnxruntime_version": r.onnxruntime_version,
+                    # as stored, so fields a newer edgefit recorded survive a pass through this one
+                    "environment": json.loads(env_json[r.id]),
+                    "measurements": ms,
+                }
+            )
+        bundle = {
+            "format": BUNDLE_FORMAT,
+            "schema_version": BUNDLE_SCHEMA_VERSION,
+            "edgefit_version": __version__,
+            "exported_at": _now(),
+            "runs": bundle_runs,
+        }
+        out = Path(path)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(json.dumps(bundle, indent=1) + "\n", encoding="utf-8")
+            tmp.replace(out)
+        except OSError as exc:
+            raise StoreError(f"{out}: cannot write the bundle ({exc.strerror}); pick another --out") from None
+        hosts = tuple(dict.fromkeys(r.host_fingerprint for r in runs))
+        return ExportSummary(path=str(out), runs=len(runs), measurements=n, hosts=hosts)
+
+    def import_bundle(self, path: str | os.PathLike[str]) -> ImportSummary:
+        """Add a bundle's runs and measurements. Validates everything first; idempotent (re-import adds 0)."""
+        runs = load_bundle(path)
+        added_runs = skipped_runs = added_m = skipped_m = 0
+        with self._transaction() as c:
+            for run, ms in runs:
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO runs (id, kind, started_at, finished_at, status, host_fingerprint, "
+                    "environment, edgefit_version, onnxruntime_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run["id"], run["kind"], run["started_at"], run["finished_at"], run["status"],
+                     run["host_fingerprint"], json.dumps(run["environment"]), run["edgefit_version"],
+                     run["onnxruntime_version"]),
+                )  # fmt: skip
+                if cur.rowcount:
+                    added_runs += 1
+                else:
+                    skipped_runs += 1
+                    # a run exported while still running, now re-exported finished: take the final status
+                    c.execute(
+                        "UPDATE runs SET status = ?, finished_at = ? WHERE id = ? AND status = 'running'",
+                        (run["status"], run["finished_at"], run["id"]),
+                    )
+                for m in ms:
+                    names, values = self._row_values(m)
+                    sql = (
+                        f"INSERT OR IGNORE INTO measurements ({', '.join(names)}) "
+                        f"VALUES ({', '.join('?' * len(names))})"
+                    )
+                    if c.execute(sql, values).rowcount:
+                        added_m += 1
+                    else:
+                        skipped_m += 1
+        hosts = tuple(dict.fromkeys(run["host_fingerprint"] for run, _ in runs))
+        return ImportSummary(str(path), added_runs, skipped_runs, added_m, skipped_m, hosts)
+
+
+_RUN_FIELDS: dict[str, Any] = {
+    "id": str,
+    "kind": str,
+    "started_at": str,
+    "finished_at": str | None,
+    "status": str,
+    "host_fingerprint": str,
+    "edgefit_version": str,
+    "onnxruntime_version": str | None,
+}
+
+
+def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[Measurement]]]:
+    """Read and validate a bundle: [(run fields, [Measurement, ...]), ...]. StoreError names what is wrong."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoreError(f"{p}: no such bundle file; export one with `edgefit results export --out FILE`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{p}: cannot read the bundle ({exc}); is it an edgefit results bundle?") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(
+            f"{p}: not a JSON results bundle ({exc.msg} at line {exc.lineno}); "
+            "export one with `edgefit results export --out FILE`"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise StoreError(f"{p}: format: expected {BUNDLE_FORMAT!r}, found {found!r}; not an edgefit results bundle")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StoreError(f"{p}: schema_version: expected an integer >= 1, found {version!r}")
+    if version > BUNDLE_SCHEMA_VERSION:
+        raise StoreError(
+            f"{p}: schema_version {version} is newer than this edgefit {__version__} reads "
+            f"({BUNDLE_SCHEMA_VERSION}); upgrade edgefit to import it"
+        )
+    raw_runs = data.get("runs")
+    if not isinstance(raw_runs, list):
+        raise StoreError(f"{p}: runs: expected a list of runs, found {type(raw_runs).__name__}")
+    out: list[tuple[dict[str, Any], list[Measurement]]] = []
+    for i, raw in enumerate(raw_runs):
+        where = f"{p}: runs[{i}]"
+        if not isinstance(raw, dict):
+            raise StoreError(f"{where}: expected a run object, found {type(raw).__name__}")
+        run: dict[str, Any] = {}
+        for name, hint in _RUN_FIELDS.items():
+            if name not in raw:
+                raise StoreError(f"{where}: missing field {name!r}")
+            run[name] = _check(raw[name], hint, f"{where}.{name}")
+        if not isinstance(raw.get("environment"), dict):
+            raise StoreError(f"{where}.environment: expected an object, found {raw.get('environment')!r}")
+        run["environment"] = raw["environment"]
+        raw_ms = raw.get("measurements")
+        if not isinstance(raw_ms, list):
+            raise StoreError(f"{where}.measurements: expected a list, found {type(raw_ms).__name__}")
+        ms = []
+        for j, rm in enumerate(raw_ms):
+            if isinstance(rm, dict):
+                rm = {**rm, "run_id": run["id"]}
+            ms.append(measurement_from_dict(rm, where=f"{where}.measurements[{j}]"))
+        out.append((run, ms))
+    return out
