@@ -183,7 +183,8 @@ def _show(args: argparse.Namespace) -> int:
         s = summarize(m.samples_s)
         ci = "-" if not math.isfinite(s.ci95_rel) else f"{s.ci95_rel * 100:.1f}"
         cv = "-" if not math.isfinite(s.cv) else f"{s.cv * 100:.1f}"
-        _add_row(table, 
+        _add_row(
+            table,
             m.model_id,
             m.precision,
             m.phase.value,
@@ -263,7 +264,8 @@ def _hosts(args: argparse.Namespace) -> int:
     table.add_column("measurements", justify="right")
     table.add_column("last run (UTC)")
     for h in hosts:
-        _add_row(table, 
+        _add_row(
+            table,
             h.host_fingerprint,
             h.cpu_model or "?",
             h.machine,
