@@ -134,10 +134,8 @@ _ORT_NOTES = "/work/shared/ONNXRUNTIME-NOTES.md (measured on this project's host
 _LLAMA_CPP_README = "https://github.com/ggml-org/llama.cpp/blob/master/tools/quantize/README.md (Llama-3.1-8B table)"
 _LLAMA_CPP_QUANTIZE = "https://github.com/ggml-org/llama.cpp/blob/master/tools/quantize/quantize.cpp (QUANT_OPTIONS)"
 _GGUF_NOTE = (
-    "llama.cpp GGUF format, not an onnxruntime precision: bytes are the whole-file average bits per weight "
-    "llama.cpp measured on Llama-3.1-8B, which includes the quantized token embedding and the K-quant mix "
-    "(output.weight, attn_v, ffn_down kept at higher bits); models with a larger share of embedding/LM head "
-    "deviate by a few percent"
+    "llama.cpp GGUF format, not an onnxruntime precision; bytes modelled per tensor group from llama.cpp's "
+    "measured Llama-3.1-8B file (see catalog.gguf_bytes_by_part)"
 )
 
 
@@ -205,6 +203,24 @@ PRECISIONS: tuple[Precision, ...] = (
 _PRECISION_BY_NAME = {p.name: p for p in PRECISIONS}
 _FLOAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 _NBITS = {"int8": 8, "int4": 4}
+
+# GGUF, per llama.cpp src/llama-quant.cpp (llama_tensor_get_type): output.weight (or the tied token_embd) is Q6_K
+# in every format here but Q8_0; a K-quant tensor whose rows (ne[0] = input dim) are not a multiple of 256 falls
+# back (Q2_K, Q3_K -> IQ4_NL 4.5 bpw; Q4_K -> Q5_0 5.5; Q5_K -> Q5_1 6.0; Q6_K -> Q8_0 8.5). bpw of the types:
+# ggml block structs (Q6_K 210 B / 256 = 6.5625, Q8_0 34 B / 32 = 8.5). Norms stay F32.
+# name -> (row multiple, bulk fallback bpw, output bpw, output fallback bpw)
+_GGUF_LAYOUT: dict[str, tuple[int, float, float, float]] = {
+    "q8_0": (32, 16.0, 8.5, 16.0),
+    "q6_k": (256, 8.5, 6.5625, 8.5),
+    "q5_k_m": (256, 6.0, 6.5625, 8.5),
+    "q4_k_m": (256, 5.5, 6.5625, 8.5),
+    "q4_0": (32, 16.0, 6.5625, 8.5),
+    "q3_k_m": (256, 4.5, 6.5625, 8.5),
+    "q2_k": (256, 4.5, 6.5625, 8.5),
+}
+_LLAMA31_8B_PARAMS = 8_030_261_248  # the file llama.cpp measured the whole-file bpw on
+_LLAMA31_8B_OUTPUT = 525_336_576  # its untied output.weight [128256 x 4096]
+_LLAMA31_8B_NORMS = 266_240  # its F32 norms (65 x 4096)
 
 
 def get_precision(name: str | Precision, block_size: int | None = None) -> Precision:
@@ -554,12 +570,47 @@ def weight_bytes_by_part(spec: ModelSpec, precision: str | Precision, block_size
     return WeightBytes(v * h * elem, spec.num_layers * layer, h * 4, lm_head)
 
 
+def gguf_bytes_by_part(spec: ModelSpec, precision: str | Precision) -> WeightBytes:
+    """A GGUF file's tensor bytes, modelled from what llama.cpp measured and its type rules::
+
+        output tensor (LM head, or the embedding when tied)  at the output type (Q6_K; Q8_0 for q8_0)
+        every other matrix, embedding included               at the "bulk" bpw: Llama-3.1-8B's whole-file bpw
+                                                             with its output.weight and F32 norms taken out
+                                                             (this keeps the K-quant mix of attn_v/ffn_down)
+        a matrix whose input dim is not a multiple of 256    at the K-quant's fallback type (Qwen2.5-0.5B: 896)
+        norms                                                F32
+
+    Against llama.cpp-reported sizes of public files: gemma-2-2b Q4_K_M +0.6 %, Mistral-7B-v0.3 Q4_K_M -0.3 %,
+    TinyLlama Q4_0 +0.1 %, Qwen2.5-0.5B Q2_K -2 % (tests/test_catalog_accounting.py)."""
+    p = get_precision(precision)
+    if p.kind != "gguf":
+        raise CatalogError(f"precision {p.name!r} is not a GGUF format")
+    row_multiple, bulk_fallback, out_bpw, out_fallback = _GGUF_LAYOUT[p.name]
+    bulk_bits = p.bits_per_weight * _LLAMA31_8B_PARAMS - out_bpw * _LLAMA31_8B_OUTPUT - 32 * _LLAMA31_8B_NORMS
+    bulk_bpw = bulk_bits / (_LLAMA31_8B_PARAMS - _LLAMA31_8B_OUTPUT - _LLAMA31_8B_NORMS)
+
+    def matrix_bits(k: int, n: int, bpw: float, fallback: float) -> float:
+        return k * n * (bpw if k % row_multiple == 0 else fallback)
+
+    h, v = spec.hidden_size, spec.vocab_size
+    output = matrix_bits(h, v, out_bpw, out_fallback)
+    embedding = output if spec.tied_embeddings else matrix_bits(h, v, bulk_bpw, bulk_fallback)
+    layer = sum(matrix_bits(k, n, bulk_bpw, bulk_fallback) for k, n in _layer_matrices(spec))
+    layer += (_attention_bias_params(spec) + _mlp_bias_params(spec) + spec.norms_per_layer * h) * 32
+    return WeightBytes(
+        embeddings=math.ceil(embedding / 8),
+        layers=math.ceil(spec.num_layers * layer / 8),
+        final_norm=h * 4,
+        lm_head=0 if spec.tied_embeddings else math.ceil(output / 8),
+    )
+
+
 def weight_bytes(spec: ModelSpec, precision: str | Precision, block_size: int = 32) -> int:
     """Bytes of the weights as stored: exactly the file edgefit builds (fp32, fp16, int8, int4), a bf16
     checkpoint (2 bytes/param), or a GGUF file by llama.cpp's effective bits per weight (embedding included)."""
     p = get_precision(precision)
     if p.kind == "gguf":
-        return math.ceil(param_counts(spec).total * p.bits_per_weight / 8)
+        return gguf_bytes_by_part(spec, p).total
     if p.name == "bf16":
         return 2 * param_counts(spec).total
     return weight_bytes_by_part(spec, p, block_size).total
@@ -571,8 +622,8 @@ def weight_read_bytes_per_token(spec: ModelSpec, precision: str | Precision, blo
     p = get_precision(precision)
     pc = param_counts(spec)
     if p.kind == "gguf":
-        read_params = pc.total - pc.embeddings + (pc.embeddings if spec.tied_embeddings else 0)
-        return math.ceil(read_params * p.bits_per_weight / 8)
+        g = gguf_bytes_by_part(spec, p)
+        return g.layers + g.final_norm + (g.embeddings if spec.tied_embeddings else g.lm_head)
     if p.name == "bf16":
         return 2 * (pc.total - pc.embeddings + (pc.embeddings if spec.tied_embeddings else 0))
     parts = weight_bytes_by_part(spec, p, block_size)
