@@ -275,7 +275,7 @@ def _build(args: argparse.Namespace) -> int:
     built = build_model(
         spec, precision.name, out=args.out, layers=args.layers, seed=args.seed, block_size=args.block_size
     )
-    result = {
+    result: dict[str, Any] = {
         "path": str(built.path),
         "model_id": built.spec.id,
         "precision": built.precision,
