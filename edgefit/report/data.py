@@ -1,0 +1,144 @@
+"""What a report is made of: one frozen value that every renderer (terminal, md, html, json, csv, plots) reads.
+
+Renderers are pure functions of ``ReportData``; building it (bench, calibrate, predict, judge) lives in
+``edgefit.report.pipeline``. A test builds a ``ReportData`` from constructed predictions in a few lines, and the
+golden files are renderings of such a fixed value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from edgefit.catalog import ModelSpec
+from edgefit.errors import PredictError
+from edgefit.predict.prediction import Prediction
+from edgefit.procurement import DeviceOption, device_options
+from edgefit.profiles import DeviceProfile, Figure
+from edgefit.verdict import Verdict, Workload, best_fitting_precision, judge, largest_model_meeting, model_params
+
+SCHEMA_VERSION = 1
+
+# (spec, precision, device) -> Prediction; raises PredictError when the predictor cannot do that combination.
+PredictFn = Callable[[ModelSpec, str, DeviceProfile], Prediction]
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPoint:
+    """One point of the scaling plot: decode time per token against the bytes one token reads, on this host.
+    ``basis`` is ``measured`` (a ladder rung run here) or ``extrapolated`` (a catalog model from the fit)."""
+
+    label: str
+    precision: str
+    params: int
+    weight_read_bytes_per_token: int
+    decode_s_per_token: float
+    low_s: float
+    high_s: float
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A (model, precision, device) the predictor could not do, with its reason."""
+
+    model_id: str
+    precision: str
+    device_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    workload: Workload
+    devices: tuple[DeviceProfile, ...]
+    specs: tuple[ModelSpec, ...]
+    precisions: tuple[str, ...]
+    verdicts: tuple[Verdict, ...]
+    scaling: tuple[ScalingPoint, ...] = ()
+    validation: Mapping[str, Any] | None = None  # Store.latest_validation(), None when never run
+    provenance: Mapping[str, Any] = field(default_factory=dict)  # versions, host, time, calibration
+    skipped: tuple[Skipped, ...] = ()
+    host_device_id: str | None = None  # "host" when this host's own predictions are included
+
+    # --- lookups ---
+    def verdict(self, model_id: str, precision: str, device_id: str) -> Verdict | None:
+        return _index(self.verdicts).get((model_id, precision, device_id))
+
+    def verdicts_for(self, *, model_id: str | None = None, device_id: str | None = None) -> tuple[Verdict, ...]:
+        return tuple(
+            v
+            for v in self.verdicts
+            if (model_id is None or v.prediction.model_id == model_id)
+            and (device_id is None or v.prediction.device_id == device_id)
+        )
+
+    def spec(self, model_id: str) -> ModelSpec:
+        return {s.id: s for s in self.specs}[model_id]
+
+    def device(self, device_id: str) -> DeviceProfile:
+        return {d.id: d for d in self.devices}[device_id]
+
+    # --- answers ---
+    def best_precision(self, model_id: str, device_id: str) -> Verdict | None:
+        return best_fitting_precision(self.verdicts_for(model_id=model_id, device_id=device_id))
+
+    def largest_model(self, device_id: str) -> Verdict | None:
+        return largest_model_meeting(self.verdicts_for(device_id=device_id), self.specs)
+
+    def options(self, model_id: str) -> tuple[DeviceOption, ...]:
+        return device_options(self.verdicts_for(model_id=model_id), self.devices, model_id)
+
+    def specs_by_size(self) -> tuple[ModelSpec, ...]:
+        return tuple(sorted(self.specs, key=lambda s: (model_params(s), s.id)))
+
+
+_INDEX_CACHE: dict[int, tuple[tuple[Verdict, ...], dict[tuple[str, str, str], Verdict]]] = {}
+
+
+def _index(verdicts: tuple[Verdict, ...]) -> dict[tuple[str, str, str], Verdict]:
+    cached = _INDEX_CACHE.get(id(verdicts))
+    if cached is not None and cached[0] is verdicts:
+        return cached[1]
+    table = {(v.prediction.model_id, v.prediction.precision, v.prediction.device_id): v for v in verdicts}
+    _INDEX_CACHE.clear()  # one report at a time; keeps the cache from growing
+    _INDEX_CACHE[id(verdicts)] = (verdicts, table)
+    return table
+
+
+def collect_verdicts(
+    specs: Sequence[ModelSpec],
+    devices: Sequence[DeviceProfile],
+    precisions: Sequence[str],
+    workload: Workload,
+    predict_fn: PredictFn,
+) -> tuple[tuple[Verdict, ...], tuple[Skipped, ...]]:
+    """Predict and judge every (model, precision, device). Combinations the predictor refuses (PredictError,
+    e.g. a GGUF precision it has no calibration for) are returned as ``Skipped`` with the reason."""
+    verdicts: list[Verdict] = []
+    skipped: list[Skipped] = []
+    for spec in specs:
+        for precision in precisions:
+            for device in devices:
+                try:
+                    prediction = predict_fn(spec, precision, device)
+                except PredictError as exc:
+                    skipped.append(Skipped(spec.id, precision, device.id, str(exc)))
+                    continue
+                verdicts.append(judge(prediction, spec, device, workload))
+    return tuple(verdicts), tuple(skipped)
+
+
+def figure_sources(device: DeviceProfile) -> dict[str, str]:
+    """Every figure of a profile with where it came from ("estimated: <note>" when it has no source)."""
+    out: dict[str, str] = {}
+    for f in fields(device):
+        value = getattr(device, f.name)
+        if isinstance(value, Figure):
+            out[f.name] = value.source if value.source else f"estimated: {value.note or 'no note'}"
+    return out
+
+
+def measured_points(points: Iterable[ScalingPoint]) -> tuple[ScalingPoint, ...]:
+    return tuple(p for p in points if p.basis == "measured")

@@ -1,0 +1,147 @@
+"""The plain-language opening of a report, for a reader who is not an engineer.
+
+Every sentence is computed from the report's own numbers; nothing here is a canned figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from edgefit.report import fmt
+from edgefit.report.data import ReportData
+from edgefit.verdict import model_params, naive_weight_bytes
+
+# ~5 tokens/s is about reading speed (a token is ~0.75 English words; people read ~200-300 words a minute).
+READING_SPEED_TOKENS_PER_S = 5.0
+
+
+def summary_paragraphs(data: ReportData) -> tuple[str, ...]:
+    paras = [_numbers_game(data)]
+    too_big = _fits_nowhere(data)
+    if too_big:
+        paras.append(too_big)
+    paras.append(_reading_speed(data))
+    paras.append(_trust(data))
+    return tuple(p for p in paras if p)
+
+
+def _reference_spec_id(data: ReportData) -> str | None:
+    """The open-weight model closest to 8B parameters: the size people ask about most."""
+    specs = [s for s in data.specs if s.open_weights] or list(data.specs)
+    if not specs:
+        return None
+    return min(specs, key=lambda s: abs(model_params(s) - 8e9)).id
+
+
+def _numbers_game(data: ReportData) -> str:
+    ref = _reference_spec_id(data)
+    if ref is None:
+        return ""
+    spec = data.spec(ref)
+    n = model_params(spec)
+    sizes = []
+    for precision in ("fp32", "int8", "int4"):
+        held = next((v for v in data.verdicts_for(model_id=ref) if v.prediction.precision == precision), None)
+        naive = naive_weight_bytes(spec, precision)
+        text = f"{precision} {fmt.gb(naive)} GB"
+        if held is not None:
+            text += f" (the runtime really holds {fmt.gib_unit(held.prediction.memory.total.value)})"
+        sizes.append(text)
+    return (
+        f"A model's size is its parameter count: {spec.name} has {fmt.params(n)} parameters, and every one of "
+        f"them must sit in memory while it runs. Stored as 32-bit floats (fp32) a parameter takes 4 bytes, as "
+        f"int8 about 1 byte, as int4 about half a byte, so {spec.name} needs: " + "; ".join(sizes) + ". "
+        f"The runtime needs more than the bare weights: quantization scales, the embedding table kept at full "
+        f"precision, prepacked copies for fast kernels, and the conversation memory (KV cache) for "
+        f"{data.workload.context_tokens} tokens of context."
+    )
+
+
+def _fits_nowhere(data: ReportData) -> str:
+    if not data.devices:
+        return ""
+    roomiest = max(data.devices, key=lambda d: d.usable_ram_bytes)
+    nowhere = []
+    for spec in data.specs_by_size():
+        vs = data.verdicts_for(model_id=spec.id)
+        if vs and all(v.prediction.memory.total.value > v.prediction.memory.usable_ram_bytes for v in vs):
+            smallest = min(vs, key=lambda v: v.prediction.memory.total.value)
+            nowhere.append((spec, smallest))
+    if not nowhere:
+        return ""
+    biggest_spec, smallest_v = nowhere[-1]
+    names = ", ".join(s.name for s, _ in nowhere)
+    return (
+        f"Some models fit on no device here at any precision: {names}. {biggest_spec.name} needs at least "
+        f"{fmt.gib_unit(smallest_v.prediction.memory.total.value)} even at {smallest_v.prediction.precision}, "
+        f"while the roomiest device, {roomiest.name}, has {fmt.gib_unit(roomiest.usable_ram_bytes)} usable. "
+        f"No amount of waiting fixes that: a model that does not fit in memory does not run at all "
+        f"(or swaps to storage and becomes thousands of times slower)."
+    )
+
+
+def _reading_speed(data: ReportData) -> str:
+    floor = data.workload.min_decode_tokens_per_s
+    parts = []
+    for device in data.devices:
+        if device.id == data.host_device_id:
+            continue
+        best = data.largest_model(device.id)
+        if best is None:
+            continue
+        p = best.prediction
+        parts.append(
+            f"{device.name}: up to {data.spec(p.model_id).name} at {p.precision} "
+            f"({fmt.tps(p.decode_tokens_per_s.value)} tok/s)"
+        )
+    floor_words = "about reading speed" if floor <= READING_SPEED_TOKENS_PER_S * 1.2 else "the speed you asked for"
+    if not parts:
+        return (
+            f"No model in this report reaches {fmt.tps(floor)} tokens/s ({floor_words}) within memory on any "
+            f"device profiled here."
+        )
+    return (
+        f"Which models answer at {fmt.tps(floor)} tokens/s or more ({floor_words}) with room in memory, by "
+        f"device, largest first: " + "; ".join(parts) + "."
+    )
+
+
+def validation_sentence(validation: Mapping[str, Any] | None) -> str:
+    """One sentence on this host's back-test error, or how to get one."""
+    if not validation:
+        return (
+            "`edgefit validate` has not been run on this host, so the prediction error is unknown: run "
+            "`edgefit validate` (it refits on the small rungs and predicts the larger ones measured here), then "
+            "rebuild this report."
+        )
+    err = _first_number(validation, ("median_abs_pct_error", "median_abs_error_pct", "mape_pct", "median_error_pct"))
+    worst = _first_number(validation, ("max_abs_pct_error", "max_abs_error_pct", "max_error_pct"))
+    n = _first_number(validation, ("n_points", "points", "n"))
+    if err is None:
+        summary = validation.get("summary")
+        if isinstance(summary, str) and summary:
+            return f"Back-test on this host (`edgefit validate`): {summary}"
+        return "Back-test on this host (`edgefit validate`) has run; see results.json for its figures."
+    text = "Back-test on this host (`edgefit validate`): predicting the larger measured rungs from the smaller ones "
+    text += f"misses by {err:.1f} % (median absolute error"
+    if worst is not None:
+        text += f", worst {worst:.1f} %"
+    if n is not None:
+        text += f", {n:.0f} points"
+    return text + "). Other devices add the uncertainty of their datasheet figures on top."
+
+
+def _first_number(d: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
+    for k in keys:
+        v = d.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def _trust(data: ReportData) -> str:
+    return (
+        validation_sentence(data.validation) + " Every figure is marked: M measured on this host, E extrapolated "
+        "from this host's fitted scaling laws, S computed from a device's datasheet figures."
+    )

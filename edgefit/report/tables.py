@@ -1,0 +1,284 @@
+"""Tables every renderer shares: plain-text cells plus a verdict kind per cell for colour (terminal, html).
+
+Cells carry words and symbols that read without colour ("✓ fits 12 tok/s"); colour is only an extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgefit.procurement import cheapest_meeting, devices_needed, pareto_front
+from edgefit.report import fmt
+from edgefit.report.data import ReportData
+from edgefit.verdict import VerdictKind, model_params, naive_weight_bytes
+
+# Aggregate demand the report sizes a fleet for (tokens/s over all users; ~20 readers at 5 tok/s).
+FLEET_DEMAND_TOKENS_PER_S = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    kind: VerdictKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    note: str = ""
+
+
+def _c(text: str) -> Cell:
+    return Cell(text)
+
+
+def model_label(data: ReportData, model_id: str) -> str:
+    spec = data.spec(model_id)
+    return f"{spec.name} ({fmt.params(model_params(spec))})"
+
+
+def verdict_matrix(data: ReportData, precision: str) -> Table:
+    """Models x devices for one precision: symbol + word + decode speed."""
+    header = ("model", *(d.name for d in data.devices))
+    rows = []
+    for spec in data.specs_by_size():
+        cells = [_c(model_label(data, spec.id))]
+        for device in data.devices:
+            v = data.verdict(spec.id, precision, device.id)
+            if v is None:
+                cells.append(Cell("n/a"))
+                continue
+            cells.append(Cell(f"{v.kind.symbol} {fmt.tps(v.prediction.decode_tokens_per_s.value)}", v.kind))
+        rows.append(tuple(cells))
+    return Table(
+        f"Verdicts at {precision}",
+        header,
+        tuple(rows),
+        note=f"cells: verdict and predicted decode speed [tok/s] at {precision}",
+    )
+
+
+def best_precision_table(data: ReportData) -> Table:
+    """Per model and device: the least-quantized precision meeting the workload."""
+    header = ("model", *(d.name for d in data.devices))
+    rows = []
+    for spec in data.specs_by_size():
+        cells = [_c(model_label(data, spec.id))]
+        for device in data.devices:
+            best = data.best_precision(spec.id, device.id)
+            if best is None:
+                cells.append(Cell("✗ none", VerdictKind.DOES_NOT_FIT))
+            else:
+                p = best.prediction
+                cells.append(Cell(f"{p.precision} {fmt.tps(p.decode_tokens_per_s.value)}", best.kind))
+        rows.append(tuple(cells))
+    return Table(
+        "Best precision that meets the workload",
+        header,
+        tuple(rows),
+        note="least quantization (most bits per weight) that meets the workload, with its decode speed [tok/s]",
+    )
+
+
+def largest_model_table(data: ReportData) -> Table:
+    header = (
+        "device",
+        "usable RAM [GiB]",
+        "price [USD]",
+        "largest model meeting the workload",
+        "precision",
+        "decode [tok/s]",
+        "memory [GiB]",
+    )
+    rows = []
+    for device in data.devices:
+        v = data.largest_model(device.id)
+        if v is None:
+            rows.append(
+                (
+                    _c(device.name),
+                    _c(fmt.gib(device.usable_ram_bytes)),
+                    _c(fmt.usd(device.price_usd)),
+                    Cell("✗ none", VerdictKind.DOES_NOT_FIT),
+                    _c("-"),
+                    _c("-"),
+                    _c("-"),
+                )
+            )
+            continue
+        p = v.prediction
+        rows.append(
+            (
+                _c(device.name),
+                _c(fmt.gib(device.usable_ram_bytes)),
+                _c(fmt.usd(device.price_usd)),
+                Cell(f"{v.kind.symbol} {model_label(data, p.model_id)}", v.kind),
+                _c(p.precision),
+                _c(fmt.interval_tps(p.decode_tokens_per_s)),
+                _c(f"{fmt.gib(p.memory.total.value)} {fmt.mark(p.memory.total)}"),
+            )
+        )
+    return Table("Largest model per device", header, tuple(rows), note=fmt.BASIS_LEGEND)
+
+
+def memory_table(data: ReportData, precision: str) -> Table:
+    """Why memory is more than params x bits: naive figure against what the runtime holds."""
+    header = (
+        "model",
+        "params x bits [GB]",
+        "weights held [GiB]",
+        "KV cache [GiB]",
+        "runtime + activations [GiB]",
+        "total [GiB]",
+        "ratio to params x bits",
+    )
+    rows = []
+    ctx = data.workload.context_tokens
+    for spec in data.specs_by_size():
+        any_v = next((v for v in data.verdicts_for(model_id=spec.id) if v.prediction.precision == precision), None)
+        if any_v is None:
+            continue
+        m = any_v.prediction.memory
+        naive = naive_weight_bytes(spec, precision)
+        rows.append(
+            (
+                _c(model_label(data, spec.id)),
+                _c(fmt.gb(naive)),
+                _c(fmt.gib(m.weights_bytes)),
+                _c(fmt.gib(m.kv_cache_bytes)),
+                _c(fmt.gib(m.runtime_bytes + m.activations_bytes)),
+                _c(f"{fmt.gib(m.total.value)} {fmt.mark(m.total)}"),
+                _c(f"{m.total.value / naive:.2f}x" if naive > 0 else "-"),
+            )
+        )
+    return Table(
+        f"Memory at {precision}, context {ctx} tokens: what the runtime holds",
+        header,
+        tuple(rows),
+        note=(
+            "params x bits is what a user computes in their head (GB = 10^9 B); onnxruntime holds more: "
+            "quantization scales, prepacked int4 copies, the embedding table kept in fp32, the KV cache at the "
+            "full context and its own working memory."
+        ),
+    )
+
+
+def procurement_table(data: ReportData, model_id: str) -> Table:
+    options = data.options(model_id)
+    front_ids = {o.device_id for o in pareto_front(options)}
+    cheapest = cheapest_meeting(options, data.workload)
+    header = (
+        "device",
+        "verdict",
+        "precision",
+        "price [USD]",
+        "decode [tok/s]",
+        "USD per tok/s",
+        "energy [J per 1k tokens]",
+        "Pareto",
+        f"devices for {FLEET_DEMAND_TOKENS_PER_S:.0f} tok/s",
+    )
+    rows = []
+    ranked = sorted(
+        options,
+        key=lambda o: (not o.meets, o.usd_per_token_per_s is None, o.usd_per_token_per_s or 0.0, o.device_id),
+    )
+    for o in ranked:
+        fleet = devices_needed(o, FLEET_DEMAND_TOKENS_PER_S) if o.meets and o.decode_tokens_per_s > 0 else None
+        fleet_text = "-"
+        if fleet is not None:
+            fleet_text = f"{fleet.devices}" + (f" ({fmt.usd(fleet.total_price_usd)})" if fleet.total_price_usd else "")
+        rows.append(
+            (
+                _c(
+                    o.device_name
+                    + (" (cheapest)" if cheapest is not None and o.device_id == cheapest.device_id else "")
+                ),
+                Cell(o.kind.symbol, o.kind),
+                _c(o.precision),
+                _c(fmt.usd(o.price_usd)),
+                _c(fmt.tps(o.decode_tokens_per_s)),
+                _c("-" if o.usd_per_token_per_s is None else f"{o.usd_per_token_per_s:,.1f}"),
+                _c(f"{o.energy_per_1k_tokens_j:,.0f}"),
+                _c("yes" if o.device_id in front_ids else ""),
+                _c(fleet_text),
+            )
+        )
+    if cheapest is not None:
+        note = f"cheapest device meeting the workload: {cheapest.device_name} ({fmt.usd(cheapest.price_usd)})"
+    else:
+        note = "no priced device meets the workload for this model"
+    note += (
+        "; Pareto = not beaten on price, speed and energy together by any other device; "
+        "fleet sizes assume one batch-1 stream per device"
+    )
+    return Table(f"Procurement for {model_label(data, model_id)}", header, tuple(rows), note=note)
+
+
+def procurement_models(data: ReportData, limit: int = 3) -> tuple[str, ...]:
+    """Models worth a procurement table: open-weight models meeting the workload on some priced device, the
+    largest, the smallest and one in the middle."""
+    candidates = []
+    for spec in data.specs_by_size():
+        if not spec.open_weights:
+            continue
+        if any(o.meets and o.price_usd is not None for o in data.options(spec.id)):
+            candidates.append(spec.id)
+    if len(candidates) <= limit:
+        return tuple(reversed(candidates))
+    picks = [candidates[-1], candidates[len(candidates) // 2], candidates[0]]
+    return tuple(dict.fromkeys(picks))[:limit]
+
+
+def scaling_table(data: ReportData) -> Table:
+    header = ("rung", "precision", "params", "bytes read per token [MiB]", "decode [ms/token]", "basis")
+    rows = []
+    for p in sorted(data.scaling, key=lambda p: (p.basis, p.precision, p.weight_read_bytes_per_token)):
+        if p.basis != "measured":
+            continue
+        rows.append(
+            (
+                _c(p.label),
+                _c(p.precision),
+                _c(fmt.params(p.params)),
+                _c(f"{p.weight_read_bytes_per_token / 2**20:.1f}"),
+                _c(f"{p.decode_s_per_token * 1000:.2f}"),
+                _c(p.basis),
+            )
+        )
+    return Table("Measured on this host (the ladder)", header, tuple(rows))
+
+
+def device_table(data: ReportData) -> Table:
+    header = (
+        "device",
+        "id",
+        "RAM [GiB]",
+        "usable [GiB]",
+        "bandwidth [GB/s]",
+        "load power [W]",
+        "price [USD]",
+    )
+    rows = []
+    for d in data.devices:
+        bw = d.measured_bandwidth_bytes_per_s or d.bandwidth_bytes_per_s
+        bw_mark = "M" if d.measured_bandwidth_bytes_per_s else "S"
+        rows.append(
+            (
+                _c(d.name),
+                _c(d.id),
+                _c(fmt.gib(d.ram_bytes)),
+                _c(fmt.gib(d.usable_ram_bytes)),
+                _c(f"{bw / 1e9:.1f} {bw_mark}"),
+                _c(fmt.watts(d.load_power_w)),
+                _c(fmt.usd(d.price_usd) + (f" ({d.price_date})" if d.price_date else "")),
+            )
+        )
+    return Table(
+        "Devices",
+        header,
+        tuple(rows),
+        note="bandwidth: M = measured (STREAM-like, from the profile's source or `edgefit detect`), S = datasheet",
+    )

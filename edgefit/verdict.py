@@ -1,0 +1,290 @@
+"""Verdicts: a workload plus a prediction becomes an answer a user can act on.
+
+```
+ Prediction (memory, speed, power) ─┐
+ ModelSpec (open weights?)          ├─> judge() ─> Verdict(kind, reasons, notes, prediction)
+ DeviceProfile (usable RAM, budget) │
+ Workload (context, floors, caps)  ─┘
+```
+
+The kind is the first problem found, in this order: ``weights_not_public`` (the numbers are still computed and
+shown), ``does_not_fit`` (memory total > usable RAM), ``over_power_budget``, ``too_slow`` (decode below the
+floor, or time to first token above the maximum), ``tight`` (fits, but with < 15 % memory headroom or within
+20 % of a speed limit), ``fits``. Every reason quotes the numbers with their units.
+
+Memory is what the runtime holds (prepacked int4, fp32 embedding table, KV cache, runtime), as the predictor
+reports it; where that is far above ``params x bits / 8`` a note says why, because users are surprised by it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from edgefit import catalog
+from edgefit.catalog import ModelSpec
+from edgefit.errors import UsageError
+from edgefit.predict.prediction import Prediction
+from edgefit.profiles import DeviceProfile
+from edgefit.units import GB, GIB
+
+# Why 15 % and 20 %: below 15 % headroom a longer context, a browser tab or a second process tips the device
+# into swap; a predicted speed within 20 % of the floor is inside this predictor's typical error band.
+TIGHT_MEMORY_HEADROOM = 0.15
+TIGHT_SPEED_MARGIN = 0.20
+# A note is added when the runtime holds this many times more than params x nominal bits / 8.
+SURPRISE_RATIO = 1.25
+
+# Nominal bits per weight a user has in mind for a precision name ("int4 is half a byte").
+_NOMINAL_BITS: dict[str, float] = {
+    "fp32": 32.0,
+    "fp16": 16.0,
+    "bf16": 16.0,
+    "int8": 8.0,
+    "int4": 4.0,
+    "q8_0": 8.0,
+    "q6_k": 6.0,
+    "q5_k_m": 5.0,
+    "q4_k_m": 4.0,
+    "q4_0": 4.0,
+}
+
+
+class VerdictKind(str, Enum):
+    FITS = "fits"
+    TIGHT = "tight"
+    TOO_SLOW = "too_slow"
+    OVER_POWER_BUDGET = "over_power_budget"
+    DOES_NOT_FIT = "does_not_fit"
+    WEIGHTS_NOT_PUBLIC = "weights_not_public"
+
+    @property
+    def ok(self) -> bool:
+        """True when the workload can run: ``fits`` or ``tight``."""
+        return self in (VerdictKind.FITS, VerdictKind.TIGHT)
+
+    @property
+    def symbol(self) -> str:
+        """Symbol + word that reads without colour (terminal tables, Markdown)."""
+        return _SYMBOLS[self]
+
+
+_SYMBOLS: dict[VerdictKind, str] = {
+    VerdictKind.FITS: "✓ fits",
+    VerdictKind.TIGHT: "~ tight",
+    VerdictKind.TOO_SLOW: "✗ slow",
+    VerdictKind.OVER_POWER_BUDGET: "✗ power",
+    VerdictKind.DOES_NOT_FIT: "✗ no-fit",
+    VerdictKind.WEIGHTS_NOT_PUBLIC: "- closed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What the user wants to run. ``power_cap_w`` applies on top of a device's own budget;
+    ``price_cap_usd`` filters devices (procurement, ``edgefit fit``), it does not change a verdict."""
+
+    context_tokens: int = 4096
+    prompt_tokens: int = 512
+    generate_tokens: int = 256
+    min_decode_tokens_per_s: float = 5.0
+    max_ttft_s: float | None = None
+    power_cap_w: float | None = None
+    price_cap_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("context_tokens", "prompt_tokens", "generate_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"workload {name}: expected a positive integer, found {value!r}")
+        if self.prompt_tokens > self.context_tokens:
+            raise UsageError(
+                f"workload: prompt_tokens ({self.prompt_tokens}) must not exceed context_tokens "
+                f"({self.context_tokens}); raise --context or lower --prompt"
+            )
+        if not (self.min_decode_tokens_per_s >= 0 and math.isfinite(self.min_decode_tokens_per_s)):
+            raise UsageError(
+                f"workload min_decode_tokens_per_s: expected a number >= 0, found {self.min_decode_tokens_per_s!r}"
+            )
+        for name in ("max_ttft_s", "power_cap_w", "price_cap_usd"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise UsageError(f"workload {name}: expected a positive number or nothing, found {value!r}")
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {
+            "context_tokens": self.context_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "generate_tokens": self.generate_tokens,
+            "min_decode_tokens_per_s": self.min_decode_tokens_per_s,
+            "max_ttft_s": self.max_ttft_s,
+            "power_cap_w": self.power_cap_w,
+            "price_cap_usd": self.price_cap_usd,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: VerdictKind
+    reasons: tuple[str, ...]  # why this kind (all problems found, numbers quoted)
+    prediction: Prediction
+    notes: tuple[str, ...] = ()  # things a user would be surprised by (memory far above params x bits)
+
+    @property
+    def ok(self) -> bool:
+        return self.kind.ok
+
+    @property
+    def memory_headroom(self) -> float:
+        """Fraction of usable RAM left free (negative when it does not fit)."""
+        usable = self.prediction.memory.usable_ram_bytes
+        return (usable - self.prediction.memory.total.value) / usable if usable > 0 else -math.inf
+
+
+def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, workload: Workload) -> Verdict:
+    """The verdict for one (model, precision, device) under ``workload``. See the module docstring."""
+    mem = prediction.memory
+    total_bytes = mem.total.value
+    usable_bytes = mem.usable_ram_bytes if mem.usable_ram_bytes > 0 else device.usable_ram_bytes
+    tps = prediction.decode_tokens_per_s.value
+    ttft_s = prediction.time_to_first_token_s.value
+    power_w = prediction.power_w.value
+    power_cap_w = _power_cap(device, workload)
+
+    problems: list[tuple[VerdictKind, str]] = []
+    if not spec.open_weights:
+        problems.append(
+            (VerdictKind.WEIGHTS_NOT_PUBLIC, f"{spec.name} weights are not public: figures are what it would need")
+        )
+    if total_bytes > usable_bytes:
+        problems.append(
+            (VerdictKind.DOES_NOT_FIT, f"needs {_gib(total_bytes)}, {_gib(usable_bytes)} usable on {device.name}")
+        )
+    if power_cap_w is not None and power_w > power_cap_w:
+        problems.append((VerdictKind.OVER_POWER_BUDGET, f"draws {power_w:.1f} W > {power_cap_w:.1f} W budget"))
+    if tps < workload.min_decode_tokens_per_s:
+        problems.append(
+            (VerdictKind.TOO_SLOW, f"{_tps(tps)} tok/s < {_tps(workload.min_decode_tokens_per_s)} tok/s floor")
+        )
+    if workload.max_ttft_s is not None and ttft_s > workload.max_ttft_s:
+        problems.append(
+            (VerdictKind.TOO_SLOW, f"first token after {_secs(ttft_s)} > {_secs(workload.max_ttft_s)} maximum")
+        )
+
+    notes = _memory_notes(prediction, spec)
+    if problems:
+        order = list(VerdictKind)[::-1]  # weights_not_public first ... fits last
+        kind = min((k for k, _ in problems), key=order.index)
+        return Verdict(kind, tuple(r for _, r in problems), prediction, notes)
+
+    tight: list[str] = []
+    headroom = (usable_bytes - total_bytes) / usable_bytes
+    if headroom < TIGHT_MEMORY_HEADROOM:
+        tight.append(
+            f"needs {_gib(total_bytes)} of {_gib(usable_bytes)} usable: {headroom:.0%} headroom "
+            f"< {TIGHT_MEMORY_HEADROOM:.0%}"
+        )
+    if tps < workload.min_decode_tokens_per_s * (1 + TIGHT_SPEED_MARGIN):
+        tight.append(
+            f"{_tps(tps)} tok/s is within {TIGHT_SPEED_MARGIN:.0%} of the "
+            f"{_tps(workload.min_decode_tokens_per_s)} tok/s floor"
+        )
+    if workload.max_ttft_s is not None and ttft_s > workload.max_ttft_s * (1 - TIGHT_SPEED_MARGIN):
+        tight.append(
+            f"first token after {_secs(ttft_s)} is within {TIGHT_SPEED_MARGIN:.0%} of the "
+            f"{_secs(workload.max_ttft_s)} maximum"
+        )
+    if power_cap_w is not None and power_w > power_cap_w * (1 - TIGHT_SPEED_MARGIN):
+        tight.append(f"draws {power_w:.1f} W, within {TIGHT_SPEED_MARGIN:.0%} of the {power_cap_w:.1f} W budget")
+    if tight:
+        return Verdict(VerdictKind.TIGHT, tuple(tight), prediction, notes)
+    reason = (
+        f"needs {_gib(total_bytes)} of {_gib(usable_bytes)} usable, "
+        f"{_tps(tps)} tok/s >= {_tps(workload.min_decode_tokens_per_s)} tok/s floor"
+    )
+    return Verdict(VerdictKind.FITS, (reason,), prediction, notes)
+
+
+def naive_weight_bytes(spec: ModelSpec, precision: str) -> float:
+    """``params x nominal bits / 8``: the figure a user computes in their head (8e9 x 0.5 B for 8B int4)."""
+    return model_params(spec) * nominal_bits(precision) / 8
+
+
+def nominal_bits(precision: str) -> float:
+    key = precision.lower()
+    if key in _NOMINAL_BITS:
+        return _NOMINAL_BITS[key]
+    return float(catalog.get_precision(precision).bits_per_weight)
+
+
+def model_params(spec: ModelSpec) -> int:
+    """Exact parameter count from the catalog's accounting (embeddings counted once when tied)."""
+    return int(catalog.param_counts(spec).total)
+
+
+def _memory_notes(prediction: Prediction, spec: ModelSpec) -> tuple[str, ...]:
+    """Explain why the runtime needs far more than params x bits / 8, where it does."""
+    try:
+        naive = naive_weight_bytes(spec, prediction.precision)
+    except Exception:  # an unknown precision name: no note rather than no verdict
+        return ()
+    mem = prediction.memory
+    if naive <= 0 or mem.total.value < naive * SURPRISE_RATIO:
+        return ()
+    n_params = model_params(spec)
+    params_text = f"{n_params / 1e9:.1f}B" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M"
+    parts = [f"weights as held {_gib(mem.weights_bytes)}"]
+    embedding_bytes = spec.vocab_size * spec.hidden_size * 4
+    if prediction.precision.lower() not in ("fp32",) and mem.weights_bytes > embedding_bytes:
+        parts.append(f"incl. the fp32 embedding table {_gib(embedding_bytes)}")
+    parts.append(f"KV cache {_gib(mem.kv_cache_bytes)} at {prediction.context_tokens} tokens")
+    parts.append(f"runtime and activations {_gib(mem.runtime_bytes + mem.activations_bytes)}")
+    return (
+        f"{params_text} params x {nominal_bits(prediction.precision):g} bits would be "
+        f"{naive / GB:.1f} GB, but the runtime holds {_gib(mem.total.value)}: " + ", ".join(parts),
+    )
+
+
+def _power_cap(device: DeviceProfile, workload: Workload) -> float | None:
+    caps = [c for c in (workload.power_cap_w, device.power_budget_w) if c is not None]
+    return min(caps) if caps else None
+
+
+# --- answers over many verdicts -----------------------------------------------------------------------------
+
+
+def best_fitting_precision(verdicts: Iterable[Verdict]) -> Verdict | None:
+    """Per (model, device): the least-quantized precision (most bits per weight) that meets the workload,
+    i.e. the smallest step down in precision the device forces. ``None`` when no precision meets it."""
+    ok = [v for v in verdicts if v.ok]
+    if not ok:
+        return None
+    return max(ok, key=lambda v: (nominal_bits(v.prediction.precision), v.prediction.decode_tokens_per_s.value))
+
+
+def largest_model_meeting(verdicts: Iterable[Verdict], specs: Sequence[ModelSpec]) -> Verdict | None:
+    """Per device: the model with the most parameters that meets the workload at some precision (the fastest
+    such precision when several do). ``verdicts`` are for one device."""
+    by_id = {s.id: s for s in specs}
+    ok = [v for v in verdicts if v.ok and v.prediction.model_id in by_id]
+    if not ok:
+        return None
+    return max(ok, key=lambda v: (model_params(by_id[v.prediction.model_id]), v.prediction.decode_tokens_per_s.value))
+
+
+# --- formatting for reasons (kept here: verdict is an earlier stage than report) ------------------------------
+
+
+def _gib(n_bytes: float) -> str:
+    value = n_bytes / GIB
+    return f"{value:.1f} GiB" if value >= 0.95 else f"{n_bytes / 2**20:.0f} MiB"
+
+
+def _tps(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _secs(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"

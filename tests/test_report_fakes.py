@@ -1,0 +1,194 @@
+"""Builders for the report/verdict tests: devices, model specs and predictions in one line, no disk, no
+predictor. Imported by tests/test_verdict*.py, test_procurement*.py, test_report*.py, test_fit_cli*.py."""
+
+from __future__ import annotations
+
+from edgefit.catalog import ModelSpec
+from edgefit.predict.prediction import Basis, Estimate, MemoryBreakdown, Prediction
+from edgefit.profiles import ComputeEngine, CpuCluster, DeviceProfile, Figure
+from edgefit.report.data import ReportData, ScalingPoint
+from edgefit.verdict import Verdict, Workload, judge
+
+GIB = 2**30
+SRC = "test fixture"
+
+
+def fig(value: float, unit: str) -> Figure:
+    return Figure(value=value, unit=unit, source=SRC)
+
+
+def device(
+    device_id: str = "board-8gb",
+    *,
+    name: str | None = None,
+    usable_gib: float = 7.0,
+    price_usd: float | None = 80.0,
+    budget_w: float | None = None,
+    load_w: float = 8.0,
+) -> DeviceProfile:
+    return DeviceProfile(
+        id=device_id,
+        name=name or device_id.replace("-", " ").title(),
+        kind="sbc",
+        cpu_model="Test CPU",
+        isa="aarch64",
+        cpu_features=("neon",),
+        clusters=(CpuCluster("Cortex-A76", 4, fig(2.4e9, "hz")),),
+        ram=fig((usable_gib + 0.5) * GIB, "bytes"),
+        usable_ram=Figure(value=usable_gib * GIB, unit="bytes", estimated=True, note="fixture"),
+        memory_type="LPDDR4X",
+        bandwidth=fig(17e9, "bytes_per_s"),
+        engines=(ComputeEngine("cpu", "CPUExecutionProvider", peak_fp32_flops_per_s=fig(150e9, "flops_per_s")),),
+        idle_power=fig(2.5, "w"),
+        load_power=fig(load_w, "w"),
+        max_power=fig(12.0, "w"),
+        power_budget=fig(budget_w, "w") if budget_w is not None else None,
+        price=fig(price_usd, "usd") if price_usd is not None else None,
+        price_date="2024-10" if price_usd is not None else None,
+    )
+
+
+def spec(
+    model_id: str = "tiny-1b",
+    *,
+    hidden: int = 2048,
+    layers: int = 16,
+    vocab: int = 32000,
+    intermediate: int = 5632,
+    open_weights: bool = True,
+    name: str | None = None,
+) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        name=name or model_id,
+        family="llama",
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=hidden // 64,
+        num_kv_heads=8 if (hidden // 64) % 8 == 0 else 2,
+        head_dim=64,
+        intermediate_size=intermediate,
+        vocab_size=vocab,
+        tied_embeddings=False,
+        open_weights=open_weights,
+    )
+
+
+def est(value: float, spread: float = 0.1, basis: Basis = Basis.EXTRAPOLATED) -> Estimate:
+    return Estimate(value, value * (1 - spread), value * (1 + spread), basis)
+
+
+def prediction(
+    model_id: str = "tiny-1b",
+    precision: str = "int8",
+    device_id: str = "board-8gb",
+    *,
+    total_gib: float = 2.0,
+    usable_gib: float = 7.0,
+    tps: float = 10.0,
+    ttft_s: float = 1.0,
+    power_w: float = 8.0,
+    context_tokens: int = 4096,
+) -> Prediction:
+    total = total_gib * GIB
+    kv = int(total * 0.1)
+    runtime = 50 * 2**20
+    weights = int(total) - kv - runtime
+    return Prediction(
+        model_id=model_id,
+        precision=precision,
+        device_id=device_id,
+        context_tokens=context_tokens,
+        prompt_tokens=512,
+        threads=4,
+        decode_s_per_token=est(1.0 / tps),
+        decode_tokens_per_s=est(tps),
+        prefill_s=est(ttft_s * 0.9),
+        time_to_first_token_s=est(ttft_s),
+        memory=MemoryBreakdown(
+            weights_bytes=weights,
+            kv_cache_bytes=kv,
+            activations_bytes=0,
+            runtime_bytes=runtime,
+            total=est(total, 0.05, Basis.SPEC),
+            usable_ram_bytes=int(usable_gib * GIB),
+        ),
+        power_w=est(power_w, 0.2, Basis.SPEC),
+        energy_per_token_j=est(power_w / tps, 0.2, Basis.SPEC),
+        bound="memory",
+        calibration={"bandwidth_efficiency": 0.85, "source_host": "fixture"},
+    )
+
+
+def verdict(**kwargs: object) -> Verdict:
+    """Judge a prediction built from ``kwargs`` on a matching device and spec under the default workload."""
+    p = prediction(**kwargs)  # type: ignore[arg-type]
+    return judge(p, spec(p.model_id), device(p.device_id, usable_gib=p.memory.usable_ram_bytes / GIB), Workload())
+
+
+# --- a fixed report: three models, three devices, two precisions; numbers from a toy memory/speed model ----
+
+FIXED_DEVICES = (
+    device("small-board-2gb", name="Small Board (2 GB)", usable_gib=1.6, price_usd=45.0, load_w=5.0),
+    device("mid-board-8gb", name="Mid Board (8 GB)", usable_gib=7.3, price_usd=80.0, load_w=9.0),
+    device("big-box-32gb", name="Big Box (32 GB)", usable_gib=29.0, price_usd=600.0, load_w=35.0, budget_w=30.0),
+)
+FIXED_SPECS = (
+    spec("toy-0.5b", hidden=896, layers=24, vocab=151936, intermediate=4864, name="Toy 0.5B"),
+    spec("toy-8b", hidden=4096, layers=32, vocab=128256, intermediate=14336, name="Toy 8B"),
+    spec("toy-70b", hidden=8192, layers=80, vocab=128256, intermediate=28672, name="Toy 70B"),
+    spec("closed-8b", hidden=4096, layers=32, vocab=128256, intermediate=14336, open_weights=False, name="Closed 8B"),
+)
+_BYTES_PER_PARAM = {"fp32": 4.0, "int8": 1.2, "int4": 0.8}
+_BANDWIDTH = {"small-board-2gb": 4e9, "mid-board-8gb": 10e9, "big-box-32gb": 60e9}
+
+
+def fixed_prediction(s: ModelSpec, precision: str, d: DeviceProfile) -> Prediction:
+    """A deterministic toy predictor: memory = params x bytes/param + KV + runtime; speed = bandwidth / bytes."""
+    from edgefit.verdict import model_params
+
+    params = model_params(s)
+    weights = params * _BYTES_PER_PARAM[precision]
+    kv = 4096 * s.num_layers * 2 * s.num_kv_heads * s.head_dim * 4
+    total = weights + kv + 60 * 2**20
+    tps = _BANDWIDTH[d.id] / weights
+    return prediction(
+        s.id,
+        precision,
+        d.id,
+        total_gib=total / GIB,
+        usable_gib=d.usable_ram_bytes / GIB,
+        tps=tps,
+        ttft_s=512 * 2 * params / 50e9,
+        power_w=d.load_power_w,
+    )
+
+
+def fixed_report(devices: tuple[DeviceProfile, ...] = FIXED_DEVICES) -> ReportData:
+    from edgefit.report.data import collect_verdicts
+
+    workload = Workload()
+    precisions = ("fp32", "int8", "int4")
+    verdicts, skipped = collect_verdicts(FIXED_SPECS, devices, precisions, workload, fixed_prediction)
+    scaling = (
+        ScalingPoint("rung-a", "int8", 30_000_000, 36_000_000, 0.004, 0.0039, 0.0041, "measured"),
+        ScalingPoint("rung-b", "int8", 120_000_000, 144_000_000, 0.012, 0.0118, 0.0122, "measured"),
+        ScalingPoint("Toy 8B", "int8", 8_000_000_000, 9_600_000_000, 0.45, 0.38, 0.52, "extrapolated"),
+    )
+    return ReportData(
+        workload=workload,
+        devices=devices,
+        specs=FIXED_SPECS,
+        precisions=precisions,
+        verdicts=verdicts,
+        scaling=scaling,
+        validation={"median_abs_pct_error": 6.5, "max_abs_pct_error": 11.2, "n_points": 4},
+        provenance={
+            "generated_at": "2026-01-01T00:00:00Z",
+            "edgefit_version": "0.0.0-golden",
+            "onnxruntime_version": "0.0.0",
+            "host_fingerprint": "golden-host",
+            "calibration": {"int8": {"bandwidth_efficiency": 0.85, "overhead_s": 0.0002}},
+        },
+        skipped=skipped,
+    )
