@@ -1,0 +1,66 @@
+"""Golden files for report.md and results.json, rendered from a fixed ReportData (tests/test_report_fakes.py).
+
+The fixture carries fixed provenance (time, versions, host), so the goldens hold nothing host-specific.
+Regenerate after an intended change with:
+
+    EDGEFIT_UPDATE_GOLDENS=1 python -m pytest tests/test_report_golden.py
+
+then review the diff of tests/golden/ before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_report_fakes import fixed_report
+
+from edgefit.report.markdown import render_markdown
+from edgefit.report.results import results_csv, results_document
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("EDGEFIT_UPDATE_GOLDENS") == "1"
+PLOTS = {name: f"plots/{name}.svg" for name in ("verdicts", "scaling", "memory", "pareto")}
+
+
+def _check(name: str, text: str) -> None:
+    path = GOLDEN_DIR / name
+    if UPDATE:
+        GOLDEN_DIR.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"{path} is missing; create it with EDGEFIT_UPDATE_GOLDENS=1 python -m pytest {__file__}")
+    expected = path.read_text(encoding="utf-8")
+    assert text == expected, f"{name} differs from its golden; if intended, regenerate (see module docstring)"
+
+
+def test_report_md_golden() -> None:
+    _check("report.md", render_markdown(fixed_report(), PLOTS))
+
+
+def test_results_json_golden() -> None:
+    _check("results.json", json.dumps(results_document(fixed_report()), indent=2, allow_nan=False) + "\n")
+
+
+def test_results_csv_golden() -> None:
+    _check("results.csv", results_csv(fixed_report()))
+
+
+def test_csv_has_one_row_per_combination() -> None:
+    data = fixed_report()
+    rows = results_csv(data).strip().splitlines()
+    assert len(rows) - 1 == len(data.specs) * len(data.precisions) * len(data.devices)
+
+
+def test_json_is_base_units_with_basis_and_schema() -> None:
+    doc = results_document(fixed_report())
+    assert doc["schema_version"] == 1
+    first = doc["results"][0]
+    assert set(first["decode_tokens_per_s"]) == {"value", "low", "high", "basis"}
+    assert first["memory"]["total_bytes"]["value"] > 1e6  # bytes, not GiB
+    assert {"edgefit_version", "onnxruntime_version", "host_fingerprint"} <= set(doc["provenance"])
+    assert doc["validation"]["median_abs_pct_error"] == 6.5
+    assert all(d["sources"] for d in doc["devices"])
