@@ -1,0 +1,116 @@
+"""What the prediction needs from a ModelSpec: bytes, FLOPs, KV, the largest tensor, and which calibration a
+precision borrows. Thin wrappers over ``edgefit.catalog``'s accounting plus the few figures it does not give
+(the embedding as an fp32 Gather table, the largest single tensor at load time)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from edgefit import catalog
+from edgefit.catalog import ModelSpec
+from edgefit.errors import EdgefitError, PredictError
+
+FLOAT_UPCAST = ("fp16", "bf16")  # no fp16 MatMul kernel on the CPU provider: weights are upcast at load
+
+
+def kv_bytes(spec: ModelSpec, context_tokens: int) -> int:
+    """KV cache bytes at a depth (fp32 cache, as edgefit's decoders keep it)."""
+    return int(catalog.kv_cache_bytes_per_token(spec, dtype_bytes=4)) * max(int(context_tokens), 0)
+
+
+def prompt_flops(spec: ModelSpec, prompt_tokens: int) -> int:
+    return int(catalog.flops_prompt(spec, prompt_tokens))
+
+
+def bytes_per_weight(precision: str) -> float:
+    return float(catalog.get_precision(precision).bits_per_weight) / 8.0
+
+
+def embedding_bytes(spec: ModelSpec) -> int:
+    """The input embedding: an fp32 Gather table for every precision (never quantized)."""
+    return spec.vocab_size * spec.hidden_size * 4
+
+
+def largest_tensor_bytes(spec: ModelSpec, precision: str) -> int:
+    """The largest single initializer as stored: what onnxruntime copies or prepacks at once while loading."""
+    bpw = 4.0 if precision in ("fp32", *FLOAT_UPCAST) else bytes_per_weight(precision)
+    h, v, i = spec.hidden_size, spec.vocab_size, spec.intermediate_size
+    matmuls = [h * i, h * spec.num_heads * spec.head_dim]
+    if not spec.tied_embeddings or bpw != 4.0:
+        matmuls.append(h * v)  # untied LM head, or the quantized copy of a tied one
+    return int(max(embedding_bytes(spec), bpw * max(matmuls)))
+
+
+def weight_bytes(spec: ModelSpec, precision: str) -> int:
+    return int(catalog.weight_bytes(spec, catalog.get_precision(precision)))
+
+
+def read_bytes_per_token(spec: ModelSpec, precision: str) -> int:
+    return int(catalog.weight_read_bytes_per_token(spec, catalog.get_precision(precision)))
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionChoice:
+    """``calibration``: whose fitted efficiencies to use; ``bytes_precision``: whose byte counts the weights
+    have on the device (fp16 upcasts to fp32 on the CPU provider, GGUF keeps its own bits)."""
+
+    requested: str
+    calibration: str
+    bytes_precision: str
+    note: str | None
+
+
+def choose_precision(requested: str, available: Iterable[str]) -> PrecisionChoice:
+    avail = sorted(set(available))
+    prec = catalog.get_precision(requested)  # CatalogError for an unknown name, with the valid ones
+    if requested in avail:
+        return PrecisionChoice(requested, requested, requested, None)
+    if requested in FLOAT_UPCAST or prec.runs_as == "fp32":
+        if "fp32" not in avail:
+            raise _missing(requested, "fp32", avail)
+        note = f"{requested} on the CPU provider runs as fp32 (weights upcast at load): fp32 memory and speed"
+        return PrecisionChoice(requested, "fp32", "fp32", note)
+    if prec.kind == "gguf":
+        ints = [p for p in avail if p in ("int8", "int4")]
+        if not ints:
+            raise _missing(requested, "int8 or int4", avail)
+        nearest = min(ints, key=lambda p: abs(bytes_per_weight(p) * 8 - prec.bits_per_weight))
+        note = (
+            f"{requested} ({prec.bits_per_weight:g} bits/weight) is not an onnxruntime format: bytes are its own, "
+            f"speed uses the {nearest} (MatMulNBits) calibration, the nearest in bits"
+        )
+        return PrecisionChoice(requested, nearest, requested, note)
+    raise _missing(requested, requested, avail)
+
+
+def _missing(requested: str, needed: str, avail: list[str]) -> PredictError:
+    have = ", ".join(avail) if avail else "none"
+    return PredictError(
+        f"no {needed} measurements to calibrate a {requested} prediction (calibrated precisions: {have}); "
+        f"run `edgefit bench --ladder quick --precision {needed.split(' ')[0]}` first"
+    )
+
+
+def resolve_specs(ids: Iterable[str], *, given: Mapping[str, ModelSpec] | None = None) -> dict[str, ModelSpec]:
+    """Model id -> spec, from ``given``, then the benchmark ladders, then the catalog. Unknown ids are left out."""
+    want = set(ids)
+    out: dict[str, ModelSpec] = {k: v for k, v in (given or {}).items() if k in want}
+    if want - set(out):
+        try:
+            # the ladder module sits beside the catalog (its own owner); imported late so this stage works without it
+            ladder = importlib.import_module("edgefit.ladder")
+
+            for name in ("quick", "full"):
+                for rung in ladder.load_ladder(name):
+                    if rung.spec.id in want and rung.spec.id not in out:
+                        out[rung.spec.id] = rung.spec
+        except (EdgefitError, ImportError, AttributeError, OSError):
+            pass
+    for mid in sorted(want - set(out)):
+        try:
+            out[mid] = catalog.load_spec(mid)
+        except (EdgefitError, OSError):
+            continue
+    return out

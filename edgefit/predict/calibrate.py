@@ -1,0 +1,362 @@
+"""Host calibration: the measured ladder reduced to efficiencies and overheads, per precision.
+
+    measurements ──> drift factors (probe beside each one / median probe)
+                 ──> per precision: decode fit (knee-aware), prefill fit, memory fit, load fit
+                 ──> efficiencies vs this host's probes (STREAM bandwidth, fp32 GEMM)
+
+Decode is modelled as ``max(memory term, compute term) + overheads`` so the bound can switch on another device.
+The memory capability of the host is the fastest per-byte DRAM slope of any precision (fp32 here: it streams
+weights at ~85-90 % of the probe). A precision whose per-byte slope is clearly slower than that is
+compute-bound on this host (int4 MatMulNBits unpacking on two cores): its slope is turned into a weight rate
+(weights/s), expressed as a compute efficiency against the GEMM probe (2 FLOP-equivalents per weight).
+
+``Calibration`` is a plain value: ``to_dict``/``from_dict`` round-trip through JSON so a recorded calibration
+(tests/data/calibration_fixture.json) predicts exactly what the live one did.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgefit.bench.measurement import Measurement, Phase
+from edgefit.catalog import ModelSpec
+from edgefit.errors import PredictError
+from edgefit.predict import accounting
+from edgefit.predict.fit import DecodePoint, drift_factors, fit_decode, nnls_fit
+from edgefit.profiles import DeviceProfile
+
+SCHEMA_VERSION = 1
+# A precision is compute-bound on this host when its DRAM per-byte time exceeds the best precision's by this.
+COMPUTE_BOUND_MARGIN = 1.10
+# Not observable on a memory-bound precision: we only know compute is at least as fast as the measured
+# rate; assume it could go this much faster before it binds (prior, stated in notes).
+UNOBSERVED_COMPUTE_HEADROOM = 2.0
+PLAUSIBLE_EFFICIENCY = (0.05, 1.2)
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionCalibration:
+    precision: str
+    threads: int
+    rungs: tuple[str, ...]
+    # decode: t = call_s + layer_s*layers + bytes * s_per_byte (DRAM regime; cache regime below knee_bytes)
+    decode_call_s: float
+    decode_layer_s: float
+    decode_s_per_byte_dram: float
+    decode_s_per_byte_cache: float | None
+    knee_bytes: float | None
+    dram_rungs: tuple[str, ...]
+    cache_rungs: tuple[str, ...]
+    decode_rms_rel: float
+    decode_r2: float
+    bytes_per_weight: float
+    bound_on_host: str  # "memory" | "compute"
+    bandwidth_efficiency: float  # host memory capability (best precision) / STREAM probe
+    compute_efficiency: float  # 2 * weights/s / GEMM probe (for decode's compute term)
+    compute_observed: bool  # False: a prior (UNOBSERVED_COMPUTE_HEADROOM x the lower bound)
+    # prefill: t = call_s + layer_s*layers + flops * s_per_flop, at prompt_tokens
+    prefill_call_s: float
+    prefill_layer_s: float
+    prefill_s_per_flop: float
+    prefill_prompt_tokens: int
+    prefill_efficiency: float  # (1/s_per_flop) / GEMM probe
+    prefill_rms_rel: float
+    # memory: rss = base + k_weights * weight bytes (+ k_transient * largest tensor at peak)
+    rss_base_bytes: float
+    rss_weight_factor: float
+    rss_transient_factor: float
+    steady_rss_weight_factor: float
+    rss_rms_rel: float
+    # load: t = load_base_s + bytes / load_bytes_per_s
+    load_base_s: float
+    load_bytes_per_s: float
+    # extent of the ladder (extrapolation distance is measured from these)
+    max_read_bytes: float
+    max_weight_bytes: float
+    max_prompt_flops: float
+    measured: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # model id -> figures
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    host_fingerprint: str
+    host_id: str
+    host_stream_bytes_per_s: float
+    host_gemm_flops_per_s: float
+    host_cores: int
+    host_clock_hz: float
+    reference_probe_bytes_per_s: float
+    drift_ratio: float  # max/min bandwidth probe over the measurements used
+    precisions: Mapping[str, PrecisionCalibration]
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["precisions"] = {k: asdict(v) for k, v in self.precisions.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise PredictError(
+                f"calibration schema_version: expected {SCHEMA_VERSION}, found {data.get('schema_version')!r}; "
+                "regenerate it (see tests/data/README.md)"
+            )
+        precs = {}
+        for name, raw in data["precisions"].items():
+            vals = dict(raw)
+            for key in ("rungs", "dram_rungs", "cache_rungs"):
+                vals[key] = tuple(vals[key])
+            precs[name] = PrecisionCalibration(**vals)
+        top = {k: v for k, v in data.items() if k != "precisions"}
+        top["warnings"] = tuple(top.get("warnings", ()))
+        top["notes"] = tuple(top.get("notes", ()))
+        return cls(precisions=precs, **top)
+
+
+def _median(samples: Iterable[float]) -> float:
+    return float(statistics.median(samples))
+
+
+def _host_figures(host: DeviceProfile, ref_probe: float) -> tuple[float, float, float, list[str]]:
+    notes: list[str] = []
+    stream = host.measured_bandwidth_bytes_per_s
+    if not stream:
+        stream = ref_probe or host.bandwidth_bytes_per_s
+        notes.append("host profile has no measured bandwidth; efficiencies are against the median quick probe")
+    cpu = host.cpu
+    gemm_fig = cpu.measured_fp32_flops_per_s or cpu.peak_fp32_flops_per_s
+    if gemm_fig is None:
+        raise PredictError(
+            f"host profile {host.id!r}: no measured or peak fp32 GEMM figure; run `edgefit detect` to measure one"
+        )
+    if cpu.measured_fp32_flops_per_s is None:
+        notes.append("host profile has no measured GEMM; compute efficiencies are against its peak fp32 figure")
+    clock = max((c.max_clock_hz.value for c in host.clusters), default=0.0)
+    return float(stream), float(gemm_fig.value), float(clock), notes
+
+
+def calibrate(
+    measurements: Iterable[Measurement],
+    host: DeviceProfile,
+    *,
+    specs: Mapping[str, ModelSpec] | None = None,
+) -> Calibration:
+    """Fit every precision present in ``measurements`` (user ``file`` models are skipped).
+
+    ``specs`` maps model id -> ModelSpec for KV bytes and FLOPs; ids not given are resolved through the
+    ladder and the catalog. Raises PredictError when there is nothing to fit."""
+    ms = [m for m in measurements if m.precision != "file" and m.samples_s]
+    if not ms:
+        raise PredictError("no ladder measurements in the database; run `edgefit bench --ladder quick` first")
+    spec_map = accounting.resolve_specs({m.model_id for m in ms}, given=specs)
+    factors, ref_probe, drift = drift_factors([m.probe_bandwidth_bytes_per_s for m in ms])
+    factor_of = {id(m): f for m, f in zip(ms, factors, strict=True)}
+    stream, gemm, clock, notes = _host_figures(host, ref_probe)
+    warnings: list[str] = []
+    if drift > 1.15:
+        warnings.append(
+            f"bandwidth probe drifted {drift:.2f}x (max/min) while measuring; decode times were normalised by "
+            "the probe beside each measurement"
+        )
+    fingerprints = Counter(m.host_fingerprint for m in ms)
+    if len(fingerprints) > 1:
+        warnings.append(f"measurements from {len(fingerprints)} hosts mixed; using them all")
+    by_prec: dict[str, list[Measurement]] = {}
+    for m in ms:
+        if m.model_id in spec_map:
+            by_prec.setdefault(m.precision, []).append(m)
+    missing = sorted({m.model_id for m in ms} - set(spec_map))
+    if missing:
+        notes.append(f"skipped measurements of unknown models: {', '.join(missing)}")
+
+    raw: dict[str, dict[str, Any]] = {}
+    for p, lst in sorted(by_prec.items()):
+        fitted = _fit_precision(p, lst, spec_map, factor_of)
+        if fitted is not None:
+            raw[p] = fitted
+    if not raw:
+        raise PredictError("no decode measurements to fit; run `edgefit bench --ladder quick` first")
+    # memory capability of the host: the best per-byte DRAM slope of any precision
+    best_s_per_byte = min(r["decode_s_per_byte_dram"] for r in raw.values())
+    bandwidth_eff = (1.0 / best_s_per_byte) / stream
+    precs: dict[str, PrecisionCalibration] = {}
+    for p, r in raw.items():
+        a = r["decode_s_per_byte_dram"]
+        bpw = r["bytes_per_weight"]
+        weights_per_s = 1.0 / (a * bpw)
+        compute_bound = a > COMPUTE_BOUND_MARGIN * best_s_per_byte
+        if not compute_bound:
+            weights_per_s *= UNOBSERVED_COMPUTE_HEADROOM
+        r["bound_on_host"] = "compute" if compute_bound else "memory"
+        r["bandwidth_efficiency"] = bandwidth_eff
+        r["compute_efficiency"] = 2.0 * weights_per_s / gemm
+        r["compute_observed"] = compute_bound
+        r["prefill_efficiency"] = (1.0 / r["prefill_s_per_flop"]) / gemm if r["prefill_s_per_flop"] > 0 else 0.0
+        precs[p] = PrecisionCalibration(**r)
+        lo, hi = PLAUSIBLE_EFFICIENCY
+        checks = [("bandwidth", bandwidth_eff, False), ("decode compute", r["compute_efficiency"], False)]
+        checks.append(("prefill compute", r["prefill_efficiency"], p in ("int8", "int4")))
+        for what, eff, quantized in checks:
+            # int8/int4 prefill runs on VNNI/AMX integer units: above the fp32 GEMM probe is expected there
+            if eff < lo or (eff > hi and not quantized):
+                warnings.append(
+                    f"{p}: {what} efficiency {eff:.2f} of the host probe is implausible (expected {lo}-{hi}); "
+                    "re-run `edgefit detect` and `edgefit bench --ladder quick` on a quiet machine"
+                )
+    return Calibration(
+        host_fingerprint=fingerprints.most_common(1)[0][0],
+        host_id=host.id,
+        host_stream_bytes_per_s=stream,
+        host_gemm_flops_per_s=gemm,
+        host_cores=host.cpu_cores,
+        host_clock_hz=clock,
+        reference_probe_bytes_per_s=ref_probe,
+        drift_ratio=drift,
+        precisions=precs,
+        warnings=tuple(warnings),
+        notes=tuple(notes),
+    )
+
+
+def _fit_precision(
+    precision: str,
+    ms: list[Measurement],
+    specs: Mapping[str, ModelSpec],
+    factor_of: Mapping[int, float],
+) -> dict[str, Any] | None:
+    threads = Counter(m.threads for m in ms).most_common(1)[0][0]
+    ms = [m for m in ms if m.threads == threads]
+    dec = [m for m in ms if m.phase == Phase.DECODE]
+    pre = [m for m in ms if m.phase == Phase.PREFILL]
+    if not dec:
+        return None
+    points = []
+    for m in dec:
+        spec = specs[m.model_id]
+        kv = accounting.kv_bytes(spec, m.context_tokens)
+        points.append(
+            DecodePoint(
+                label=m.model_id,
+                bytes_read=float(m.weight_read_bytes_per_token + kv),
+                layers=spec.num_layers,
+                seconds=_median(m.samples_s) * factor_of[id(m)],
+                weight_bytes=float(m.weight_read_bytes_per_token),
+            )
+        )
+    dfit = fit_decode(points)
+    # prefill: compute-bound; drift of a bandwidth probe says little about compute, so raw medians
+    prompt = Counter(m.prompt_tokens for m in pre).most_common(1)[0][0] if pre else 0
+    pre = [m for m in pre if m.prompt_tokens == prompt]
+    if pre:
+        rows = [
+            [1.0, float(specs[m.model_id].num_layers), float(accounting.prompt_flops(specs[m.model_id], prompt))]
+            for m in pre
+        ]
+        pfit = nnls_fit(rows, [_median(m.samples_s) for m in pre], ("call_s", "layer_s", "s_per_flop"))
+        pcall, player, pspf, prms = pfit.coef("call_s"), pfit.coef("layer_s"), pfit.coef("s_per_flop"), pfit.rms_rel
+        max_flops = max(r[2] for r in rows)
+    else:
+        pcall = player = pspf = prms = max_flops = 0.0
+    mem = _fit_memory(precision, ms, specs)
+    load_pts = [m for m in ms if m.load_s is not None]
+    if len(load_pts) >= 2:
+        lfit = nnls_fit(
+            [[1.0, float(m.weight_file_bytes)] for m in load_pts], [m.load_s or 0.0 for m in load_pts], ("c", "k")
+        )
+        load_base, k = lfit.coef("c"), lfit.coef("k")
+        load_rate = 1.0 / k if k > 0 else 0.0
+    else:
+        load_base, load_rate = 0.0, 0.0
+    measured: dict[str, dict[str, float]] = {}
+    for m in dec:
+        entry = measured.setdefault(m.model_id, {})
+        entry["decode_s_per_token"] = _median(m.samples_s) * factor_of[id(m)]
+        entry["decode_context_tokens"] = float(m.context_tokens)
+        if m.peak_rss_bytes:
+            entry["peak_rss_bytes"] = float(m.peak_rss_bytes)
+    for m in pre:
+        entry = measured.setdefault(m.model_id, {})
+        entry["prefill_s"] = _median(m.samples_s)
+        entry["prefill_prompt_tokens"] = float(m.prompt_tokens)
+    return {
+        "precision": precision,
+        "threads": threads,
+        "rungs": tuple(sorted({m.model_id for m in dec})),
+        "decode_call_s": dfit.call_s,
+        "decode_layer_s": dfit.layer_s,
+        "decode_s_per_byte_dram": dfit.a_dram_s_per_byte,
+        "decode_s_per_byte_cache": dfit.a_cache_s_per_byte,
+        "knee_bytes": dfit.knee_bytes,
+        "dram_rungs": dfit.dram_labels,
+        "cache_rungs": dfit.cache_labels,
+        "decode_rms_rel": _dram_rms(dfit.fit.residuals_rel, dfit.fit.labels, dfit.dram_labels),
+        "decode_r2": dfit.fit.r2,
+        "bytes_per_weight": accounting.bytes_per_weight(precision),
+        "prefill_call_s": pcall,
+        "prefill_layer_s": player,
+        "prefill_s_per_flop": pspf,
+        "prefill_prompt_tokens": prompt,
+        "prefill_rms_rel": prms,
+        **mem,
+        "load_base_s": load_base,
+        "load_bytes_per_s": load_rate,
+        "max_read_bytes": max(p.bytes_read for p in points),
+        "max_weight_bytes": float(max(m.weight_file_bytes for m in dec)),
+        "max_prompt_flops": max_flops,
+        "measured": measured,
+    }
+
+
+def _dram_rms(res: tuple[float, ...], labels: tuple[str, ...], keep: tuple[str, ...]) -> float:
+    sel = [r for r, lab in zip(res, labels, strict=True) if lab in keep]
+    return float((sum(r * r for r in sel) / len(sel)) ** 0.5) if sel else 0.0
+
+
+def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, float]:
+    """peak RSS = base + k * weights as loaded + k_t * largest tensor (the load transient); steady without it.
+
+    The embedding is an fp32 Gather for every precision and is held as is; only the MatMul weights are
+    prepacked (int4 accuracy-level-4 keeps ~1.27x their file bytes), so the regressor is the MatMul part and
+    the embedding is added at factor 1."""
+    peak_pts: dict[str, Measurement] = {}
+    for m in ms:
+        if m.peak_rss_bytes:
+            peak_pts[m.model_id] = m  # one point per model (the latest wins)
+    if not peak_pts:
+        return {
+            "rss_base_bytes": 0.0,
+            "rss_weight_factor": 1.0,
+            "rss_transient_factor": 0.0,
+            "steady_rss_weight_factor": 1.0,
+            "rss_rms_rel": 0.0,
+        }
+    rows, y, steady_rows, steady_y = [], [], [], []
+    for mid, m in peak_pts.items():
+        spec = specs[mid]
+        emb = accounting.embedding_bytes(spec)
+        rest = max(m.weight_file_bytes - emb, 0)
+        big = accounting.largest_tensor_bytes(spec, precision)
+        rows.append([1.0, float(rest), float(big)])
+        y.append(float(m.peak_rss_bytes or 0) - emb)
+        if m.steady_rss_bytes:
+            steady_rows.append([1.0, float(rest)])
+            steady_y.append(float(m.steady_rss_bytes) - emb)
+    fit = nnls_fit(rows, y, ("base", "k", "transient"), list(peak_pts))
+    steady_k = fit.coef("k")
+    if len(steady_rows) >= 2:
+        sfit = nnls_fit(steady_rows, steady_y, ("base", "k"))
+        steady_k = sfit.coef("k") or steady_k
+    return {
+        "rss_base_bytes": fit.coef("base"),
+        "rss_weight_factor": fit.coef("k"),
+        "rss_transient_factor": fit.coef("transient"),
+        "steady_rss_weight_factor": steady_k,
+        "rss_rms_rel": fit.rms_rel,
+    }

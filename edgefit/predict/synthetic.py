@@ -1,0 +1,186 @@
+"""Synthetic measurements from known physics: the fake seam for the prediction stage.
+
+Tests (and the validate benchmark) build a ladder of Measurement objects whose times and RSS follow given
+parameters exactly (optionally with noise and probe drift), then check that calibration recovers them. Nothing
+here is ever stored as a measurement: ``model_hash`` is "synthetic" and ``timer`` says so.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgefit.bench.measurement import Measurement, Phase
+from edgefit.catalog import ModelSpec
+from edgefit.predict import accounting
+from edgefit.profiles import ComputeEngine, CpuCluster, DeviceProfile, Figure
+
+_EST = {"estimated": True, "note": "synthetic"}
+
+
+@dataclass(frozen=True, slots=True)
+class Physics:
+    """Ground truth for one precision. Decode: call + layer*L + bytes/bandwidth (cache_speedup x faster per
+    byte below knee_bytes of weights). Prefill: call + flops/flops_per_s. Peak RSS: base + k*(non-embedding
+    weights) + embedding + transient*largest tensor."""
+
+    bandwidth_bytes_per_s: float
+    call_s: float = 3e-4
+    layer_s: float = 0.0
+    cache_speedup: float = 1.0
+    knee_bytes: float = 0.0
+    prefill_flops_per_s: float = 1e11
+    prefill_call_s: float = 2e-3
+    rss_base_bytes: float = 50 * 2**20
+    rss_k: float = 1.0
+    rss_transient: float = 1.0
+
+
+def ladder_specs(n: int = 6, *, start_hidden: int = 256) -> tuple[ModelSpec, ...]:
+    """A geometric ladder of Llama-shaped specs (hidden x1.41 per rung, layers 4..)."""
+    out = []
+    for i in range(n):
+        h = int(start_hidden * 1.41**i) // 256 * 256
+        out.append(
+            ModelSpec(
+                id=f"synth-{i}",
+                name=f"synthetic rung {i}",
+                family="ladder",
+                hidden_size=h,
+                num_layers=4 + 2 * i,
+                num_heads=h // 64,
+                num_kv_heads=max(1, h // 256),
+                head_dim=64,
+                intermediate_size=h * 8 // 3 // 64 * 64,
+                vocab_size=32000,
+                tied_embeddings=False,
+            )
+        )
+    return tuple(out)
+
+
+def decode_seconds(spec: ModelSpec, precision: str, phys: Physics, context_tokens: int) -> float:
+    read = accounting.read_bytes_per_token(spec, precision)
+    total = read + accounting.kv_bytes(spec, context_tokens)
+    speed = phys.cache_speedup if read < phys.knee_bytes else 1.0
+    return phys.call_s + phys.layer_s * spec.num_layers + total / (phys.bandwidth_bytes_per_s * speed)
+
+
+def prefill_seconds(spec: ModelSpec, phys: Physics, prompt_tokens: int) -> float:
+    return phys.prefill_call_s + accounting.prompt_flops(spec, prompt_tokens) / phys.prefill_flops_per_s
+
+
+def peak_rss_bytes(spec: ModelSpec, precision: str, phys: Physics) -> int:
+    emb = accounting.embedding_bytes(spec)
+    rest = accounting.weight_bytes(spec, precision) - emb
+    big = accounting.largest_tensor_bytes(spec, precision)
+    return int(phys.rss_base_bytes + emb + phys.rss_k * rest + phys.rss_transient * big)
+
+
+def measurements(
+    specs: Sequence[ModelSpec],
+    physics: dict[str, Physics],
+    *,
+    context_tokens: int = 128,
+    prompt_tokens: int = 128,
+    noise_rel: float = 0.0,
+    probes: Sequence[float] | None = None,
+    reference_probe: float = 25e9,
+    seed: int = 0,
+    threads: int = 2,
+) -> list[Measurement]:
+    """Decode and prefill Measurements for every spec x precision. With ``probes`` (one per decode measurement,
+    cycled), each decode time is scaled by reference_probe / probe: a busier host (lower probe) is slower."""
+    rng = random.Random(seed)
+    out: list[Measurement] = []
+    k = 0
+    for prec, phys in physics.items():
+        for spec in specs:
+            probe = probes[k % len(probes)] if probes else None
+            k += 1
+            slow = reference_probe / probe if probe else 1.0
+            base = decode_seconds(spec, prec, phys, context_tokens) * slow
+            dec = tuple(base * (1 + rng.gauss(0, noise_rel)) for _ in range(9))
+            pre_base = prefill_seconds(spec, phys, prompt_tokens)
+            pre = tuple(pre_base * (1 + rng.gauss(0, noise_rel)) for _ in range(5))
+            rss = peak_rss_bytes(spec, prec, phys)
+            common = {
+                "model_id": spec.id,
+                "model_hash": "synthetic",
+                "precision": prec,
+                "threads": threads,
+                "provider": "CPUExecutionProvider",
+                "warmup_samples_s": (),
+                "params": 0,
+                "weight_file_bytes": accounting.weight_bytes(spec, prec),
+                "weight_read_bytes_per_token": accounting.read_bytes_per_token(spec, prec),
+                "peak_rss_bytes": rss,
+                "steady_rss_bytes": rss - int(phys.rss_transient * accounting.largest_tensor_bytes(spec, prec)),
+                "load_s": 0.05 + accounting.weight_bytes(spec, prec) / 1e9,
+                "stop_reason": "max_samples",
+                "host_fingerprint": "synthetic-host",
+                "timer": "synthetic",
+                "layers": spec.num_layers,
+                "hidden_size": spec.hidden_size,
+            }
+            out.append(
+                Measurement(
+                    phase=Phase.DECODE, prompt_tokens=1, context_tokens=context_tokens, samples_s=dec,
+                    probe_bandwidth_bytes_per_s=probe, **common,  # type: ignore[arg-type]
+                )
+            )  # fmt: skip
+            out.append(
+                Measurement(
+                    phase=Phase.PREFILL, prompt_tokens=prompt_tokens, context_tokens=0, samples_s=pre,
+                    probe_bandwidth_bytes_per_s=probe, **common,  # type: ignore[arg-type]
+                )
+            )  # fmt: skip
+    return out
+
+
+def device(
+    id: str = "host",
+    *,
+    bandwidth_bytes_per_s: float = 25e9,
+    measured_bandwidth_bytes_per_s: float | None = 25e9,
+    gemm_flops_per_s: float | None = 150e9,
+    peak_fp32_flops_per_s: float | None = None,
+    cores: int = 2,
+    clock_hz: float = 3.0e9,
+    ram_bytes: float = 24 * 2**30,
+    usable_ram_bytes: float | None = None,
+    power_w: tuple[float, float, float] = (5.0, 20.0, 40.0),
+    isa: str = "x86_64",
+) -> DeviceProfile:
+    """A DeviceProfile with the given figures (all marked estimated/synthetic)."""
+
+    def fig(v: float, unit: str) -> Figure:
+        return Figure(value=float(v), unit=unit, **_EST)  # type: ignore[arg-type]
+
+    engine = ComputeEngine(
+        kind="cpu",
+        provider="CPUExecutionProvider",
+        peak_fp32_flops_per_s=fig(peak_fp32_flops_per_s, "flops_per_s") if peak_fp32_flops_per_s else None,
+        measured_fp32_flops_per_s=fig(gemm_flops_per_s, "flops_per_s") if gemm_flops_per_s else None,
+    )
+    return DeviceProfile(
+        id=id,
+        name=f"synthetic {id}",
+        kind="host" if id == "host" else "sbc",
+        cpu_model="synthetic",
+        isa=isa,
+        cpu_features=(),
+        clusters=(CpuCluster("core", cores, fig(clock_hz, "hz")),),
+        ram=fig(ram_bytes, "bytes"),
+        usable_ram=fig(usable_ram_bytes if usable_ram_bytes is not None else ram_bytes * 0.9, "bytes"),
+        memory_type="synthetic",
+        bandwidth=fig(bandwidth_bytes_per_s, "bytes_per_s"),
+        engines=(engine,),
+        idle_power=fig(power_w[0], "w"),
+        load_power=fig(power_w[1], "w"),
+        max_power=fig(power_w[2], "w"),
+        measured_bandwidth=fig(measured_bandwidth_bytes_per_s, "bytes_per_s")
+        if measured_bandwidth_bytes_per_s
+        else None,
+    )
