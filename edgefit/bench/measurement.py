@@ -13,6 +13,7 @@ class Phase(str, Enum):
     LOAD = "load"  # samples_s: session-creation times (one per worker process)
     PREFILL = "prefill"  # samples_s: full prompt pass, prompt_tokens tokens, empty KV cache
     DECODE = "decode"  # samples_s: one token, KV cache pre-filled to context_tokens
+    RUN = "run"  # samples_s: one inference of a non-decoder user model with synthesized inputs
 
 
 class WarningCode(str, Enum):

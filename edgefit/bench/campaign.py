@@ -1,0 +1,465 @@
+"""Bench campaigns: the quick/full ladder (``run_ladder``) and a user's .onnx files (``bench_file``).
+
+    run_ladder:  for rung x precision:  estimate peak ─> check_fits ─(refused: skipped, said so)
+                                        ─> build (cached) ─> worker ─> each result -> Measurement -> Store
+    bench_file:  validate every file, --dim/--input names and the memory guard FIRST (bad input leaves the DB
+                 untouched), then the same measuring path.
+
+Every Measurement is stored the moment its worker line arrives (a kill keeps the finished ones). Ctrl-C
+finishes the current measurement, stores it, marks the run ``interrupted`` and returns (``interrupted`` set).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from edgefit import catalog, stats
+from edgefit.bench import memory
+from edgefit.bench.estimate import file_peak_bytes, ladder_peak_bytes
+from edgefit.bench.executor import Executor, ModelJob, StopFlag, WorkerExecutor, ctrl_c_sets
+from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult
+from edgefit.bench.measurement import Measurement, Phase
+from edgefit.bench.modelfile import ModelFileInfo, file_sha256_16, inspect_model_file
+from edgefit.bench.progress import BenchProgress, make_progress
+from edgefit.bench.quality import QualityContext, assess
+from edgefit.bench.runner import PROVIDER
+from edgefit.catalog import ModelSpec
+from edgefit.errors import EdgefitError, MemoryGuardError, UsageError
+from edgefit.paths import default_db_path
+
+LADDER_PROMPTS = (16, 64, 128)
+LADDER_DEPTHS = (0, 128, 512)  # KV depth before the timed token; 0 = empty cache (llama-bench -d 0)
+FILE_PROMPTS = (16, 64)
+FILE_DEPTHS = (0, 64)
+# Per-measurement budget (seconds of timed samples). With 3 prefill + 3 decode measurements per model and
+# 12 quick-ladder models, 0.5 s keeps `edgefit bench --ladder quick` (builds included) under 120 s on 2 cores.
+DEFAULT_BUDGET_S = 0.5
+
+
+def default_threads() -> int:
+    """Physical cores (hyper-threads share the FPUs and memory port: more threads only add noise)."""
+    return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutcome:
+    model_id: str
+    precision: str
+    status: str  # measured | skipped (memory guard) | failed | interrupted
+    message: str = ""
+    path: str | None = None
+    estimated_peak_bytes: int | None = None
+    measured_peak_rss_bytes: int | None = None
+    build_s: float | None = None
+    measurements: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchSummary:
+    run_id: str | None
+    db_path: str
+    kind: str  # "ladder:quick", "ladder:full", "file"
+    threads: int
+    outcomes: tuple[ModelOutcome, ...]
+    measurements: tuple[Measurement, ...]
+    interrupted: bool
+    wall_s: float
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "db_path": self.db_path,
+            "kind": self.kind,
+            "threads": self.threads,
+            "interrupted": self.interrupted,
+            "wall_s": self.wall_s,
+            "notes": list(self.notes),
+            "models": [
+                {
+                    "model_id": o.model_id,
+                    "precision": o.precision,
+                    "status": o.status,
+                    "message": o.message,
+                    "path": o.path,
+                    "estimated_peak_bytes": o.estimated_peak_bytes,
+                    "measured_peak_rss_bytes": o.measured_peak_rss_bytes,
+                    "build_s": o.build_s,
+                    "measurements": o.measurements,
+                }
+                for o in self.outcomes
+            ],
+            "measurements": [measurement_summary(m) for m in self.measurements],
+        }
+
+
+def measurement_summary(m: Measurement) -> dict[str, Any]:
+    """One measurement for JSON: identity, statistics of its raw samples (seconds), memory, warnings."""
+    s = stats.summarize(m.samples_s)
+    return {
+        "model_id": m.model_id,
+        "precision": m.precision,
+        "phase": m.phase.value,
+        "prompt_tokens": m.prompt_tokens,
+        "context_tokens": m.context_tokens,
+        "threads": m.threads,
+        "samples": s.n,
+        "median_s": s.median_s,
+        "ci95_low_s": s.ci95_low_s,
+        "ci95_high_s": s.ci95_high_s,
+        "iqr_s": s.iqr_s,
+        "cv": s.cv if s.n > 1 else None,
+        "stop_reason": m.stop_reason,
+        "load_s": m.load_s,
+        "peak_rss_bytes": m.peak_rss_bytes,
+        "steady_rss_bytes": m.steady_rss_bytes,
+        "weight_file_bytes": m.weight_file_bytes,
+        "weight_read_bytes_per_token": m.weight_read_bytes_per_token,
+        "probe_bandwidth_bytes_per_s": m.probe_bandwidth_bytes_per_s,
+        "warnings": [{"code": w.code.value, "value": w.value, "threshold": w.threshold, "message": w.message}
+                     for w in m.warnings],
+    }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One model to measure, everything the Measurement rows need besides the samples."""
+
+    model_id: str
+    precision: str
+    path: Path
+    params: int
+    weight_file_bytes: int
+    weight_read_bytes_per_token: int
+    plan: MeasurePlan
+    layers: int | None = None
+    hidden_size: int | None = None
+    dims: dict[str, int] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+def decoder_plan(
+    policy: MeasurePolicy, prompts: Sequence[int], depths: Sequence[int], max_context: int | None = None
+) -> MeasurePlan:
+    limit = max_context if max_context is not None else 1 << 30
+    phases = [PhasePlan(Phase.PREFILL, p, 0) for p in prompts if p <= limit]
+    phases += [PhasePlan(Phase.DECODE, 1, d) for d in depths if d + 1 <= limit]
+    return MeasurePlan(phases=tuple(phases), policy=policy)
+
+
+class _Session:
+    """Shared by both campaigns: store each result as it arrives, progress, Ctrl-C, outcomes."""
+
+    def __init__(self, store: Any, run_id: str, host: str, threads: int, executor: Executor, progress: BenchProgress,
+                 policy: MeasurePolicy) -> None:  # fmt: skip
+        self.store, self.run_id, self.host, self.threads = store, run_id, host, threads
+        self.executor, self.progress, self.policy = executor, progress, policy
+        self.stop = StopFlag()
+        self.measurements: list[Measurement] = []
+        self.outcomes: list[ModelOutcome] = []
+        self.llc = _llc_bytes()
+
+    def measure(self, t: _Target, *, estimate: int | None, build_s: float | None) -> None:
+        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars))
+        model_hash = file_sha256_16(t.path)
+        state: dict[str, Any] = {"load_s": None, "ref_probe": None, "count": 0, "peak": None}
+        ctx_base = QualityContext(t.weight_read_bytes_per_token, self.llc, None, self.policy.target_rel_ci)
+        self.progress.describe(f"{t.model_id} {t.precision}")
+
+        def on_result(r: PhaseResult) -> None:
+            if r.phase == Phase.LOAD.value:
+                state["load_s"] = r.samples_s[0]
+            if state["ref_probe"] is None and r.probe_bandwidth_bytes_per_s:
+                state["ref_probe"] = r.probe_bandwidth_bytes_per_s
+            ctx = QualityContext(ctx_base.weight_read_bytes_per_token, self.llc, state["ref_probe"],
+                                 self.policy.target_rel_ci)  # fmt: skip
+            m = Measurement(
+                model_id=t.model_id,
+                model_hash=model_hash,
+                precision=t.precision,
+                threads=self.threads,
+                provider=PROVIDER,
+                phase=Phase(r.phase),
+                prompt_tokens=r.prompt_tokens,
+                context_tokens=r.context_tokens,
+                samples_s=r.samples_s,
+                warmup_samples_s=r.warmup_samples_s,
+                params=t.params,
+                weight_file_bytes=t.weight_file_bytes,
+                weight_read_bytes_per_token=t.weight_read_bytes_per_token,
+                peak_rss_bytes=r.peak_rss_bytes,
+                steady_rss_bytes=r.steady_rss_bytes,
+                load_s=state["load_s"],
+                stop_reason=r.stop_reason,
+                host_fingerprint=self.host,
+                warnings=assess(r, ctx),
+                probe_bandwidth_bytes_per_s=r.probe_bandwidth_bytes_per_s,
+                run_id=self.run_id,
+                started_at=r.started_at,
+                layers=t.layers,
+                hidden_size=t.hidden_size,
+            )
+            self.store.add_measurement(m)
+            self.measurements.append(m)
+            state["count"] += 1
+            state["peak"] = max(state["peak"] or 0, r.peak_rss_bytes or 0) or None
+            self.progress.advance()
+
+        planned = 1 + len(t.plan.phases)
+        status, message = "measured", ""
+        try:
+            self.executor.run(job, on_result, self.stop)
+        except EdgefitError as exc:
+            status, message = "failed", str(exc)
+        if status == "measured" and state["count"] < planned:
+            status = "interrupted" if self.stop.requested else "failed"
+            message = message or f"{state['count']} of {planned} measurements done"
+        self.progress.grow(state["count"] - planned)  # what was planned but not measured leaves the ETA
+        self.outcomes.append(
+            ModelOutcome(t.model_id, t.precision, status, message, str(t.path), estimate, state["peak"], build_s,
+                         state["count"])
+        )  # fmt: skip
+
+    def skip(self, model_id: str, precision: str, message: str, estimate: int | None, planned: int) -> None:
+        self.outcomes.append(ModelOutcome(model_id, precision, "skipped", message, None, estimate))
+        self.progress.grow(-planned)
+
+
+def _llc_bytes() -> int | None:
+    from edgefit import probes
+
+    return probes.last_level_cache_bytes()
+
+
+def _probe(duration_s: float) -> float | None:
+    from edgefit import probes
+
+    return float(probes.quick_bandwidth(duration_s=duration_s))
+
+
+def _release_probe() -> None:
+    from edgefit import probes
+
+    probes.release_buffers()
+
+
+Guard = Callable[[int, str], object]
+
+
+def _default_guard(estimate: int, what: str) -> object:
+    return memory.check_fits(estimate, what)
+
+
+def _open_run(db_path: Path, threads: int, kind: str) -> tuple[Any, str, str]:
+    from edgefit.bench.env import capture_environment
+    from edgefit.store import Store
+
+    env = capture_environment(threads=threads)
+    store = Store(db_path)
+    try:
+        run_id = store.start_run(env, kind)
+    except BaseException:
+        store.close()
+        raise
+    return store, run_id, env.host_fingerprint
+
+
+def _finish(session: _Session, kind: str, db_path: Path, t0: float, notes: list[str]) -> BenchSummary:
+    interrupted = session.stop.requested
+    status = "interrupted" if interrupted else "finished"
+    if not interrupted and session.outcomes and all(o.status == "failed" for o in session.outcomes):
+        status = "failed"
+    session.store.finish_run(session.run_id, status)
+    return BenchSummary(
+        run_id=session.run_id,
+        db_path=str(db_path),
+        kind=kind,
+        threads=session.threads,
+        outcomes=tuple(session.outcomes),
+        measurements=tuple(session.measurements),
+        interrupted=interrupted,
+        wall_s=time.perf_counter() - t0,
+        notes=tuple(notes),
+    )
+
+
+def run_ladder(
+    ladder: str = "quick",
+    precisions: Sequence[str] = ("fp32", "int8", "int4"),
+    threads: int | None = None,
+    db_path: Path | None = None,
+    progress: bool | BenchProgress = True,
+    *,
+    budget_s: float = DEFAULT_BUDGET_S,
+    rungs: Iterable[Any] | None = None,
+    executor: Executor | None = None,
+    guard: Guard = _default_guard,
+    build: Callable[[ModelSpec, str], Any] | None = None,
+) -> BenchSummary:
+    """Measure every rung x precision of ``ladder`` (``models/ladder.toml``). ``rungs``/``executor``/``guard``/
+    ``build`` are seams for tests (fake rungs, a ScriptedRunner, a tiny memory limit)."""
+    t0 = time.perf_counter()
+    threads = threads or default_threads()
+    db = Path(db_path) if db_path is not None else default_db_path()
+    for p in precisions:
+        catalog.get_precision(p)  # unknown precision -> CatalogError listing the valid ones
+    if rungs is None:
+        import importlib
+
+        # edgefit.ladder (the builder's) may land after this module; imported by name so mypy does not need it.
+        rungs = importlib.import_module("edgefit.ladder").load_ladder(ladder)
+    if build is None:
+        from edgefit.onnxbuild import build_model
+
+        build = build_model
+    policy = MeasurePolicy(budget_s=budget_s)
+    work: list[tuple[ModelSpec, str, MeasurePlan]] = []
+    for rung in rungs:
+        for prec in precisions:
+            if prec in tuple(rung.precisions):
+                plan = decoder_plan(policy, LADDER_PROMPTS, LADDER_DEPTHS, rung.spec.max_context)
+                work.append((rung.spec, prec, plan))
+    if not work:
+        raise UsageError(f"ladder {ladder!r} has no rung with precision {', '.join(precisions)}")
+    bar = progress if not isinstance(progress, bool) else make_progress(progress)
+    own_probe = executor is None
+    ex = executor or WorkerExecutor(probe=_probe)
+    store, run_id, host = _open_run(db, threads, f"ladder:{ladder}")
+    session = _Session(store, run_id, host, threads, ex, bar, policy)
+    notes: list[str] = []
+    try:
+        bar.start(sum(1 + len(plan.phases) for _, _, plan in work))
+        with ctrl_c_sets(session.stop):
+            for spec, prec, plan in work:
+                if session.stop.requested:
+                    break
+                max_prompt = max((p.prompt_tokens for p in plan.phases if p.phase == Phase.PREFILL), default=0)
+                max_ctx = max((p.context_tokens for p in plan.phases if p.phase == Phase.DECODE), default=0)
+                estimate = ladder_peak_bytes(spec, prec, max_prompt_tokens=max_prompt, max_context_tokens=max_ctx)
+                try:
+                    guard(estimate, f"{spec.id} {prec}")
+                except MemoryGuardError as exc:
+                    session.skip(spec.id, prec, str(exc), estimate, 1 + len(plan.phases))
+                    notes.append(f"skipped {spec.id} {prec}: {exc}")
+                    continue
+                built = build(spec, prec)
+                target = _Target(
+                    model_id=spec.id,
+                    precision=prec,
+                    path=Path(built.path),
+                    params=int(built.params),
+                    weight_file_bytes=int(built.weight_file_bytes),
+                    weight_read_bytes_per_token=catalog.weight_read_bytes_per_token(spec, prec),
+                    plan=plan,
+                    layers=spec.num_layers,
+                    hidden_size=spec.hidden_size,
+                )
+                session.measure(target, estimate=estimate, build_s=float(getattr(built, "build_s", 0.0)))
+        skipped = [o for o in session.outcomes if o.status == "skipped"]
+        if skipped:
+            notes.insert(0, f"the ladder shrank to what fits in memory: {len(skipped)} of {len(work)} models skipped")
+        return _finish(session, f"ladder:{ladder}", db, t0, notes)
+    except BaseException:
+        store.finish_run(run_id, "interrupted")
+        raise
+    finally:
+        bar.stop()
+        store.close()
+        if own_probe:
+            _release_probe()
+
+
+def bench_file(
+    paths: Sequence[Path | str],
+    dims: dict[str, int] | None = None,
+    inputs: dict[str, float] | None = None,
+    threads: int | None = None,
+    db_path: Path | None = None,
+    progress: bool | BenchProgress = False,
+    *,
+    budget_s: float = DEFAULT_BUDGET_S,
+    executor: Executor | None = None,
+    guard: Guard = _default_guard,
+) -> BenchSummary:
+    """Measure user .onnx files. Every check that can refuse (file, --dim/--input names, memory) runs before
+    the database is opened, so bad input leaves it unchanged."""
+    t0 = time.perf_counter()
+    dims, inputs = dict(dims or {}), dict(inputs or {})
+    threads = threads or default_threads()
+    db = Path(db_path) if db_path is not None else default_db_path()
+    if not paths:
+        raise UsageError("no model files given; pass one or more paths to .onnx files")
+    infos = [inspect_model_file(p) for p in paths]
+    _check_names(infos, dims, inputs)
+    policy = MeasurePolicy(budget_s=budget_s)
+    targets: list[tuple[_Target, int]] = []
+    for info in infos:
+        estimate = file_peak_bytes(info)
+        guard(estimate, str(info.path))
+        if info.is_decoder:
+            plan = decoder_plan(policy, FILE_PROMPTS, FILE_DEPTHS)
+        else:
+            plan = MeasurePlan(phases=(PhasePlan(Phase.RUN, 0, 0),), policy=policy)
+        my_dims = {k: v for k, v in dims.items() if k in info.symbolic_dims}
+        my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
+        targets.append((_file_target(info, plan, my_dims, my_inputs), estimate))
+    bar = progress if not isinstance(progress, bool) else make_progress(progress)
+    own_probe = executor is None
+    ex = executor or WorkerExecutor(probe=_probe)
+    store, run_id, host = _open_run(db, threads, "file")
+    session = _Session(store, run_id, host, threads, ex, bar, policy)
+    try:
+        bar.start(sum(1 + len(t.plan.phases) for t, _ in targets))
+        with ctrl_c_sets(session.stop):
+            for target, estimate in targets:
+                if session.stop.requested:
+                    break
+                session.measure(target, estimate=estimate, build_s=None)
+        return _finish(session, "file", db, t0, [])
+    except BaseException:
+        store.finish_run(run_id, "interrupted")
+        raise
+    finally:
+        bar.stop()
+        store.close()
+        if own_probe:
+            _release_probe()
+
+
+def _file_target(info: ModelFileInfo, plan: MeasurePlan, dims: dict[str, int], scalars: dict[str, float]) -> _Target:
+    return _Target(
+        model_id=f"file:{info.path.name}",
+        precision="file",
+        path=info.path,
+        params=info.params,
+        weight_file_bytes=info.weight_file_bytes,
+        weight_read_bytes_per_token=info.weight_read_bytes_per_token,
+        plan=plan,
+        dims=dims,
+        scalars=scalars,
+    )
+
+
+def _check_names(infos: Sequence[ModelFileInfo], dims: dict[str, int], inputs: dict[str, float]) -> None:
+    """A --dim / --input must name a symbolic dim / input of at least one given model."""
+    all_dims = list(dict.fromkeys(d for i in infos for d in i.symbolic_dims))
+    all_inputs = list(dict.fromkeys(t.name for i in infos for t in i.inputs))
+    files = ", ".join(i.path.name for i in infos)
+    for d, v in dims.items():
+        if d not in all_dims:
+            valid = ", ".join(all_dims) or "(none: every input shape is fixed)"
+            raise UsageError(f"--dim {d}={v}: {files} has no symbolic dim {d!r}; symbolic dims: {valid}")
+        if v < 1:
+            raise UsageError(f"--dim {d}={v}: expected a positive integer")
+    for name, value in inputs.items():
+        if name not in all_inputs:
+            raise UsageError(
+                f"--input {name}={value}: {files} has no input {name!r}; inputs: {', '.join(all_inputs)}"
+            )

@@ -1,0 +1,44 @@
+"""Peak-memory estimate of a model before anything loads it (the memory guard's input).
+
+    peak ≈ base process (Python + numpy + onnxruntime)
+         + weights as onnxruntime holds them (file bytes x prepack factor; fp16 is upcast to fp32: x2)
+         + the largest single tensor (transient copy while prepacking / initializing)
+         + KV cache and logits of the largest planned step (past + present copies)
+
+Figures (ONNXRUNTIME-NOTES.md, this host, onnxruntime 1.32): steady RSS ~= 40-60 MiB + prepacked weights
+(fp32 x1.0, int8 x1.05, int4 accuracy-level-4 x1.27); load peak adds about the largest tensor. A Python
+process with numpy, psutil and onnxruntime imported measured 64 MiB RSS here, hence BASE_PROCESS_BYTES.
+``bench.memory.check_fits`` then adds its margin and reserve and compares with what this process may use.
+"""
+
+from __future__ import annotations
+
+from edgefit import catalog
+from edgefit.bench.modelfile import ModelFileInfo
+from edgefit.catalog import ModelSpec
+from edgefit.units import MIB
+
+BASE_PROCESS_BYTES = 64 * MIB
+# A user file may hold MatMulNBits weights (prepacked up to ~1.27x) next to float ones (x1.0); without
+# knowing the split, assume the quantized factor for the whole file when any quantized op is present.
+FILE_FLOAT_FACTOR = 1.0
+FILE_QUANTIZED_FACTOR = 1.27
+
+
+def ladder_peak_bytes(spec: ModelSpec, precision: str, *, max_prompt_tokens: int, max_context_tokens: int) -> int:
+    p = catalog.get_precision(precision)
+    runs_as = p.runs_as or p.name
+    held = catalog.weight_bytes(spec, runs_as) * catalog.get_precision(runs_as).prepack_factor
+    largest = spec.vocab_size * spec.hidden_size * 4  # fp32 embedding (or LM head): the biggest tensor
+    if p.runs_as is not None:
+        largest += catalog.weight_bytes(spec, p.name)  # the fp16 originals until they are folded
+    tokens = max(max_prompt_tokens, max_context_tokens + 1)
+    kv = catalog.kv_cache_bytes_per_token(spec) * tokens * 3  # past in, present out, prefill's present kept
+    logits = max(max_prompt_tokens, max_context_tokens) * spec.vocab_size * 4 * 2
+    return int(BASE_PROCESS_BYTES + held + largest + kv + logits)
+
+
+def file_peak_bytes(info: ModelFileInfo) -> int:
+    factor = FILE_QUANTIZED_FACTOR if info.has_quantized_ops else FILE_FLOAT_FACTOR
+    held = info.weight_file_bytes * factor + info.float16_weight_bytes  # fp16 weights double when upcast
+    return int(BASE_PROCESS_BYTES + held + info.largest_tensor_bytes)

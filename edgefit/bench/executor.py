@@ -1,0 +1,183 @@
+"""Where a model's measurements run: a worker subprocess (real), or in this process with a given Runner (tests).
+
+    parent                                   worker (python -m edgefit.bench.worker)
+    ──────                                   ──────
+    job line ───────────────────────────────> load, then per phase:
+    <─────────────────────── {"event":"result"}   (store it now)
+    <─────────────────────── {"event":"probe"}    before each decode measurement
+    quick_bandwidth() (worker waits) ───────> reply
+    <─────────────────────── {"event":"done"}
+
+Ctrl-C: the worker runs in its own session, so the terminal's SIGINT reaches only the parent; ``StopFlag``
+forwards it as "stop after the current measurement". A second Ctrl-C kills the worker and raises
+KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgefit.bench.loop import MeasurePlan, PhaseResult, measure_model
+from edgefit.bench.runner import Runner
+from edgefit.bench.worker import job_to_json
+from edgefit.errors import BenchError, EdgefitError, MemoryGuardError, ModelFileError
+
+ProbeFn = Callable[[float], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelJob:
+    model_path: Path
+    threads: int
+    plan: MeasurePlan
+    dims: dict[str, int] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+class StopFlag:
+    """Set by Ctrl-C (or a test); checked between measurements."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def request(self) -> None:
+        if self.requested and self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.send_signal(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def ctrl_c_sets(flag: StopFlag) -> Iterator[None]:
+    """While active, Ctrl-C sets ``flag`` instead of raising (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        flag.request()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Executor(Protocol):
+    def run(self, job: ModelJob, on_result: Callable[[PhaseResult], None], stop: StopFlag) -> None: ...
+
+
+def no_probe(duration_s: float) -> float | None:
+    return None
+
+
+class InProcessExecutor:
+    """Runs the measurement loop here with a Runner from ``runner_factory`` (a ScriptedRunner in tests)."""
+
+    def __init__(self, runner_factory: Callable[[ModelJob], Runner], probe: ProbeFn = no_probe) -> None:
+        self.runner_factory = runner_factory
+        self.probe = probe
+
+    def run(self, job: ModelJob, on_result: Callable[[PhaseResult], None], stop: StopFlag) -> None:
+        runner = self.runner_factory(job)
+        measure_model(runner, job.plan, on_result, should_stop=lambda: stop.requested, probe=self.probe)
+
+
+_ERROR_KINDS: dict[str, type[EdgefitError]] = {
+    "ModelFileError": ModelFileError,
+    "MemoryGuardError": MemoryGuardError,
+}
+
+
+class WorkerExecutor:
+    """One ``python -m edgefit.bench.worker`` per model; ``probe`` runs here, between the worker's steps."""
+
+    def __init__(self, probe: ProbeFn = no_probe, timeout_s: float | None = None) -> None:
+        self.probe = probe
+        self.timeout_s = timeout_s
+
+    def _timeout(self, job: ModelJob) -> float:
+        if self.timeout_s is not None:
+            return self.timeout_s
+        # Generous: every phase may spend its budget, plus warmups, cache pre-fill, load and start-up.
+        return 120.0 + len(job.plan.phases) * (4 * job.plan.policy.budget_s + 30.0)
+
+    def run(self, job: ModelJob, on_result: Callable[[PhaseResult], None], stop: StopFlag) -> None:
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "edgefit.bench.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,  # the terminal's Ctrl-C goes to the parent only; it forwards it
+            )
+            stop.proc = proc
+            timed_out = threading.Event()
+
+            def on_timeout() -> None:
+                timed_out.set()
+                proc.kill()
+
+            timer = threading.Timer(self._timeout(job), on_timeout)
+            timer.daemon = True
+            timer.start()
+            error: dict[str, Any] | None = None
+            try:
+                assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
+                line = job_to_json(job.model_path, job.threads, job.plan, job.dims, job.scalars) + "\n"
+                proc.stdin.write(line.encode())
+                proc.stdin.flush()
+                if stop.requested:
+                    proc.send_signal(signal.SIGINT)
+                for raw in proc.stdout:
+                    msg = json.loads(raw)
+                    event = msg.get("event")
+                    if event == "result":
+                        on_result(PhaseResult.from_dict(msg["result"]))
+                    elif event == "probe":
+                        value = self.probe(float(msg["duration_s"]))
+                        proc.stdin.write((json.dumps({"bandwidth_bytes_per_s": value}) + "\n").encode())
+                        proc.stdin.flush()
+                    elif event == "error":
+                        error = msg
+                    elif event == "done":
+                        break
+                rc = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                timer.cancel()
+                stop.proc = None
+                with contextlib.suppress(OSError):
+                    if proc.stdin is not None:
+                        proc.stdin.close()
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            if error is not None:
+                kind = _ERROR_KINDS.get(str(error.get("kind")), BenchError)
+                raise kind(str(error.get("message")))
+            if timed_out.is_set():
+                limit = self._timeout(job)
+                raise BenchError(f"{job.model_path.name}: worker killed after {limit:.0f} s without finishing")
+            if rc != 0:
+                err.seek(0)
+                tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"]
+                why = " (killed: out of memory?)" if rc == -9 else ""
+                raise BenchError(f"{job.model_path.name}: worker exited with code {rc}{why}: {tail[0]}")

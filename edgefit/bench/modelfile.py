@@ -1,0 +1,394 @@
+"""A user's .onnx file: validate it before anything loads it, and read what benchmarking needs from it.
+
+Validation reads the protobuf with ``load_external_data=False`` (cheap: external weights stay on disk) and then
+checks every external tensor's ``location``/``offset``/``length`` against the files next to the model, so a
+broken or hostile file is refused with one line before onnxruntime ever maps it:
+
+    file ──parse──> ModelProto ──structure──> every node input produced? opset present?
+                        │
+                        └──external tensors──> location relative, inside the model's folder, file exists,
+                                               offset + length <= file size, length == dims x dtype size
+
+The result, ``ModelFileInfo``, carries inputs/outputs (with symbolic dims), parameter and byte counts
+(external data included), the token inputs and vocabulary inferred from the Gather they index, and the
+past-KV inputs / present outputs that make a model a decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from edgefit.errors import ModelFileError
+
+# Ops whose only purpose is to reshape/cast a token id on its way to the embedding Gather.
+_PASS_THROUGH_OPS = frozenset({"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity"})
+_CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
+_QUANTIZED_OPS = frozenset(
+    {"MatMulNBits", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "QGemm", "DequantizeLinear"}
+)
+_PAST_PREFIXES = ("past_key_values", "past")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """A graph input or output. ``shape`` entries: an int (fixed), a str (symbolic dim name), None (unknown)."""
+
+    name: str
+    dtype: str  # numpy dtype name: float32, int64, bool, ...
+    shape: tuple[int | str | None, ...] | None  # None: rank unknown
+
+    @property
+    def symbolic_dims(self) -> tuple[str, ...]:
+        return tuple(d for d in (self.shape or ()) if isinstance(d, str))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFileInfo:
+    path: Path
+    sha256_16: str  # first 16 hex of the .onnx file's sha256 (external data not hashed: too slow for GBs)
+    opset: int  # default-domain opset
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    params: int  # weight elements (MatMulNBits: K x N, scales not counted)
+    weight_file_bytes: int  # bytes of all initializers as stored, external data included
+    weight_read_bytes_per_token: int  # bytes of initializers not only used as a Gather table
+    largest_tensor_bytes: int
+    float16_weight_bytes: int  # fp16 weights are upcast to fp32 by the CPU provider: they double in RAM
+    external_data_bytes: int
+    token_inputs: tuple[str, ...]  # int inputs that index an embedding Gather (directly or via casts)
+    vocab_size: int | None  # rows of that Gather's table
+    past_inputs: tuple[str, ...]  # past KV cache inputs, in graph order
+    present_outputs: tuple[str, ...]  # matching present outputs, same order
+    control_flow_ops: tuple[str, ...]  # If / Loop / Scan found (subgraphs included)
+    node_count: int
+    has_quantized_ops: bool = False  # MatMulNBits, QLinearMatMul, ...: weights are prepacked larger
+
+    @property
+    def is_decoder(self) -> bool:
+        return bool(self.past_inputs) and len(self.past_inputs) == len(self.present_outputs)
+
+    @property
+    def symbolic_dims(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for t in self.inputs:
+            for d in t.symbolic_dims:
+                seen.setdefault(d, None)
+        return tuple(seen)
+
+    def input(self, name: str) -> TensorInfo:
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def inspect_model_file(path: Path | str, *, hash_file: bool = True) -> ModelFileInfo:
+    """Validate ``path`` and describe it. Raises ModelFileError (one line: file, what, expected, found, fix)."""
+    p = Path(path)
+    model = _parse(p)
+    _check_structure(model, p)
+    ext_bytes = _check_external_data(model, p)
+    return _describe(model, p, ext_bytes, file_sha256_16(p) if hash_file else "")
+
+
+# --- parsing and checks ----------------------------------------------------------------------------------
+
+
+def _parse(p: Path) -> onnx.ModelProto:
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such file; expected a path to an .onnx model")
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelFileError(f"{p}: empty file (0 bytes); expected an ONNX model, re-export or re-download it")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends: the message is what matters
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFileError(
+            f"{p}: not a readable ONNX model ({size} bytes; protobuf parse failed: {first}); "
+            "the file is truncated or not ONNX: re-export or re-download it"
+        ) from None
+    return model
+
+
+def _check_structure(model: onnx.ModelProto, p: Path) -> None:
+    g = model.graph
+    if not model.opset_import or len(g.node) == 0 or len(g.output) == 0:
+        raise ModelFileError(
+            f"{p}: incomplete ONNX model (opset imports: {len(model.opset_import)}, nodes: {len(g.node)}, "
+            f"outputs: {len(g.output)}; expected all > 0); the file is probably truncated: re-export it"
+        )
+    known = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
+    for node in g.node:
+        for name in node.input:
+            if name not in known:
+                raise ModelFileError(
+                    f"{p}: node {node.name or node.op_type!r} reads {name!r}, which no input, initializer or "
+                    "earlier node produces; the file is truncated or corrupt: re-export it"
+                )
+        known.update(node.output)
+
+
+def _all_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
+    """Every TensorProto that holds weights: initializers and Constant/attribute tensors, subgraphs included."""
+
+    def in_graph(g: onnx.GraphProto) -> Iterator[TensorProto]:
+        yield from g.initializer
+        for node in g.node:
+            for a in node.attribute:
+                if a.type == onnx.AttributeProto.TENSOR:
+                    yield a.t
+                elif a.type == onnx.AttributeProto.TENSORS:
+                    yield from a.tensors
+                elif a.type == onnx.AttributeProto.GRAPH:
+                    yield from in_graph(a.g)
+                elif a.type == onnx.AttributeProto.GRAPHS:
+                    for sg in a.graphs:
+                        yield from in_graph(sg)
+
+    yield from in_graph(model.graph)
+
+
+def _all_nodes(g: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in g.node:
+        yield node
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _all_nodes(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sg in a.graphs:
+                    yield from _all_nodes(sg)
+
+
+def _is_external(t: TensorProto) -> bool:
+    return t.HasField("data_location") and t.data_location == TensorProto.EXTERNAL
+
+
+def _elem_size(data_type: int) -> int:
+    if data_type in (TensorProto.INT4, TensorProto.UINT4):
+        return 1  # packed two per byte; sizes of these are checked loosely below
+    return int(np.dtype(helper.tensor_dtype_to_np_dtype(data_type)).itemsize)
+
+
+def _numel(t: TensorProto) -> int:
+    n = 1
+    for d in t.dims:
+        n *= int(d)
+    return n
+
+
+def _check_external_data(model: onnx.ModelProto, p: Path) -> int:
+    """Each external tensor must point inside the model's folder, at bytes that exist. Returns their total."""
+    folder = p.resolve().parent
+    total = 0
+    sizes: dict[Path, int] = {}
+    for t in _all_tensors(model):
+        if not _is_external(t):
+            continue
+        entry = {e.key: e.value for e in t.external_data}
+        loc = entry.get("location", "")
+        where = f"{p}: tensor {t.name!r} external data"
+        if not loc:
+            raise ModelFileError(f"{where} has no 'location'; expected a file name next to the model")
+        if os.path.isabs(loc):
+            raise ModelFileError(
+                f"{where} location {loc!r} is absolute; expected a path relative to {folder} (re-save the model "
+                "with a relative location)"
+            )
+        target = (folder / loc).resolve()
+        if not target.is_relative_to(folder):
+            raise ModelFileError(
+                f"{where} location {loc!r} escapes the model's folder {folder}; refused (expected a file inside it)"
+            )
+        if target not in sizes:
+            if not target.is_file():
+                raise ModelFileError(f"{where} file {loc!r} is missing (expected {target}); copy it next to the model")
+            sizes[target] = target.stat().st_size
+        fsize = sizes[target]
+        try:
+            offset = int(entry.get("offset", "0"))
+            expected = _numel(t) * _elem_size(t.data_type)
+            length = int(entry["length"]) if "length" in entry else fsize - offset
+        except ValueError:
+            raise ModelFileError(f"{where} has a non-integer offset/length: {entry}") from None
+        if t.data_type in (TensorProto.INT4, TensorProto.UINT4):
+            expected = (_numel(t) + 1) // 2
+        if offset < 0 or offset + length > fsize:
+            raise ModelFileError(
+                f"{where} wants bytes {offset}..{offset + length} of {loc!r}, which has {fsize} bytes; "
+                "the data file is truncated or belongs to another model"
+            )
+        if length != expected:
+            raise ModelFileError(
+                f"{where} length {length} bytes, expected {expected} for dims {list(t.dims)}; the data file "
+                "belongs to another export"
+            )
+        total += length
+    return total
+
+
+# --- description ------------------------------------------------------------------------------------------
+
+
+def _tensor_bytes(t: TensorProto) -> int:
+    if _is_external(t):
+        entry = {e.key: e.value for e in t.external_data}
+        if "length" in entry:
+            return int(entry["length"])
+    if t.raw_data:
+        return len(t.raw_data)
+    if t.data_type in (TensorProto.INT4, TensorProto.UINT4):
+        return (_numel(t) + 1) // 2
+    return _numel(t) * _elem_size(t.data_type)
+
+
+def _value_info(v: onnx.ValueInfoProto) -> TensorInfo:
+    tt = v.type.tensor_type
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
+    except Exception:
+        dtype = f"onnx:{tt.elem_type}"
+    shape: tuple[int | str | None, ...] | None = None
+    if tt.HasField("shape"):
+        dims: list[int | str | None] = []
+        for d in tt.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param") and d.dim_param:
+                dims.append(d.dim_param)
+            else:
+                dims.append(None)
+        shape = tuple(dims)
+    return TensorInfo(name=v.name, dtype=dtype, shape=shape)
+
+
+def _describe(model: onnx.ModelProto, p: Path, ext_bytes: int, sha: str) -> ModelFileInfo:
+    g = model.graph
+    init_names = {t.name for t in g.initializer}
+    inputs = tuple(_value_info(v) for v in g.input if v.name not in init_names)
+    outputs = tuple(_value_info(v) for v in g.output)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+    nodes = list(_all_nodes(g))
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
+
+    # Weights: everything stored, and what a forward pass reads (a Gather table is only indexed, not streamed).
+    tensors = list(_all_tensors(model))
+    nbits_k_n: dict[str, int] = {}
+    for node in nodes:
+        if node.op_type == "MatMulNBits" and len(node.input) > 1:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            nbits_k_n[node.input[1]] = int(attrs.get("K", 0)) * int(attrs.get("N", 0))
+    quant_aux = {n.input[i] for n in nodes if n.op_type == "MatMulNBits" for i in (2, 3) if len(n.input) > i}
+    params = weight_bytes = read_bytes = largest = fp16_bytes = 0
+    for t in tensors:
+        nbytes = _tensor_bytes(t)
+        weight_bytes += nbytes
+        largest = max(largest, nbytes)
+        if t.data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
+            fp16_bytes += nbytes
+        if t.name in nbits_k_n:
+            params += nbits_k_n[t.name]
+        elif t.name not in quant_aux:
+            params += _numel(t)
+        uses = consumers.get(t.name, [])
+        only_gathered = bool(uses) and all(n.op_type == "Gather" and i == 0 for n, i in uses)
+        if not only_gathered:
+            read_bytes += nbytes
+
+    token_inputs, vocab = _token_inputs(inputs, consumers, {t.name: t for t in g.initializer})
+    past, present = _kv_pairs(inputs, outputs)
+    control = sorted({n.op_type for n in nodes if n.op_type in _CONTROL_FLOW_OPS})
+    return ModelFileInfo(
+        path=p,
+        sha256_16=sha,
+        opset=int(opset),
+        inputs=inputs,
+        outputs=outputs,
+        params=params,
+        weight_file_bytes=weight_bytes,
+        weight_read_bytes_per_token=read_bytes,
+        largest_tensor_bytes=largest,
+        float16_weight_bytes=fp16_bytes,
+        external_data_bytes=ext_bytes,
+        token_inputs=token_inputs,
+        vocab_size=vocab,
+        past_inputs=past,
+        present_outputs=present,
+        control_flow_ops=tuple(control),
+        node_count=len(nodes),
+        has_quantized_ops=any(n.op_type in _QUANTIZED_OPS for n in nodes),
+    )
+
+
+def _token_inputs(
+    inputs: tuple[TensorInfo, ...],
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]],
+    inits: dict[str, TensorProto],
+) -> tuple[tuple[str, ...], int | None]:
+    """Integer inputs that reach a Gather's indices through casts/reshapes; vocab = that Gather's table rows."""
+    found: list[str] = []
+    vocab: int | None = None
+    for t in inputs:
+        if not t.dtype.startswith(("int", "uint")):
+            continue
+        frontier, seen = [t.name], set()
+        while frontier:
+            name = frontier.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node, idx in consumers.get(name, []):
+                if node.op_type == "Gather" and idx == 1:
+                    table = inits.get(node.input[0])
+                    axis = next((int(helper.get_attribute_value(a)) for a in node.attribute if a.name == "axis"), 0)
+                    if table is not None and len(table.dims) >= 2 and axis == 0:
+                        rows = int(table.dims[0])
+                        vocab = rows if vocab is None else min(vocab, rows)
+                        if t.name not in found:
+                            found.append(t.name)
+                elif node.op_type in _PASS_THROUGH_OPS and idx == 0:
+                    frontier.extend(node.output)
+    return tuple(found), vocab
+
+
+def _kv_pairs(
+    inputs: tuple[TensorInfo, ...], outputs: tuple[TensorInfo, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """past_key_values.N.key -> present.N.key, past.N -> present.N, past_N -> present_N; else by order."""
+    past = [t.name for t in inputs if t.name.startswith(_PAST_PREFIXES) and t.dtype.startswith("float")]
+    if not past:
+        return (), ()
+    out_names = [t.name for t in outputs]
+    presents: list[str] = []
+    for name in past:
+        for prefix in _PAST_PREFIXES:
+            if name.startswith(prefix):
+                candidate = "present" + name[len(prefix) :]
+                break
+        if candidate not in out_names:
+            break
+        presents.append(candidate)
+    if len(presents) != len(past):
+        by_order = [n for n in out_names if n.startswith("present")]
+        presents = by_order if len(by_order) == len(past) else []
+    return tuple(past), tuple(presents)
+
+
+def file_sha256_16(p: Path) -> str:
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]

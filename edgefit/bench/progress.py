@@ -1,0 +1,92 @@
+"""Progress over a whole bench (every measurement of every model), with ETA, on stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class BenchProgress(Protocol):
+    def start(self, total: int) -> None: ...
+
+    def describe(self, text: str) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def grow(self, n: int) -> None:
+        """The plan changed (a model was skipped: negative)."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None:
+        return None
+
+    def describe(self, text: str) -> None:
+        return None
+
+    def advance(self, n: int = 1) -> None:
+        return None
+
+    def grow(self, n: int) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+class RichProgress:
+    """A rich bar on stderr: description, bar, done/total measurements, elapsed, ETA."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            transient=False,
+        )
+        self._task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("bench", total=total)
+
+    def describe(self, text: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, description=text)
+
+    def advance(self, n: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def grow(self, n: int) -> None:
+        if self._task is not None:
+            total = self._progress.tasks[0].total or 0
+            self._progress.update(self._task, total=max(0, total + n))
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def make_progress(enabled: bool) -> BenchProgress:
+    """The rich bar when asked for and stderr is a terminal; otherwise nothing."""
+    if enabled and sys.stderr.isatty():
+        return RichProgress()
+    return NoProgress()

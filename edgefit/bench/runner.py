@@ -1,0 +1,201 @@
+"""The runner seam: what the measurement loop drives.
+
+``OrtRunner`` runs a real onnxruntime session (CPU provider, intra-op threads set, all graph optimizations,
+weight prepacking on); ``ScriptedRunner`` returns given latencies so the orchestration, the stopping rule and
+the warnings are tested in milliseconds. The measurement loop (``edgefit.bench.loop``) only sees this:
+
+    runner.load() -> load_s
+    runner.prepare(phase, prompt_tokens, context_tokens)   # untimed: build feeds, pre-fill the KV cache
+    runner.step_s() -> seconds of one timed call            # repeated: warmups, then samples
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgefit.bench.feeds import FeedSpec, past_dim_index, synthesize
+from edgefit.bench.measurement import Phase
+from edgefit.bench.modelfile import ModelFileInfo
+from edgefit.errors import BenchError
+
+PROVIDER = "CPUExecutionProvider"
+
+
+class Runner(Protocol):
+    @property
+    def is_decoder(self) -> bool: ...
+
+    def load(self) -> float:
+        """Create the session; return seconds it took."""
+        ...
+
+    def prepare(self, phase: Phase, prompt_tokens: int, context_tokens: int) -> None:
+        """Get ready to time ``phase`` (untimed)."""
+        ...
+
+    def step_s(self) -> float:
+        """One timed call of the prepared phase, in seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def session_options(threads: int) -> Any:
+    """The settings every edgefit measurement uses (and the bare-loop benchmark copies)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Prepacking is the default; set it explicitly: without it int8 runs ~4x and int4 ~60x slower.
+    so.add_session_config_entry("session.disable_prepacking", "0")
+    so.log_severity_level = 3
+    return so
+
+
+class OrtRunner:
+    """A real onnxruntime session on the CPU provider, fed with synthesized inputs."""
+
+    def __init__(self, path: Path, info: ModelFileInfo, threads: int, feed_spec: FeedSpec | None = None) -> None:
+        self.path = path
+        self.info = info
+        self.threads = threads
+        self.feed_spec = feed_spec or FeedSpec()
+        self._session: Any = None
+        self._feeds: dict[str, np.ndarray] = {}
+        self.notes: list[str] = []
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.info.is_decoder
+
+    def load(self) -> float:
+        import onnxruntime as ort
+
+        so = session_options(self.threads)
+        t0 = time.perf_counter()
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=so, providers=[PROVIDER])
+        except Exception as exc:
+            raise BenchError(f"{self.path}: onnxruntime could not load it: {str(exc).splitlines()[0]}") from None
+        return time.perf_counter() - t0
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        try:
+            return list(self._session.run(None, dict(feeds)))
+        except Exception as exc:
+            shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+            raise BenchError(
+                f"{self.path.name}: inference failed with synthesized inputs ({shapes}): "
+                f"{str(exc).splitlines()[0]}; set symbolic dims with --dim NAME=VALUE or scalars with --input"
+            ) from None
+
+    def prepare(self, phase: Phase, prompt_tokens: int, context_tokens: int) -> None:
+        if self._session is None:
+            raise BenchError("OrtRunner.prepare called before load()")
+        if phase == Phase.RUN or not self.is_decoder:
+            self._feeds = synthesize(self.info, self.feed_spec)
+        elif phase == Phase.PREFILL:
+            self._feeds = synthesize(self.info, self.feed_spec, seq=prompt_tokens, past=0)
+        elif phase == Phase.DECODE:
+            self._feeds = self._decode_feeds(context_tokens)
+        else:
+            raise BenchError(f"OrtRunner cannot time phase {phase.value!r}")
+
+    def _decode_feeds(self, depth: int) -> dict[str, np.ndarray]:
+        """Fill the cache to ``depth`` with a real prefill (its present outputs), as llama-bench -d does."""
+        if depth == 0:
+            return synthesize(self.info, self.feed_spec, seq=1, past=0)
+        past_names = frozenset(self.info.past_inputs)
+        feeds = synthesize(self.info, self.feed_spec, seq=1, past=depth, skip=past_names)
+        prefill = synthesize(self.info, self.feed_spec, seq=depth, past=0)
+        outputs = self._run(prefill)
+        names = [o.name for o in self._session.get_outputs()]
+        by_name = dict(zip(names, outputs, strict=True))
+        for past, present in zip(self.info.past_inputs, self.info.present_outputs, strict=True):
+            value = np.asarray(by_name[present])
+            axis = past_dim_index(self.info.input(past))
+            if value.ndim <= axis or value.shape[axis] != depth:
+                raise BenchError(
+                    f"{self.path.name}: present output {present!r} has shape {list(value.shape)} after a "
+                    f"{depth}-token prefill; expected {depth} on axis {axis} (a cache this tool cannot drive)"
+                )
+            feeds[past] = value
+        return feeds
+
+    def step_s(self) -> float:
+        feeds = self._feeds
+        run = self._session.run
+        t0 = time.perf_counter()
+        run(None, feeds)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self._session = None
+        self._feeds = {}
+
+
+LatencySource = Iterable[float] | Callable[[Phase, int, int], float]
+
+
+class ScriptedRunner:
+    """Returns given latencies instead of running anything (tests of orchestration, stopping and warnings).
+
+    ``latencies`` maps (phase, prompt_tokens, context_tokens) to an iterable of seconds (cycled), or is one
+    callable ``f(phase, prompt_tokens, context_tokens) -> seconds``. ``on_step`` is called after each step
+    (tests use it to simulate Ctrl-C at a given point).
+    """
+
+    def __init__(
+        self,
+        latencies: Mapping[tuple[Phase, int, int], Iterable[float]] | Callable[[Phase, int, int], float],
+        *,
+        load_s: float = 0.01,
+        is_decoder: bool = True,
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
+        self._latencies = latencies
+        self._load_s = load_s
+        self._is_decoder = is_decoder
+        self._on_step = on_step
+        self._current: Callable[[], float] = lambda: 0.0
+        self.steps = 0
+        self.prepared: list[tuple[Phase, int, int]] = []
+
+    @property
+    def is_decoder(self) -> bool:
+        return self._is_decoder
+
+    def load(self) -> float:
+        return self._load_s
+
+    def prepare(self, phase: Phase, prompt_tokens: int, context_tokens: int) -> None:
+        key = (phase, prompt_tokens, context_tokens)
+        self.prepared.append(key)
+        src = self._latencies
+        if callable(src):
+            fn = src
+            self._current = lambda: float(fn(phase, prompt_tokens, context_tokens))
+        else:
+            if key not in src:
+                raise BenchError(f"ScriptedRunner has no latencies for {key}")
+            it = itertools.cycle(list(src[key]))
+            self._current = lambda: float(next(it))
+
+    def step_s(self) -> float:
+        value = self._current()
+        self.steps += 1
+        if self._on_step is not None:
+            self._on_step(self.steps)
+        return value
+
+    def close(self) -> None:
+        return None
