@@ -1,0 +1,562 @@
+"""A DeviceProfile of the machine edgefit runs on: read what the OS tells, measure what it cannot.
+
+    psutil, /proc/cpuinfo, sysfs (Linux) or sysctl (macOS)  ->  RAM, cores per cluster, CPU model, features,
+                                                               max clock, last-level cache, cgroup memory limit
+    edgefit.probes (~6 s)                                   ->  measured triad / GEMV bandwidth, fp32 GEMM
+    what can be read nowhere (theoretical bandwidth, power) ->  `estimated = true` with a note saying how
+
+The result has id ``host``; ``host_profile()`` caches it per machine (``host_fingerprint()``) in the cache dir,
+so the predictor and the benchmarker probe once, not on every call.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psutil
+
+from edgefit import __version__, probes
+from edgefit.errors import ProfileError
+from edgefit.paths import cache_dir
+from edgefit.profiles import (
+    SCHEMA_VERSION,
+    ComputeEngine,
+    CpuCluster,
+    DeviceProfile,
+    Figure,
+    with_id,
+)
+from edgefit.units import GB, GIB, KIB, MIB
+
+HOST_ID = "host"
+# A STREAM triad on a healthy DDR/LPDDR system reaches roughly 60-85 % of the theoretical peak; 0.75 is the
+# middle, used only where the theoretical figure cannot be read (it needs root: DMI tables).
+_STREAM_EFFICIENCY_GUESS = 0.75
+_X86_FEATURES: tuple[str, ...] = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl")
+_X86_FEATURES += ("avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+_ARM_FEATURES = ("fp", "asimd", "asimdhp", "asimddp", "fphp", "i8mm", "bf16", "sve", "sve2", "sme")
+# (implementer, part) from /proc/cpuinfo -> core name (Arm Ltd = 0x41; the TRMs list the part numbers)
+_ARM_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse-V1",
+    "0xd41": "Cortex-A78",
+    "0xd42": "Cortex-A78AE",
+    "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd48": "Cortex-X2",
+    "0xd49": "Neoverse-N2",
+    "0xd4d": "Cortex-A715",
+    "0xd4e": "Cortex-X3",
+    "0xd4f": "Neoverse-V2",
+    "0xd80": "Cortex-A520",
+    "0xd81": "Cortex-A720",
+    "0xd82": "Cortex-X4",
+}
+_LITTLE_CORES = ("Cortex-A53", "Cortex-A55", "Cortex-A35", "Cortex-A510", "Cortex-A520")
+# Power cannot be read on most machines; a coarse guess per kind: (base W, idle W/core, load W/core, max W/core)
+_POWER_GUESS = {
+    "sbc": (2.0, 0.1, 1.2, 2.0),
+    "module": (3.0, 0.2, 1.5, 2.5),
+    "phone": (0.5, 0.05, 1.0, 2.0),
+    "laptop": (4.0, 0.2, 3.5, 7.0),
+    "mini-pc": (5.0, 0.3, 2.5, 5.0),
+    "desktop": (25.0, 1.0, 8.0, 14.0),
+    "server": (0.0, 4.0, 10.0, 15.0),  # a share of a big host: per core only
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _CpuFacts:
+    model: str
+    features: tuple[str, ...]
+    clusters: tuple[CpuCluster, ...]
+    physical_cores: int
+    logical_cores: int
+    board: str | None  # /proc/device-tree/model (Raspberry Pi, Jetson, ...)
+    hypervisor: bool
+
+
+# --- small readers -------------------------------------------------------------------------------------------
+
+
+def _read(path: str | Path) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip().strip("\x00")
+    except OSError:
+        return None
+
+
+def _sysctl(key: str) -> str | None:
+    try:
+        out = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, timeout=2, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _cpuinfo_blocks(text: str | None = None) -> list[dict[str, str]]:
+    """/proc/cpuinfo as one dict per processor block (plus trailing global lines on aarch64)."""
+    raw = text if text is not None else (_read("/proc/cpuinfo") or "")
+    blocks: list[dict[str, str]] = []
+    for chunk in raw.split("\n\n"):
+        block = {}
+        for line in chunk.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                block[key.strip()] = value.strip()
+        if block:
+            blocks.append(block)
+    return blocks
+
+
+def _cpu_list(text: str | None) -> list[int]:
+    """'0-3,8' -> [0, 1, 2, 3, 8]."""
+    cpus: list[int] = []
+    for part in (text or "").split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo.isdigit():
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def _max_clock_hz(cpu: int) -> float | None:
+    khz = _read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq")
+    return float(khz) * 1e3 if khz and khz.isdigit() else None
+
+
+def cgroup_memory_limit_bytes() -> int | None:
+    """The cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes`` of this process; None if unlimited."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        text = _read(path)
+        if text and text.isdigit() and int(text) < 2**60:  # v1 writes a huge number for "no limit"
+            return int(text)
+    return None
+
+
+def _cgroup_memory_usage_bytes() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes"):
+        text = _read(path)
+        if text and text.isdigit():
+            return int(text)
+    return None
+
+
+# --- CPU -----------------------------------------------------------------------------------------------------
+
+
+def _today() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def _clock_figure(cpus: list[int], blocks: list[dict[str, str]], read_by: str) -> Figure:
+    clocks = [c for c in (_max_clock_hz(i) for i in cpus) if c]
+    if clocks:
+        return Figure(max(clocks), "hz", source=f"{read_by} (sysfs cpufreq/cpuinfo_max_freq)")
+    current = [float(b["cpu MHz"]) * 1e6 for b in blocks if b.get("cpu MHz", "").replace(".", "", 1).isdigit()]
+    if current:
+        return Figure(
+            max(current),
+            "hz",
+            estimated=True,
+            note="no cpufreq in sysfs (a VM?): the current clock from /proc/cpuinfo 'cpu MHz'; turbo may be higher",
+        )
+    freq = psutil.cpu_freq()
+    value = freq.max or freq.current if freq else 0.0
+    return Figure(
+        value * 1e6 if value else 1e9,
+        "hz",
+        estimated=True,
+        note="psutil.cpu_freq()" if value else "clock unreadable on this machine; 1 GHz placeholder",
+    )
+
+
+def _linux_cpu(read_by: str) -> _CpuFacts:
+    blocks = _cpuinfo_blocks()
+    procs = [b for b in blocks if "processor" in b and b["processor"].isdigit()]
+    logical = psutil.cpu_count(logical=True) or len(procs) or 1
+    physical = psutil.cpu_count(logical=False) or logical
+    flags = set((procs[0].get("flags") or procs[0].get("Features") or "").split()) if procs else set()
+    board = _read("/proc/device-tree/model")
+    hypervisor = "hypervisor" in flags or Path("/sys/hypervisor/type").exists()
+    clusters: list[CpuCluster] = []
+    if any("CPU part" in b for b in procs):  # Arm: group processors by core type
+        by_part: dict[str, list[int]] = {}
+        for b in procs:
+            by_part.setdefault(b.get("CPU part", "?"), []).append(int(b["processor"]))
+        for part, cpus in sorted(by_part.items(), key=lambda kv: kv[1][0]):
+            name = _ARM_PARTS.get(part, f"Arm core {part}")
+            clusters.append(CpuCluster(name, len(cpus), _clock_figure(cpus, procs, read_by)))
+        hardware = next((b["Hardware"] for b in blocks if "Hardware" in b), None)
+        cores = ", ".join(f"{c.cores}x {c.name}" for c in clusters)
+        model = f"{board or hardware or platform.machine()}, {cores}"
+        features = tuple(f for f in _ARM_FEATURES if f in flags)
+    else:
+        model = procs[0].get("model name", platform.processor() or platform.machine()) if procs else "unknown CPU"
+        features = tuple(f for f in _X86_FEATURES if f in flags)
+        # Intel hybrid parts list their P- and E-cores in sysfs; otherwise one cluster of physical cores.
+        hybrid = [
+            (n, _cpu_list(_read(f"/sys/devices/cpu_{t}/cpus"))) for n, t in (("P-core", "core"), ("E-core", "atom"))
+        ]
+        hybrid = [(n, cpus) for n, cpus in hybrid if cpus]
+        if len(hybrid) == 2:
+            for name, cpus in hybrid:
+                n = len({(procs[i].get("physical id"), procs[i].get("core id")) for i in cpus if i < len(procs)})
+                clusters.append(CpuCluster(name, n or len(cpus), _clock_figure(cpus, procs, read_by)))
+        else:
+            clusters.append(CpuCluster(model, physical, _clock_figure(list(range(logical)), procs, read_by)))
+    return _CpuFacts(model, features, tuple(clusters), physical, logical, board, hypervisor)
+
+
+def _macos_cpu(read_by: str) -> _CpuFacts:
+    model = _sysctl("machdep.cpu.brand_string") or platform.processor() or "Apple CPU"
+    logical = psutil.cpu_count(logical=True) or 1
+    physical = psutil.cpu_count(logical=False) or logical
+    clusters: list[CpuCluster] = []
+    clock = Figure(
+        3.2e9 if platform.machine() == "arm64" else 2.5e9,
+        "hz",
+        estimated=True,
+        note="macOS does not report the max clock on this CPU; a typical figure for its class",
+    )
+    hz = _sysctl("hw.cpufrequency_max")
+    if hz and hz.isdigit():
+        clock = Figure(float(hz), "hz", source=f"{read_by} (sysctl hw.cpufrequency_max)")
+    for level in ("0", "1"):
+        count = _sysctl(f"hw.perflevel{level}.physicalcpu")
+        if count and count.isdigit() and int(count) > 0:
+            name = _sysctl(f"hw.perflevel{level}.name") or f"perflevel{level}"
+            clusters.append(CpuCluster(name, int(count), clock))
+    if not clusters:
+        clusters.append(CpuCluster(model, physical, clock))
+    names = {"arm64": ("FEAT_DotProd", "FEAT_I8MM", "FEAT_BF16", "FEAT_FP16"), "x86_64": ("AVX2_0", "AVX512F")}
+    features = tuple(
+        f.lower()
+        for f in names.get(platform.machine(), ())
+        if _sysctl(f"hw.optional.arm.{f}") == "1" or _sysctl(f"hw.optional.{f.lower()}") == "1"
+    )
+    return _CpuFacts(model, features, tuple(clusters), physical, logical, None, False)
+
+
+def _isa() -> str:
+    machine = platform.machine().lower()
+    return {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}.get(machine, machine)
+
+
+def _read_cpu(read_by: str) -> _CpuFacts:
+    if platform.system() == "Darwin":
+        return _macos_cpu(read_by)
+    return _linux_cpu(read_by)
+
+
+def host_fingerprint() -> str:
+    """Stable id of this machine (16 hex digits): CPU model, physical and logical cores, RAM to the GiB, OS,
+    architecture and a hash of the hostname. Cheap: no probes run. Same formula as bench.env's fallback."""
+    if platform.system() == "Darwin":
+        model = _sysctl("machdep.cpu.brand_string")
+    else:
+        procs = _cpuinfo_blocks()
+        model = next((b["model name"] for b in procs if "model name" in b), None)
+        model = (
+            model or _read("/proc/device-tree/model") or next((b["Hardware"] for b in procs if "Hardware" in b), None)
+        )
+    ram = psutil.virtual_memory().total
+    parts = [
+        model or "?",
+        str(psutil.cpu_count(logical=False)),
+        str(psutil.cpu_count(logical=True)),
+        str(round(ram / GIB)),
+        platform.system(),
+        platform.machine(),
+        hashlib.sha256(platform.node().encode()).hexdigest()[:8],
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+# --- the profile ---------------------------------------------------------------------------------------------
+
+
+def guess_kind(isa: str, board: str | None, hypervisor: bool, has_battery: bool, model: str) -> str:
+    """sbc/module for Arm boards (Jetson modules), laptop with a battery, server for a VM, mini-pc for the
+    low-power x86 parts sold in them, desktop otherwise."""
+    if has_battery:
+        return "laptop"
+    if isa in ("aarch64", "armv7l", "riscv64") and platform.system() == "Linux":
+        return "module" if board and re.search(r"jetson|nvidia", board, re.I) else "sbc"
+    if hypervisor:
+        return "server"
+    if re.search(r"\b(N\d{2,3}|Celeron|Atom|Pentium Silver)\b", model):
+        return "mini-pc"
+    return "desktop"
+
+
+def _flop_per_cycle(name: str, isa: str, features: tuple[str, ...]) -> tuple[int, str]:
+    if isa == "x86_64":
+        if "avx512f" in features:
+            return 64, "AVX-512, 2 FMA units assumed (some parts have 1)"
+        if "avx2" in features and "fma" in features:
+            return 32, "AVX2 with 2 FMA units"
+        return (16, "AVX without FMA") if "avx" in features else (8, "SSE")
+    if name in _LITTLE_CORES:
+        return 8, f"{name}: 1x 128-bit FMA"
+    return 16, f"{name}: 2x 128-bit FMA (NEON)"
+
+
+def _battery_figure(read_by: str) -> Figure | None:
+    for bat in sorted(Path("/sys/class/power_supply").glob("BAT*")):
+        energy = _read(bat / "energy_full")
+        if energy and energy.isdigit() and int(energy) > 0:  # µWh
+            return Figure(int(energy) / 1e6, "wh", source=f"{read_by} ({bat}/energy_full)")
+    return None
+
+
+def _rapl_energy_j() -> float | None:
+    text = _read("/sys/class/powercap/intel-rapl:0/energy_uj")
+    return int(text) / 1e6 if text and text.isdigit() else None
+
+
+def detect_host(
+    probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None
+) -> tuple[DeviceProfile, dict[str, probes.ProbeResult]]:
+    """Profile this machine; run the probes for about ``probe_seconds`` in all (plus allocation time).
+    Returns the profile (id ``host``) and the probe results by name (triad, copy, gemv, gemm)."""
+    say = progress or (lambda _msg: None)
+    date = _today()
+    read_by = f"read by edgefit detect on {date}"
+    measured_by = f"measured by edgefit detect on {date}"
+    facts = _read_cpu(read_by)
+    isa = _isa()
+    vm = psutil.virtual_memory()
+    limit = cgroup_memory_limit_bytes()
+    usable = int(vm.available)
+    usable_how = "psutil.virtual_memory().available at detect time"
+    if limit is not None:
+        usable = min(usable, max(limit - (_cgroup_memory_usage_bytes() or 0), 0))
+        usable_how += f", capped by the cgroup memory limit ({limit / GIB:.2f} GiB) minus its current usage"
+    usable = min(max(usable, 16 * MIB), int(vm.total))
+    llc = probes.last_level_cache_bytes()
+
+    say("memory bandwidth: STREAM-like triad and copy")
+    results = probes.stream_probes(duration_s=0.4 * probe_seconds)
+    say("memory bandwidth: fp32 GEMV read")
+    results["gemv"] = probes.gemv_bandwidth(duration_s=0.25 * probe_seconds)
+    say("compute: fp32 GEMM")
+    energy0, t0 = _rapl_energy_j(), time.perf_counter()
+    results["gemm"] = probes.gemm_flops(duration_s=0.35 * probe_seconds)
+    energy1, t1 = _rapl_energy_j(), time.perf_counter()
+
+    battery = _battery_figure(read_by)
+    has_battery = battery is not None or bool(getattr(psutil, "sensors_battery", lambda: None)())
+    kind = guess_kind(isa, facts.board, facts.hypervisor, has_battery, facts.model)
+    triad, gemm = results["triad"], results["gemm"]
+    best_bw = max(r.value for k, r in results.items() if r.unit == "bytes_per_s")
+    peak = 0.0
+    peak_notes = []
+    for c in facts.clusters:
+        per_cycle, why = _flop_per_cycle(c.name, isa, facts.features)
+        peak += c.cores * c.max_clock_hz.value * per_cycle
+        peak_notes.append(f"{c.cores} cores x {c.max_clock_hz.value / 1e9:.2f} GHz x {per_cycle} FLOP/cycle ({why})")
+    peak_note = " + ".join(peak_notes)
+    if gemm.value > peak:
+        peak_note += f"; raised to the measured GEMM {gemm.value / 1e9:.0f} GFLOP/s, which exceeded it"
+        peak = gemm.value
+    base, idle_c, load_c, max_c = _POWER_GUESS[kind]
+    cores = facts.physical_cores
+    power_note = f"not measurable here; a guess for a {kind}: {base:g} W + per core {{}} W x {cores} cores"
+    load_power = Figure(base + load_c * cores, "w", estimated=True, note=power_note.format(f"{load_c:g}"))
+    if energy0 is not None and energy1 is not None and energy1 > energy0:  # the counter wraps: skip if it did
+        load_power = Figure(
+            (energy1 - energy0) / (t1 - t0),
+            "w",
+            source=measured_by,
+            method="RAPL package energy (intel-rapl:0) over the GEMM probe: the CPU package only, not wall power",
+        )
+    profile = DeviceProfile(
+        id=HOST_ID,
+        name=f"This machine ({platform.node() or 'host'})",
+        kind=kind,
+        cpu_model=facts.model,
+        isa=isa,
+        cpu_features=facts.features,
+        clusters=facts.clusters,
+        ram=Figure(int(vm.total), "bytes", source=f"{read_by} (psutil.virtual_memory().total)"),
+        usable_ram=Figure(usable, "bytes", source=read_by, method=usable_how),
+        memory_type="unknown (the DMI tables that name it need root)",
+        bandwidth=Figure(
+            best_bw / _STREAM_EFFICIENCY_GUESS,
+            "bytes_per_s",
+            estimated=True,
+            note=(
+                f"theoretical peak not readable (DMI needs root): the best measured probe "
+                f"({best_bw / GB:.1f} GB/s) / {_STREAM_EFFICIENCY_GUESS}, a typical STREAM efficiency"
+            ),
+        ),
+        engines=(
+            ComputeEngine(
+                kind="cpu",
+                provider="CPUExecutionProvider",
+                peak_fp32_flops_per_s=Figure(peak, "flops_per_s", estimated=True, note=peak_note),
+                measured_fp32_flops_per_s=Figure(gemm.value, "flops_per_s", source=measured_by, method=gemm.method),
+                name=facts.model,
+            ),
+        ),
+        idle_power=Figure(base + idle_c * cores, "w", estimated=True, note=power_note.format(f"{idle_c:g}")),
+        load_power=load_power,
+        max_power=Figure(base + max_c * cores, "w", estimated=True, note=power_note.format(f"{max_c:g}")),
+        measured_bandwidth=Figure(triad.value, "bytes_per_s", source=measured_by, method=triad.method),
+        measured_read_bandwidth=Figure(
+            results["gemv"].value, "bytes_per_s", source=measured_by, method=results["gemv"].method
+        ),
+        last_level_cache=Figure(llc, "bytes", source=f"{read_by} (sysfs cpu0/cache)") if llc else None,
+        battery=battery,
+        vendor=None,
+        notes=(
+            f"detected by edgefit {__version__} on {date}; {facts.logical_cores} logical / {facts.physical_cores} "
+            f"physical cores; copy {results['copy'].value / GB:.1f} GB/s"
+            + (
+                "; running under a hypervisor: the cache and clock figures may be the host's"
+                if facts.hypervisor
+                else ""
+            )
+        ),
+    )
+    return profile, results
+
+
+# --- writing and caching -------------------------------------------------------------------------------------
+
+# kind -> (scale, unit) used to write a figure back in human units
+_WRITE_UNITS = {
+    "bytes_per_s": (GB, "GB/s"),
+    "flops_per_s": (1e9, "GFLOPS"),
+    "ops_per_s": (1e12, "TOPS"),
+    "hz": (1e9, "GHz"),
+    "w": (1.0, "W"),
+    "wh": (1.0, "Wh"),
+    "usd": (1.0, "USD"),
+}
+
+
+def _toml_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def _toml_value(fig: Figure) -> str:
+    if fig.unit == "bytes":
+        v = int(fig.value)
+        for factor, name in ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")):
+            if v % factor == 0:
+                return f"{v // factor} {name}"
+        return f"{v} B"
+    scale, unit = _WRITE_UNITS[fig.unit]
+    return f"{fig.value / scale:.9g} {unit}"
+
+
+def _toml_figure(fig: Figure, extra: str = "") -> str:
+    parts = [f"value = {_toml_str(_toml_value(fig))}"]
+    if fig.source:
+        parts.append(f"source = {_toml_str(fig.source)}")
+    if fig.estimated:
+        parts.append("estimated = true")
+    for key in ("note", "method"):
+        text = getattr(fig, key)
+        if text:
+            parts.append(f"{key} = {_toml_str(text)}")
+    return "{ " + ", ".join(parts) + extra + " }"
+
+
+def profile_to_toml(p: DeviceProfile, header: str = "") -> str:
+    """The profile in the device_profiles/README.md format; ``DeviceProfile.from_toml`` reads it back."""
+    s = _toml_str
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"schema_version = {SCHEMA_VERSION}", f"id = {s(p.id)}", f"name = {s(p.name)}"]
+    lines += [f"vendor = {s(p.vendor)}"] if p.vendor else []
+    lines += [f"kind = {s(p.kind)}"] + ([f"notes = {s(p.notes)}"] if p.notes else [])
+    lines += ["", "[cpu]", f"model = {s(p.cpu_model)}", f"isa = {s(p.isa)}"]
+    lines += ["features = [" + ", ".join(s(f) for f in p.cpu_features) + "]", "clusters = ["]
+    for c in p.clusters:
+        lines.append(f"  {{ name = {s(c.name)}, cores = {c.cores}, max_clock = {_toml_figure(c.max_clock_hz)} }},")
+    lines.append("]")
+    if p.last_level_cache:
+        lines.append(f"last_level_cache = {_toml_figure(p.last_level_cache)}")
+    lines += ["", "[memory]", f"type = {s(p.memory_type)}"]
+    for key in ("ram", "usable_ram", "bandwidth", "measured_bandwidth", "measured_read_bandwidth"):
+        fig = getattr(p, key)
+        if fig is not None:
+            lines.append(f"{key} = {_toml_figure(fig)}")
+    for e in p.engines:
+        lines += ["", f"[compute.{e.kind}]", f"provider = {s(e.provider)}"]
+        lines += [f"name = {s(e.name)}"] if e.name else []
+        for key, fig in (
+            ("peak_fp32", e.peak_fp32_flops_per_s),
+            ("peak_fp16", e.peak_fp16_flops_per_s),
+            ("peak_int8", e.peak_int8_ops_per_s),
+            ("measured_fp32", e.measured_fp32_flops_per_s),
+        ):
+            if fig is not None:
+                lines.append(f"{key} = {_toml_figure(fig)}")
+    lines += ["", "[power]"]
+    for key, fig in (
+        ("idle", p.idle_power),
+        ("load", p.load_power),
+        ("max", p.max_power),
+        ("budget", p.power_budget),
+        ("battery", p.battery),
+    ):
+        if fig is not None:
+            lines.append(f"{key} = {_toml_figure(fig)}")
+    if p.price is not None:
+        lines += ["", "[price]", f"usd = {_toml_figure(p.price, f', date = {s(p.price_date or _today()[:7])}')}"]
+    return "\n".join(lines) + "\n"
+
+
+def save_profile(profile: DeviceProfile, path: str | Path) -> DeviceProfile:
+    """Write ``profile`` to ``path`` under the id the file name gives (``my-box.toml`` -> ``my-box``), atomically.
+    Returns the profile as written."""
+    target = Path(path)
+    if target.suffix != ".toml":
+        raise ProfileError(f"{target}: expected a file name ending in .toml, found {target.suffix or 'no suffix'!r}")
+    named = with_id(profile, target.stem)
+    header = f"written by edgefit {__version__} detect on {_today()}; host fingerprint {host_fingerprint()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(profile_to_toml(named, header), encoding="utf-8")
+    os.replace(tmp, target)
+    return replace(named, path=str(target))
+
+
+def host_cache_path() -> Path:
+    return cache_dir() / f"host-{host_fingerprint()}.toml"
+
+
+def host_profile(cached: bool = True, probe_seconds: float = 6.0) -> DeviceProfile:
+    """This machine's profile (id ``host``): read from the cache when ``cached`` and present, else detected
+    (probes included, ~10 s) and written to the cache (``cache_dir()/host-<fingerprint>.toml``)."""
+    path = host_cache_path()
+    if cached and path.is_file():
+        try:
+            return replace(DeviceProfile.from_toml(path), id=HOST_ID)
+        except ProfileError:
+            pass  # an old or damaged cache file: detect again and overwrite it
+    profile, _results = detect_host(probe_seconds)
+    save_profile(profile, path)
+    return profile
