@@ -133,7 +133,7 @@ def test_vcgencmd_throttled(text: str, flags: tuple[str, ...], now: bool) -> Non
     assert t.since_boot is bool(flags)
 
 
-@pytest.mark.parametrize("text", ["", "error=1 error_msg=\"Command not registered\"", "throttled=zz"])
+@pytest.mark.parametrize("text", ["", 'error=1 error_msg="Command not registered"', "throttled=zz"])
 def test_vcgencmd_garbage(text: str) -> None:
     assert envmod.parse_vcgencmd_throttled(text) is None
 
@@ -146,7 +146,7 @@ def test_os_release() -> None:
 
 def test_cpufreq_and_thermal_from_sysfs(tmp_path: Path) -> None:
     cpu = tmp_path / "cpu"
-    for i, (gov, khz) in enumerate([("ondemand", "1500000"), ("ondemand", "2400000")] + [("performance", "600000")]):
+    for i, (gov, khz) in enumerate([("ondemand", "1500000"), ("ondemand", "2400000"), ("performance", "600000")]):
         d = cpu / f"cpu{i if i < 2 else 10}" / "cpufreq"
         d.mkdir(parents=True)
         (d / "scaling_governor").write_text(gov + "\n")
