@@ -163,3 +163,26 @@ def test_build_tiny_card_matches_accounting(tmp_path: Path, precision: str, caps
     assert result["weight_file_bytes"] == catalog.weight_bytes(spec, precision)
     assert main(args) == 0  # human output, reusing the file
     assert str(out) in capsys.readouterr().out
+
+
+def _readme_examples() -> list[str]:
+    """`edgefit models list|show` lines from the README's catalog section (the builder's lines are tested there)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Model catalog and builder", 1)[1].split("\n### ", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in section.splitlines()]
+    return [line for line in lines if line.startswith(("edgefit models list", "edgefit models show"))]
+
+
+def test_readme_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    examples = _readme_examples()
+    assert len(examples) >= 4
+    card = tmp_path / "my-card.toml"
+    card.write_text(TINY_CARD)
+    placeholders = {
+        "path/to/my-card.toml": str(card),
+        "~/models/Qwen2.5-7B/config.json": str(HF_DIR / "qwen2.5-7b" / "config.json"),
+    }
+    for line in examples:
+        argv = [placeholders.get(word, word) for word in line.split()[1:]]
+        assert main(argv) == 0, line
+        assert capsys.readouterr().out
