@@ -192,3 +192,35 @@ def fixed_report(devices: tuple[DeviceProfile, ...] = FIXED_DEVICES) -> ReportDa
         },
         skipped=skipped,
     )
+
+
+# --- a results database seeded with synthetic measurements (the prediction stage's fake seam) -------------
+
+SYNTHETIC_LADDER = ("smollm2-135m", "smollm2-360m", "qwen2.5-0.5b", "tinyllama-1.1b")
+
+
+def seed_synthetic_db(db_path: object, monkeypatch: object) -> str:
+    """Store synthetic ladder measurements under this host's fingerprint in ``db_path`` and make
+    ``detect.host_profile()`` return a synthetic 2-core host (no probes). Returns the fingerprint."""
+    import dataclasses
+    from pathlib import Path
+
+    from edgefit import catalog, detect
+    from edgefit.bench.env import capture_environment
+    from edgefit.predict import synthetic
+    from edgefit.store import Store
+
+    monkeypatch.setattr(detect, "host_profile", lambda *a, **k: synthetic.device("host"))  # type: ignore[attr-defined]
+    fingerprint = detect.host_fingerprint()
+    specs = [catalog.load_spec(m) for m in SYNTHETIC_LADDER]
+    physics = {
+        "fp32": synthetic.Physics(bandwidth_bytes_per_s=22e9),
+        "int8": synthetic.Physics(bandwidth_bytes_per_s=20e9, rss_k=1.05),
+        "int4": synthetic.Physics(bandwidth_bytes_per_s=12e9, rss_k=1.27),
+    }
+    with Store(Path(str(db_path))) as store:
+        run_id = store.start_run(capture_environment(), "ladder:quick")
+        for m in synthetic.measurements(specs, physics):
+            store.add_measurement(dataclasses.replace(m, run_id=run_id, host_fingerprint=fingerprint))
+        store.finish_run(run_id)
+    return fingerprint

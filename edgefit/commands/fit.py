@@ -1,16 +1,175 @@
-"""`edgefit fit` (placeholder until its issue lands; the owning module replaces this file)."""
+"""`edgefit fit`: the verdict matrix (models x devices per precision) for a workload; `--require` gates CI."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
+from edgefit.catalog import ModelSpec
+from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
 from edgefit.errors import UsageError
+from edgefit.profiles import DeviceProfile
+from edgefit.verdict import Workload
+
+DEFAULT_PRECISIONS: tuple[str, ...] = ("fp32", "int8", "int4")
+# Below this many combinations every reason is printed under the matrix.
+REASONS_FOR_AT_MOST = 12
+
+
+def add_workload_flags(p: argparse.ArgumentParser) -> None:
+    w = Workload()
+    g = p.add_argument_group("workload")
+    g.add_argument("--context", type=int, default=w.context_tokens, metavar="N", help="context tokens (KV cache)")
+    g.add_argument("--prompt", type=int, default=w.prompt_tokens, metavar="N", help="prompt tokens (prefill)")
+    g.add_argument("--generate", type=int, default=w.generate_tokens, metavar="N", help="tokens to generate")
+    g.add_argument(
+        "--min-tps",
+        type=float,
+        default=w.min_decode_tokens_per_s,
+        metavar="X",
+        help="minimum decode tokens/s (default 5, about reading speed)",
+    )
+    g.add_argument("--max-ttft", type=float, default=None, metavar="S", help="maximum time to first token [s]")
+    g.add_argument(
+        "--power-cap", type=float, default=None, metavar="W", help="power cap [W] (on top of a device's own budget)"
+    )
+    g.add_argument("--price-cap", type=float, default=None, metavar="USD", help="leave out devices priced above this")
+
+
+def workload_from_args(args: argparse.Namespace) -> Workload:
+    return Workload(
+        context_tokens=args.context,
+        prompt_tokens=args.prompt,
+        generate_tokens=args.generate,
+        min_decode_tokens_per_s=args.min_tps,
+        max_ttft_s=args.max_ttft,
+        power_cap_w=args.power_cap,
+        price_cap_usd=args.price_cap,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fit", help="(not built yet)")
+    p = sub.add_parser(
+        "fit",
+        help="verdict matrix: which models fit which devices, at which precision, for a workload",
+        description=(
+            "Predict every requested model x precision x device from this host's calibration and judge it "
+            "against the workload: fits, tight, too_slow, over_power_budget, does_not_fit, weights_not_public. "
+            "Defaults: every built-in device, every catalog model, fp32/int8/int4. With no measurements of this "
+            "host in the database, the quick ladder is measured first (a few minutes)."
+        ),
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="device id or profile .toml (repeat; default: all built-in; 'host' = this machine)",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="ID|CARD",
+        help="catalog id, card .toml or HF config.json (repeat; default: the catalog)",
+    )
+    p.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        metavar="P",
+        help="fp32, fp16, int8, int4, q8_0, q4_k_m, ... (repeat or comma-separate; default fp32,int8,int4)",
+    )
+    add_workload_flags(p)
+    p.add_argument(
+        "--require", action="store_true", help="exit 1 if any requested combination is not fits/tight, printing why"
+    )
+    add_json_flag(p)
+    add_db_flag(p)
     p.set_defaults(func=run)
 
 
+def select_devices(refs: Sequence[str]) -> tuple[DeviceProfile, ...]:
+    from edgefit.profiles import get_profile, load_profiles
+
+    if not refs:
+        return load_profiles()
+    return tuple(get_profile(r) for r in dict.fromkeys(refs))
+
+
+def select_specs(refs: Sequence[str]) -> tuple[ModelSpec, ...]:
+    from edgefit.catalog import list_specs, load_spec
+
+    if not refs:
+        return list_specs()
+    return tuple(load_spec(r) for r in dict.fromkeys(refs))
+
+
+def select_precisions(refs: Sequence[str], default: Sequence[str] = DEFAULT_PRECISIONS) -> tuple[str, ...]:
+    from edgefit.catalog import get_precision
+
+    names = [n.strip() for r in refs for n in r.split(",") if n.strip()]
+    if not names:
+        return tuple(default)
+    return tuple(get_precision(n).name for n in dict.fromkeys(names))  # CatalogError names the valid ones
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'edgefit fit' is not built yet in this version")
+    from edgefit.report import pipeline, terminal
+    from edgefit.report.results import verdict_dict
+
+    workload = workload_from_args(args)
+    devices = select_devices(args.device)
+    specs = select_specs(args.model)
+    precisions = select_precisions(args.precision)
+    devices, over_price = _price_filter(devices, workload)
+    if not devices:
+        raise UsageError(f"--price-cap {workload.price_cap_usd:g}: every requested device costs more; raise the cap")
+    err = err_console()
+    state = pipeline.host_state(db_path(args), progress=not args.json, say=lambda m: err.print(m))
+    data = pipeline.build_report_data(state, specs, devices, precisions, workload, include_scaling=False)
+    failed = [v for v in data.verdicts if not v.ok]
+    price_failures = [f"{d.id}: price ${d.price_usd:,.0f} > ${workload.price_cap_usd:,.0f} cap" for d in over_price]
+    ok = not failed and not (args.device and price_failures)
+    if args.json:
+        print_json(
+            {
+                "schema_version": 1,
+                "kind": "edgefit.fit",
+                "workload": workload.to_dict(),
+                "ok": ok,
+                "results": [verdict_dict(v) for v in data.verdicts],
+                "skipped": [_skip(s) for s in data.skipped],
+                "devices_over_price_cap": [d.id for d in over_price],
+            }
+        )
+    else:
+        out = console()
+        terminal.print_matrix(out, data)
+        for line in price_failures:
+            out.print(f"left out (over the price cap): {line}")
+        if args.require and failed:
+            out.print(f"[bold red]--require: {len(failed)} combination(s) do not meet the workload:[/]")
+            terminal.print_reasons(out, failed)
+        elif len(data.verdicts) <= REASONS_FOR_AT_MOST:
+            terminal.print_reasons(out, data.verdicts)
+        for s in data.skipped:
+            out.print(f"[dim]not predicted: {s.model_id} @ {s.precision} on {s.device_id}: {s.reason}[/]")
+    if args.require and not ok:
+        return 1
+    return 0
+
+
+def _price_filter(
+    devices: Sequence[DeviceProfile], workload: Workload
+) -> tuple[tuple[DeviceProfile, ...], tuple[DeviceProfile, ...]]:
+    cap = workload.price_cap_usd
+    if cap is None:
+        return tuple(devices), ()
+    keep = tuple(d for d in devices if d.price_usd is None or d.price_usd <= cap)
+    drop = tuple(d for d in devices if d.price_usd is not None and d.price_usd > cap)
+    return keep, drop
+
+
+def _skip(s: object) -> dict[str, str]:
+    return {k: str(getattr(s, k)) for k in ("model_id", "precision", "device_id", "reason")}

@@ -1,0 +1,99 @@
+"""Terminal output (rich): the verdict matrix of ``edgefit fit`` and the closing summary of ``edgefit report``.
+
+Colour is an extra: every cell carries a symbol and a word ("✓ fits", "~ tight", "✗ no-fit") so it reads the
+same with NO_COLOR or in a log file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from edgefit.profiles import DeviceProfile
+from edgefit.report import fmt
+from edgefit.report.data import ReportData
+from edgefit.verdict import Verdict, VerdictKind, model_params
+
+STYLES: dict[VerdictKind, str] = {
+    VerdictKind.FITS: "green",
+    VerdictKind.TIGHT: "yellow",
+    VerdictKind.TOO_SLOW: "red",
+    VerdictKind.OVER_POWER_BUDGET: "magenta",
+    VerdictKind.DOES_NOT_FIT: "bold red",
+    VerdictKind.WEIGHTS_NOT_PUBLIC: "dim",
+}
+
+
+MODEL_COLUMN_WIDTH = 24
+DEVICE_COLUMN_WIDTH = 13
+
+
+def matrix_table(data: ReportData, precision: str, devices: Sequence[DeviceProfile] | None = None) -> RichTable:
+    """Models (rows, by size) x devices (columns) at one precision; cells: verdict, decode tok/s, memory GiB."""
+    devices = data.devices if devices is None else devices
+    table = RichTable(
+        title=f"{precision}: verdict, decode \\[tok/s] and basis / memory \\[GiB]",
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("model", no_wrap=True, max_width=MODEL_COLUMN_WIDTH)
+    for device in devices:
+        table.add_column(
+            f"{_escape(device.id)}\n{fmt.gib(device.usable_ram_bytes)} GiB usable",
+            overflow="fold",
+            max_width=DEVICE_COLUMN_WIDTH,
+        )
+    for spec in data.specs_by_size():
+        cells = [_escape(f"{spec.id} ({fmt.params(model_params(spec))})")]
+        for device in devices:
+            v = data.verdict(spec.id, precision, device.id)
+            if v is None:
+                cells.append("n/a")
+                continue
+            p = v.prediction
+            text = (
+                f"{v.kind.symbol}\n{fmt.tps(p.decode_tokens_per_s.value)} {fmt.mark(p.decode_tokens_per_s)} / "
+                f"{fmt.gib(p.memory.total.value)}"
+            )
+            cells.append(f"[{STYLES[v.kind]}]{_escape(text)}[/]")
+        table.add_row(*cells)
+    return table
+
+
+def print_matrix(console: Console, data: ReportData) -> None:
+    """One table per precision, split into several when the devices do not fit the console's width."""
+    per_table = max(1, (console.width - MODEL_COLUMN_WIDTH - 2) // (DEVICE_COLUMN_WIDTH + 1))
+    chunks = [data.devices[i : i + per_table] for i in range(0, len(data.devices), per_table)] or [()]
+    for precision in data.precisions:
+        for chunk in chunks:
+            console.print(matrix_table(data, precision, chunk))
+        console.print()
+    console.print(f"[dim]{fmt.BASIS_LEGEND}[/]")
+
+
+def print_reasons(console: Console, verdicts: Iterable[Verdict], *, notes: bool = True) -> None:
+    """One line per verdict: ids, symbol, every reason; then its memory note if any."""
+    for v in verdicts:
+        p = v.prediction
+        head = f"{p.model_id} @ {p.precision} on {p.device_id}: {v.kind.symbol}"
+        console.print(f"[{STYLES[v.kind]}]{_escape(head)}[/]: {_escape('; '.join(v.reasons))}")
+        if notes:
+            for note in v.notes:
+                console.print(f"  [dim]note: {_escape(note)}[/]")
+
+
+def print_written(console: Console, paths: Sequence[Path], out_dir: Path) -> None:
+    main = [p for p in paths if p.parent == out_dir]
+    plots = [p for p in paths if p.parent != out_dir]
+    for p in main:
+        console.print(f"wrote {p}")
+    if plots:
+        console.print(f"wrote {len(plots)} plots to {plots[0].parent}")
+
+
+def _escape(text: str) -> str:
+    """rich markup: a literal '[' in a device name must not open a style."""
+    return text.replace("[", "\\[")

@@ -1,0 +1,91 @@
+"""`edgefit fit`: exit codes of --require, the matrix without colour, --json, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_report_fakes import seed_synthetic_db
+
+from edgefit.cli import main
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "seeded.sqlite"
+    seed_synthetic_db(path, monkeypatch)
+    return path
+
+
+def test_small_model_on_pi5_passes_require(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--precision", "int8", "--device", "raspberry-pi-5-8gb"]
+    assert main([*argv, "--require", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "fits" in out  # symbol and word: readable without colour (NO_COLOR is set by conftest)
+    assert "raspberry-pi-5-8gb" in out
+
+
+def test_70b_on_pi5_fails_require_with_the_reason(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fit", "--model", "llama-3.1-70b", "--precision", "int8", "--device", "raspberry-pi-5-8gb"]
+    assert main([*argv, "--require", "--db", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert "✗ no-fit" in out
+    assert "GiB usable" in out and "needs" in out
+    # without --require the same matrix is only information
+    assert main([*argv, "--db", str(db)]) == 0
+
+
+def test_json_is_machine_output_only(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--model", "llama-3.1-70b", "--precision", "int4,int8"]
+    assert main([*argv, "--device", "raspberry-pi-5-8gb", "--json", "--require", "--db", str(db)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
+    kinds = {(r["model_id"], r["precision"]): r["verdict"] for r in doc["results"]}
+    assert kinds[("llama-3.1-70b", "int8")] == "does_not_fit"
+    assert kinds[("qwen2.5-0.5b", "int8")] in ("fits", "tight")
+    assert len(doc["results"]) == 4
+    r = doc["results"][0]
+    assert r["memory"]["usable_ram_bytes"] > 2**30  # base units
+
+
+def test_workload_flags_change_the_verdict(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--precision", "int8", "--device", "raspberry-pi-5-8gb", "--json"]
+    assert main([*argv, "--min-tps", "10000", "--db", str(db)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["verdict"] == "too_slow"
+    assert main([*argv, "--power-cap", "0.5", "--db", str(db)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["verdict"] == "over_power_budget"
+
+
+def test_price_cap_leaves_out_devices_and_fails_require(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--precision", "int8", "--device", "raspberry-pi-5-8gb"]
+    argv += ["--device", "raspberry-pi-5-2gb", "--price-cap", "60", "--require", "--db", str(db)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "over the price cap" in out and "raspberry-pi-5-8gb" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--device", "rpi5"], "unknown device"),
+        (["--model", "llama-9000"], "llama-9000"),
+        (["--precision", "int3"], "int3"),
+        (["--prompt", "9000"], "prompt_tokens"),
+    ],
+)
+def test_bad_input_exits_2(db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    assert main(["fit", *argv, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_empty_db_without_ladder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefit.errors import PredictError
+    from edgefit.report import pipeline
+
+    with pytest.raises(PredictError, match="no measurements for this host"):
+        pipeline.host_state(tmp_path / "empty.sqlite", run_ladder_if_empty=False)
