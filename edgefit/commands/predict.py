@@ -1,16 +1,101 @@
-"""`edgefit predict` (placeholder until its issue lands; the owning module replaces this file)."""
+"""`edgefit predict`: one model at one precision on one device, from this host's calibrated ladder."""
 
 from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
+from edgefit import catalog
+from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
 from edgefit.errors import UsageError
+from edgefit.predict import max_context_that_fits, predict
+from edgefit.predict.prediction import Estimate, Prediction, prediction_to_dict
+from edgefit.predict.session import host_calibration, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="(not built yet)")
+    p = sub.add_parser(
+        "predict",
+        help="predict decode/prefill speed, memory and energy of a model on a device",
+        description=(
+            "Predict one model at one precision on one device from this host's measured ladder (run "
+            "`edgefit bench --ladder quick` first). Every figure says whether it was measured here, extrapolated "
+            "from this host's fit, or translated with a device's spec figures, with a prediction interval."
+        ),
+    )
+    p.add_argument("--model", required=True, help="catalog id, path to a card .toml, or a HF config.json")
+    p.add_argument("--precision", required=True, help="fp32, fp16, int8, int4, or a GGUF type (q4_0, q4_k_m, ...)")
+    p.add_argument("--device", required=True, help="device profile id or .toml path, or 'host' for this machine")
+    p.add_argument("--context", type=int, default=2048, help="KV-cache depth in tokens (default 2048)")
+    p.add_argument("--prompt", type=int, default=256, help="prompt length in tokens for prefill (default 256)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all cores of the device)")
+    add_json_flag(p)
+    add_db_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'edgefit predict' is not built yet in this version")
+    if args.context < 0 or args.prompt < 0 or (args.threads is not None and args.threads < 1):
+        raise UsageError("--context and --prompt must be >= 0 and --threads >= 1")
+    spec = catalog.load_spec(args.model)
+    host, cal = host_calibration(db_path(args))
+    device = resolve_device(args.device, host)
+    pred = predict(
+        spec, args.precision, device, cal, context_tokens=args.context, prompt_tokens=args.prompt, threads=args.threads
+    )
+    max_ctx = max_context_that_fits(spec, args.precision, device, cal, prompt_tokens=args.prompt)
+    if args.json:
+        out = prediction_to_dict(pred)
+        out["max_context_that_fits_tokens"] = max_ctx
+        out["fits_in_memory"] = pred.memory.total.value <= pred.memory.usable_ram_bytes
+        print_json(out)
+        return 0
+    _print_human(pred, max_ctx)
+    return 0
+
+
+def _interval(e: Estimate, scale: float, fmt: str) -> tuple[str, str, str]:
+    return (fmt.format(e.value / scale), f"{fmt.format(e.low / scale)} .. {fmt.format(e.high / scale)}", e.basis.value)
+
+
+def _print_human(pred: Prediction, max_ctx: int) -> None:
+    c = console()
+    c.print(
+        f"[bold]{pred.model_id}[/bold] {pred.precision} on [bold]{pred.device_id}[/bold] "
+        f"(context {pred.context_tokens}, prompt {pred.prompt_tokens}, {pred.threads} threads; decode is "
+        f"{pred.bound}-bound)"
+    )
+    t = Table(show_edge=False)
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_column("interval", justify="right")
+    t.add_column("basis")
+    t.add_row("decode [tok/s]", *_interval(pred.decode_tokens_per_s, 1.0, "{:.2f}"))
+    t.add_row("decode [ms/token]", *_interval(pred.decode_s_per_token, 1e-3, "{:.1f}"))
+    t.add_row("prefill [s]", *_interval(pred.prefill_s, 1.0, "{:.2f}"))
+    t.add_row("time to first token [s]", *_interval(pred.time_to_first_token_s, 1.0, "{:.2f}"))
+    mem = pred.memory
+    t.add_row("peak memory [GiB]", *_interval(mem.total, 2**30, "{:.2f}"))
+    t.add_row("  weights as loaded [GiB]", f"{mem.weights_bytes / 2**30:.2f}", "", "")
+    t.add_row("  KV cache [GiB]", f"{mem.kv_cache_bytes / 2**30:.2f}", "", "")
+    t.add_row("  activations / load peak [GiB]", f"{mem.activations_bytes / 2**30:.2f}", "", "")
+    t.add_row("  runtime [GiB]", f"{mem.runtime_bytes / 2**30:.2f}", "", "")
+    t.add_row("usable RAM [GiB]", f"{mem.usable_ram_bytes / 2**30:.2f}", "", "spec")
+    t.add_row("power [W]", *_interval(pred.power_w, 1.0, "{:.1f}"))
+    t.add_row("energy [J/token]", *_interval(pred.energy_per_token_j, 1.0, "{:.3f}"))
+    t.add_row("max context that fits [tokens]", str(max_ctx), "", "")
+    c.print(t)
+    fits = "fits" if mem.total.value <= mem.usable_ram_bytes else "does NOT fit"
+    c.print(f"memory: {fits} in usable RAM")
+    cal = pred.calibration
+    c.print(
+        f"calibration: {cal.get('calibration_precision')} ladder, bandwidth efficiency "
+        f"{float(cal.get('bandwidth_efficiency', 0.0)):.2f}, decode compute efficiency "
+        f"{float(cal.get('compute_efficiency', 0.0)):.2f}, probe drift {float(cal.get('drift_ratio', 1.0)):.2f}x; "
+        f"DRAM-regime rungs: {cal.get('dram_rungs') or '-'}"
+    )
+    for n in pred.notes:
+        c.print(f"note: {n}")
+    for w in pred.warnings:
+        c.print(f"warning: {w}")

@@ -61,8 +61,9 @@ class PrecisionCalibration:
     # prefill: t = call_s + layer_s*layers + flops * s_per_flop, at prompt_tokens
     prefill_call_s: float
     prefill_layer_s: float
-    prefill_s_per_flop: float
-    prefill_prompt_tokens: int
+    prefill_s_per_flop: float  # at a long prompt; shorter ones cost (1 + half_tokens / prompt) x more
+    prefill_half_tokens: float  # prompt length at which GEMM efficiency is half its long-prompt value
+    prefill_prompts: tuple[int, ...]
     prefill_efficiency: float  # (1/s_per_flop) / GEMM probe
     prefill_rms_rel: float
     # memory: rss = base + k_weights * weight bytes (+ k_transient * largest tensor at peak)
@@ -79,6 +80,7 @@ class PrecisionCalibration:
     max_weight_bytes: float
     max_prompt_flops: float
     measured: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # model id -> figures
+    rss_dropped: tuple[str, ...] = ()  # peak-RSS points left out (an inherited high-water mark, not the model's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,7 @@ class Calibration:
         precs = {}
         for name, raw in data["precisions"].items():
             vals = dict(raw)
-            for key in ("rungs", "dram_rungs", "cache_rungs"):
+            for key in ("rungs", "dram_rungs", "cache_rungs", "prefill_prompts", "rss_dropped"):
                 vals[key] = tuple(vals[key])
             precs[name] = PrecisionCalibration(**vals)
         top = {k: v for k, v in data.items() if k != "precisions"}
@@ -252,18 +254,7 @@ def _fit_precision(
         )
     dfit = fit_decode(points)
     # prefill: compute-bound; drift of a bandwidth probe says little about compute, so raw medians
-    prompt = Counter(m.prompt_tokens for m in pre).most_common(1)[0][0] if pre else 0
-    pre = [m for m in pre if m.prompt_tokens == prompt]
-    if pre:
-        rows = [
-            [1.0, float(specs[m.model_id].num_layers), float(accounting.prompt_flops(specs[m.model_id], prompt))]
-            for m in pre
-        ]
-        pfit = nnls_fit(rows, [_median(m.samples_s) for m in pre], ("call_s", "layer_s", "s_per_flop"))
-        pcall, player, pspf, prms = pfit.coef("call_s"), pfit.coef("layer_s"), pfit.coef("s_per_flop"), pfit.rms_rel
-        max_flops = max(r[2] for r in rows)
-    else:
-        pcall = player = pspf = prms = max_flops = 0.0
+    pf = _fit_prefill(pre, specs)
     mem = _fit_memory(precision, ms, specs)
     load_pts = [m for m in ms if m.load_s is not None]
     if len(load_pts) >= 2:
@@ -277,14 +268,11 @@ def _fit_precision(
     measured: dict[str, dict[str, float]] = {}
     for m in dec:
         entry = measured.setdefault(m.model_id, {})
-        entry["decode_s_per_token"] = _median(m.samples_s) * factor_of[id(m)]
-        entry["decode_context_tokens"] = float(m.context_tokens)
+        entry[f"decode@{m.context_tokens}"] = _median(m.samples_s) * factor_of[id(m)]
         if m.peak_rss_bytes:
-            entry["peak_rss_bytes"] = float(m.peak_rss_bytes)
+            entry["peak_rss_bytes"] = max(entry.get("peak_rss_bytes", 0.0), float(m.peak_rss_bytes))
     for m in pre:
-        entry = measured.setdefault(m.model_id, {})
-        entry["prefill_s"] = _median(m.samples_s)
-        entry["prefill_prompt_tokens"] = float(m.prompt_tokens)
+        measured.setdefault(m.model_id, {})[f"prefill@{m.prompt_tokens}"] = _median(m.samples_s)
     return {
         "precision": precision,
         "threads": threads,
@@ -299,18 +287,53 @@ def _fit_precision(
         "decode_rms_rel": _dram_rms(dfit.fit.residuals_rel, dfit.fit.labels, dfit.dram_labels),
         "decode_r2": dfit.fit.r2,
         "bytes_per_weight": accounting.bytes_per_weight(precision),
-        "prefill_call_s": pcall,
-        "prefill_layer_s": player,
-        "prefill_s_per_flop": pspf,
-        "prefill_prompt_tokens": prompt,
-        "prefill_rms_rel": prms,
+        **pf,
         **mem,
         "load_base_s": load_base,
         "load_bytes_per_s": load_rate,
         "max_read_bytes": max(p.bytes_read for p in points),
         "max_weight_bytes": float(max(m.weight_file_bytes for m in dec)),
-        "max_prompt_flops": max_flops,
         "measured": measured,
+    }
+
+
+# candidate half-efficiency prompt lengths; the one with the smallest residual wins (ONNXRUNTIME-NOTES: ~80 %
+# of sgemm at >= 128 tokens, 50-65 % at 32, i.e. a half-point of roughly 10-30 tokens)
+_HALF_TOKENS = (0.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+
+
+def _fit_prefill(pre: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, Any]:
+    """t = call + layer*L + flops * s_per_flop * (1 + half/P), scanning ``half`` (a one-parameter nonlinearity)."""
+    empty = {"prefill_call_s": 0.0, "prefill_layer_s": 0.0, "prefill_s_per_flop": 0.0, "prefill_half_tokens": 0.0,
+             "prefill_prompts": (), "prefill_rms_rel": 0.0, "max_prompt_flops": 0.0}  # fmt: skip
+    pre = [m for m in pre if m.prompt_tokens > 0]
+    if not pre:
+        return empty
+    y = [_median(m.samples_s) for m in pre]
+    labels = [f"{m.model_id}@{m.prompt_tokens}" for m in pre]
+    flops = [float(accounting.prompt_flops(specs[m.model_id], m.prompt_tokens)) for m in pre]
+    use_layer = len({specs[m.model_id].num_layers for m in pre}) > 1 and len(pre) >= 4
+    best = None
+    # one prompt length cannot separate the half-point from the slope: use the prior (16 tokens)
+    for half in _HALF_TOKENS if len({m.prompt_tokens for m in pre}) > 1 else (16.0,):
+        rows = [
+            [1.0, float(specs[m.model_id].num_layers) if use_layer else 0.0, f * (1.0 + half / m.prompt_tokens)]
+            for m, f in zip(pre, flops, strict=True)
+        ]
+        fit = nnls_fit(rows, y, ("call_s", "layer_s", "s_per_flop"), labels)
+        if fit.coef("s_per_flop") > 0 and (best is None or fit.rms_rel < best[1].rms_rel * (1 - 1e-6)):
+            best = (half, fit)
+    if best is None:
+        return empty
+    half, fit = best
+    return {
+        "prefill_call_s": fit.coef("call_s"),
+        "prefill_layer_s": fit.coef("layer_s"),
+        "prefill_s_per_flop": fit.coef("s_per_flop"),
+        "prefill_half_tokens": half,
+        "prefill_prompts": tuple(sorted({m.prompt_tokens for m in pre})),
+        "prefill_rms_rel": fit.rms_rel,
+        "max_prompt_flops": max(flops),
     }
 
 
@@ -319,7 +342,7 @@ def _dram_rms(res: tuple[float, ...], labels: tuple[str, ...], keep: tuple[str, 
     return float((sum(r * r for r in sel) / len(sel)) ** 0.5) if sel else 0.0
 
 
-def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, float]:
+def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, Any]:
     """peak RSS = base + k * weights as loaded + k_t * largest tensor (the load transient); steady without it.
 
     The embedding is an fp32 Gather for every precision and is held as is; only the MatMul weights are
@@ -331,24 +354,29 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
             peak_pts[m.model_id] = m  # one point per model (the latest wins)
     if not peak_pts:
         return {
+            "rss_dropped": (),
             "rss_base_bytes": 0.0,
             "rss_weight_factor": 1.0,
             "rss_transient_factor": 0.0,
             "steady_rss_weight_factor": 1.0,
             "rss_rms_rel": 0.0,
         }
+    dropped = _inherited_peaks(peak_pts)
     rows, y, steady_rows, steady_y = [], [], [], []
     for mid, m in peak_pts.items():
         spec = specs[mid]
         emb = accounting.embedding_bytes(spec)
         rest = max(m.weight_file_bytes - emb, 0)
         big = accounting.largest_tensor_bytes(spec, precision)
-        rows.append([1.0, float(rest), float(big)])
-        y.append(float(m.peak_rss_bytes or 0) - emb)
+        if mid not in dropped:
+            rows.append([1.0, float(rest), float(big)])
+            y.append(float(m.peak_rss_bytes or 0) - emb)
         if m.steady_rss_bytes:
             steady_rows.append([1.0, float(rest)])
             steady_y.append(float(m.steady_rss_bytes) - emb)
-    fit = nnls_fit(rows, y, ("base", "k", "transient"), list(peak_pts))
+    if not rows:  # every peak was inherited: steady RSS only, no transient
+        rows, y = [[r[0], r[1], 0.0] for r in steady_rows], list(steady_y)
+    fit = nnls_fit(rows, y, ("base", "k", "transient"))
     steady_k = fit.coef("k")
     if len(steady_rows) >= 2:
         sfit = nnls_fit(steady_rows, steady_y, ("base", "k"))
@@ -359,4 +387,20 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
         "rss_transient_factor": fit.coef("transient"),
         "steady_rss_weight_factor": steady_k,
         "rss_rms_rel": fit.rms_rel,
+        "rss_dropped": tuple(sorted(dropped)),
     }
+
+
+def _inherited_peaks(points: Mapping[str, Measurement]) -> set[str]:
+    """Peak RSS read from ``ru_maxrss`` keeps the high-water mark a worker inherited from its parent at fork
+    (Linux saves it across exec): every model smaller than the parent then shows the *same* peak. A peak shared
+    (within 2 %) by models whose steady RSS differs by more than 15 % belongs to no model: leave it out."""
+    items = [(mid, float(m.peak_rss_bytes or 0), float(m.steady_rss_bytes or 0)) for mid, m in points.items()]
+    out: set[str] = set()
+    for mid, peak, steady in items:
+        for other, peak2, steady2 in items:
+            if other == mid or not steady or not steady2:
+                continue
+            if abs(peak - peak2) <= 0.02 * peak and abs(steady - steady2) > 0.15 * max(steady, steady2):
+                out.add(mid)
+    return out

@@ -55,3 +55,38 @@ class Prediction:
     calibration: dict[str, float | str] = field(default_factory=dict)  # efficiencies, source host, etc.
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+def estimate_to_dict(e: Estimate) -> dict[str, float | str]:
+    return {"value": e.value, "low": e.low, "high": e.high, "basis": e.basis.value}
+
+
+def prediction_to_dict(p: Prediction) -> dict[str, object]:
+    """JSON-able, base SI units, every figure with its basis and interval (the `predict --json` schema)."""
+    m = p.memory
+    return {
+        "model_id": p.model_id,
+        "precision": p.precision,
+        "device_id": p.device_id,
+        "context_tokens": p.context_tokens,
+        "prompt_tokens": p.prompt_tokens,
+        "threads": p.threads,
+        "decode_s_per_token": estimate_to_dict(p.decode_s_per_token),
+        "decode_tokens_per_s": estimate_to_dict(p.decode_tokens_per_s),
+        "prefill_s": estimate_to_dict(p.prefill_s),
+        "time_to_first_token_s": estimate_to_dict(p.time_to_first_token_s),
+        "memory": {
+            "weights_bytes": m.weights_bytes,
+            "kv_cache_bytes": m.kv_cache_bytes,
+            "activations_bytes": m.activations_bytes,
+            "runtime_bytes": m.runtime_bytes,
+            "total_bytes": estimate_to_dict(m.total),
+            "usable_ram_bytes": m.usable_ram_bytes,
+        },
+        "power_w": estimate_to_dict(p.power_w),
+        "energy_per_token_j": estimate_to_dict(p.energy_per_token_j),
+        "bound": p.bound,
+        "calibration": dict(p.calibration),
+        "notes": list(p.notes),
+        "warnings": list(p.warnings),
+    }

@@ -30,7 +30,8 @@ class Physics:
     layer_s: float = 0.0
     cache_speedup: float = 1.0
     knee_bytes: float = 0.0
-    prefill_flops_per_s: float = 1e11
+    prefill_flops_per_s: float = 1e11  # at a long prompt
+    prefill_half_tokens: float = 16.0  # efficiency x P / (P + half)
     prefill_call_s: float = 2e-3
     rss_base_bytes: float = 50 * 2**20
     rss_k: float = 1.0
@@ -68,7 +69,8 @@ def decode_seconds(spec: ModelSpec, precision: str, phys: Physics, context_token
 
 
 def prefill_seconds(spec: ModelSpec, phys: Physics, prompt_tokens: int) -> float:
-    return phys.prefill_call_s + accounting.prompt_flops(spec, prompt_tokens) / phys.prefill_flops_per_s
+    flops = accounting.prompt_flops(spec, prompt_tokens)
+    return phys.prefill_call_s + flops * (1 + phys.prefill_half_tokens / prompt_tokens) / phys.prefill_flops_per_s
 
 
 def peak_rss_bytes(spec: ModelSpec, precision: str, phys: Physics) -> int:
@@ -82,28 +84,22 @@ def measurements(
     specs: Sequence[ModelSpec],
     physics: dict[str, Physics],
     *,
-    context_tokens: int = 128,
-    prompt_tokens: int = 128,
+    depths: Sequence[int] = (0, 128, 512),
+    prompts: Sequence[int] = (16, 64, 128),
     noise_rel: float = 0.0,
     probes: Sequence[float] | None = None,
     reference_probe: float = 25e9,
     seed: int = 0,
     threads: int = 2,
 ) -> list[Measurement]:
-    """Decode and prefill Measurements for every spec x precision. With ``probes`` (one per decode measurement,
-    cycled), each decode time is scaled by reference_probe / probe: a busier host (lower probe) is slower."""
+    """Decode (at each depth) and prefill (at each prompt) Measurements for every spec x precision, the plan
+    ``edgefit bench`` uses. With ``probes`` (cycled, one per decode measurement), each decode time is scaled by
+    reference_probe / probe: a busier host (lower probe) is slower."""
     rng = random.Random(seed)
     out: list[Measurement] = []
     k = 0
     for prec, phys in physics.items():
         for spec in specs:
-            probe = probes[k % len(probes)] if probes else None
-            k += 1
-            slow = reference_probe / probe if probe else 1.0
-            base = decode_seconds(spec, prec, phys, context_tokens) * slow
-            dec = tuple(base * (1 + rng.gauss(0, noise_rel)) for _ in range(9))
-            pre_base = prefill_seconds(spec, phys, prompt_tokens)
-            pre = tuple(pre_base * (1 + rng.gauss(0, noise_rel)) for _ in range(5))
             rss = peak_rss_bytes(spec, prec, phys)
             common = {
                 "model_id": spec.id,
@@ -124,18 +120,27 @@ def measurements(
                 "layers": spec.num_layers,
                 "hidden_size": spec.hidden_size,
             }
-            out.append(
-                Measurement(
-                    phase=Phase.DECODE, prompt_tokens=1, context_tokens=context_tokens, samples_s=dec,
-                    probe_bandwidth_bytes_per_s=probe, **common,  # type: ignore[arg-type]
-                )
-            )  # fmt: skip
-            out.append(
-                Measurement(
-                    phase=Phase.PREFILL, prompt_tokens=prompt_tokens, context_tokens=0, samples_s=pre,
-                    probe_bandwidth_bytes_per_s=probe, **common,  # type: ignore[arg-type]
-                )
-            )  # fmt: skip
+            for depth in depths:
+                probe = probes[k % len(probes)] if probes else None
+                k += 1
+                slow = reference_probe / probe if probe else 1.0
+                base = decode_seconds(spec, prec, phys, depth) * slow
+                dec = tuple(base * (1 + rng.gauss(0, noise_rel)) for _ in range(9))
+                out.append(
+                    Measurement(
+                        phase=Phase.DECODE, prompt_tokens=1, context_tokens=depth, samples_s=dec,
+                        probe_bandwidth_bytes_per_s=probe, **common,  # type: ignore[arg-type]
+                    )
+                )  # fmt: skip
+            for prompt in prompts:
+                pre_base = prefill_seconds(spec, phys, prompt)
+                pre = tuple(pre_base * (1 + rng.gauss(0, noise_rel)) for _ in range(5))
+                out.append(
+                    Measurement(
+                        phase=Phase.PREFILL, prompt_tokens=prompt, context_tokens=0, samples_s=pre,
+                        **common,  # type: ignore[arg-type]
+                    )
+                )  # fmt: skip
     return out
 
 

@@ -27,7 +27,6 @@ from edgefit.profiles import DeviceProfile
 # Priors (stated in every prediction's notes when used):
 STREAM_OF_THEORETICAL = 0.65  # STREAM-measured / theoretical DRAM bandwidth on LPDDR4/5 boards: ~0.55-0.8
 GEMM_OF_PEAK = 0.6  # achievable fp32 GEMM / theoretical peak when the profile has no measured GEMM
-PROMPT_HALF_TOKENS = 16.0  # GEMM efficiency vs prompt length ~ P / (P + 16): 50-65 % at 32, ~80 % at 128 (NOTES)
 # interval half-widths (relative)
 FIT_FLOOR = 0.04  # repeat-to-repeat noise within a window on this VM is 1-5 %
 EXTRAPOLATION_PER_E = 0.04  # per factor e beyond the largest rung
@@ -92,18 +91,6 @@ def _extrapolation(size: float, largest: float) -> float:
     return EXTRAPOLATION_PER_E * math.log(size / largest)
 
 
-def _prompt_shape(prompt_tokens: int, measured_prompt: int) -> float:
-    """Time multiplier for a prompt length other than the one the ladder measured (GEMM efficiency falls for
-    short prompts: fewer rows to amortise each weight read)."""
-    if prompt_tokens <= 0 or measured_prompt <= 0:
-        return 1.0
-
-    def eff(p: float) -> float:
-        return p / (p + PROMPT_HALF_TOKENS)
-
-    return eff(measured_prompt) / eff(prompt_tokens)
-
-
 @dataclass(frozen=True, slots=True)
 class DecodeTerms:
     memory_s: float
@@ -145,7 +132,7 @@ def prefill_seconds(
     host_share = pc.threads / max(cal.host_cores, 1)
     s_per_flop = pc.prefill_s_per_flop * (cal.host_gemm_flops_per_s / dev.gemm_flops_per_s) * host_share / share
     overhead = (pc.prefill_call_s + pc.prefill_layer_s * spec.num_layers) * dev.cpu_ratio
-    return flops * s_per_flop * _prompt_shape(prompt_tokens, pc.prefill_prompt_tokens) + overhead
+    return flops * s_per_flop * (1.0 + pc.prefill_half_tokens / prompt_tokens) + overhead
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,12 +311,10 @@ def _measured_overrides(
     m: Mapping[str, float], context: int, prompt: int, decode: Estimate, prefill: Estimate
 ) -> tuple[Estimate, Estimate]:
     """This exact model and precision was measured here: quote the measurement where the workload matches."""
-    if int(m.get("decode_context_tokens", -1)) == context and "decode_s_per_token" in m:
-        v = m["decode_s_per_token"]
-        decode = _est(v, FIT_FLOOR, FIT_FLOOR, Basis.MEASURED)
-    if int(m.get("prefill_prompt_tokens", -1)) == prompt and "prefill_s" in m:
-        v = m["prefill_s"]
-        prefill = _est(v, FIT_FLOOR, FIT_FLOOR, Basis.MEASURED)
+    if f"decode@{context}" in m:
+        decode = _est(m[f"decode@{context}"], FIT_FLOOR, FIT_FLOOR, Basis.MEASURED)
+    if f"prefill@{prompt}" in m:
+        prefill = _est(m[f"prefill@{prompt}"], FIT_FLOOR, FIT_FLOOR, Basis.MEASURED)
     return decode, prefill
 
 
