@@ -190,22 +190,30 @@ def _clock_figure(cpus: list[int], blocks: list[dict[str, str]], read_by: str) -
     )
 
 
-def _linux_cpu(read_by: str) -> _CpuFacts:
-    blocks = _cpuinfo_blocks()
-    procs = [b for b in blocks if "processor" in b and b["processor"].isdigit()]
+def arm_clusters(procs: list[dict[str, str]], read_by: str) -> tuple[CpuCluster, ...]:
+    """Arm: group /proc/cpuinfo processor blocks by 'CPU part' into clusters, in the order they appear."""
+    by_part: dict[str, list[int]] = {}
+    for b in procs:
+        by_part.setdefault(b.get("CPU part", "?"), []).append(int(b["processor"]))
+    return tuple(
+        CpuCluster(_ARM_PARTS.get(part, f"Arm core {part}"), len(cpus), _clock_figure(cpus, procs, read_by))
+        for part, cpus in sorted(by_part.items(), key=lambda kv: kv[1][0])
+    )
+
+
+def _linux_cpu(read_by: str, cpuinfo_text: str | None = None) -> _CpuFacts:
+    blocks = _cpuinfo_blocks(cpuinfo_text)
+    procs = [b for b in blocks if b.get("processor", "").isdigit()]
     logical = psutil.cpu_count(logical=True) or len(procs) or 1
     physical = psutil.cpu_count(logical=False) or logical
     flags = set((procs[0].get("flags") or procs[0].get("Features") or "").split()) if procs else set()
     board = _read("/proc/device-tree/model")
     hypervisor = "hypervisor" in flags or Path("/sys/hypervisor/type").exists()
-    clusters: list[CpuCluster] = []
-    if any("CPU part" in b for b in procs):  # Arm: group processors by core type
-        by_part: dict[str, list[int]] = {}
-        for b in procs:
-            by_part.setdefault(b.get("CPU part", "?"), []).append(int(b["processor"]))
-        for part, cpus in sorted(by_part.items(), key=lambda kv: kv[1][0]):
-            name = _ARM_PARTS.get(part, f"Arm core {part}")
-            clusters.append(CpuCluster(name, len(cpus), _clock_figure(cpus, procs, read_by)))
+    clusters: tuple[CpuCluster, ...]
+    if any("CPU part" in b for b in procs):  # Arm: one cluster per core type
+        clusters = arm_clusters(procs, read_by)
+        logical = len(procs)
+        physical = logical  # no SMT on the Arm cores edge boards use
         hardware = next((b["Hardware"] for b in blocks if "Hardware" in b), None)
         cores = ", ".join(f"{c.cores}x {c.name}" for c in clusters)
         model = f"{board or hardware or platform.machine()}, {cores}"
@@ -219,12 +227,14 @@ def _linux_cpu(read_by: str) -> _CpuFacts:
         ]
         hybrid = [(n, cpus) for n, cpus in hybrid if cpus]
         if len(hybrid) == 2:
+            found = []
             for name, cpus in hybrid:
                 n = len({(procs[i].get("physical id"), procs[i].get("core id")) for i in cpus if i < len(procs)})
-                clusters.append(CpuCluster(name, n or len(cpus), _clock_figure(cpus, procs, read_by)))
+                found.append(CpuCluster(name, n or len(cpus), _clock_figure(cpus, procs, read_by)))
+            clusters = tuple(found)
         else:
-            clusters.append(CpuCluster(model, physical, _clock_figure(list(range(logical)), procs, read_by)))
-    return _CpuFacts(model, features, tuple(clusters), physical, logical, board, hypervisor)
+            clusters = (CpuCluster(model, physical, _clock_figure(list(range(logical)), procs, read_by)),)
+    return _CpuFacts(model, features, clusters, physical, logical, board, hypervisor)
 
 
 def _macos_cpu(read_by: str) -> _CpuFacts:

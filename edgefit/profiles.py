@@ -286,14 +286,14 @@ class _Loader:
         if key not in raw:
             if required:
                 raise self.fail(
-                    field, f'required figure missing; expected {{ value = {_EXAMPLE[kind]!r}, source = "..." }}'
+                    field, f'required figure missing; expected {{ value = "{_EXAMPLE[kind]}", source = "..." }}'
                 )
             return None
         fig = raw[key]
         if not isinstance(fig, dict):
             raise self.fail(
                 field,
-                f'expected an inline table {{ value = {_EXAMPLE[kind]!r}, source = "..." }} (or estimated = true '
+                f'expected an inline table {{ value = "{_EXAMPLE[kind]}", source = "..." }} (or estimated = true '
                 f"with a note), found {_type_name(fig)} {_shown(fig)}",
             )
         self.table(fig, field, _FIGURE_KEYS + extra, ("value",))
@@ -478,7 +478,11 @@ class _Loader:
             e = self.table(compute[kind], field, ("provider", "name", *_ENGINE_FIGURES), ("provider",))
             figs = {k: self.figure(e, k, f"{field}.{k}", unit, required=False) for k, unit in _ENGINE_FIGURES.items()}
             if kind == "cpu" and figs["peak_fp32"] is None:
-                raise self.fail(f"{field}.peak_fp32", "required figure missing; expected { value = '150 GFLOPS', ... }")
+                raise self.fail(
+                    f"{field}.peak_fp32",
+                    'required figure missing; expected { value = "150 GFLOPS", estimated = true, '
+                    'note = "cores x clock x FLOP/cycle" }',
+                )
             if all(f is None for f in figs.values()):
                 raise self.fail(field, "expected at least one of peak_fp32, peak_fp16, peak_int8, found none")
             engines.append(
