@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefit import __version__
+from edgefit import __version__, detect
 from edgefit.bench import env as envmod
 from edgefit.bench.env import Environment, capture_environment
 
@@ -234,8 +234,6 @@ def test_thread_env_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ("OMP_NUM_THREADS", "3") in capture_environment().thread_env
 
 
-def test_fallback_fingerprint_depends_on_hardware() -> None:
-    a = envmod.fallback_fingerprint("Cortex-A76 x4", 4, 4, 8 * 2**30)
-    assert a == envmod.fallback_fingerprint("Cortex-A76 x4", 4, 4, 8 * 2**30)
-    assert a != envmod.fallback_fingerprint("Cortex-A76 x4", 4, 4, 4 * 2**30)
-    assert a != envmod.fallback_fingerprint("Cortex-A72 x4", 4, 4, 8 * 2**30)
+def test_fingerprint_is_detects() -> None:
+    # predict and report look this host's measurements up by detect.host_fingerprint(): they must agree
+    assert capture_environment().host_fingerprint == detect.host_fingerprint()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import glob
-import hashlib
 import os
 import platform
 import shutil
@@ -26,6 +25,7 @@ import psutil
 
 from edgefit import __version__
 from edgefit.bench.memory import memory_availability
+from edgefit.detect import host_fingerprint
 
 # `vcgencmd get_throttled` bits, from the Raspberry Pi documentation
 # (https://www.raspberrypi.com/documentation/computers/os.html#get_throttled).
@@ -360,22 +360,6 @@ def _onnxruntime() -> tuple[str | None, tuple[str, ...]]:
         return str(getattr(ort, "__version__", None)), ()
 
 
-def fallback_fingerprint(cpu_model: str | None, physical: int | None, logical: int | None, ram: int | None) -> str:
-    """Stable id of a machine from what it is: CPU, cores, RAM (to the GiB), OS, architecture, hostname hash."""
-    ram_gib = round((ram or 0) / 2**30)
-    parts = [cpu_model or "?", str(physical), str(logical), str(ram_gib), platform.system(), platform.machine()]
-    parts.append(hashlib.sha256(platform.node().encode()).hexdigest()[:8])
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def host_fingerprint(cpu_model: str | None, physical: int | None, logical: int | None, ram: int | None) -> str:
-    try:
-        from edgefit.detect import host_fingerprint as detect_fingerprint
-    except ImportError:  # detect.py not present in this build: same inputs, local formula
-        return fallback_fingerprint(cpu_model, physical, logical, ram)
-    return str(detect_fingerprint())
-
-
 def _cpus_allowed() -> int | None:
     getaff = getattr(os, "sched_getaffinity", None)
     if getaff is None:
@@ -400,7 +384,7 @@ def capture_environment(threads: int | None = None) -> Environment:
     throttled_text = _run(["vcgencmd", "get_throttled"])
     ort_version, providers = _onnxruntime()
     return Environment(
-        host_fingerprint=host_fingerprint(cpu.model, physical, logical, ram),
+        host_fingerprint=host_fingerprint(),
         captured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         os_name=platform.system(),
         os_release=platform.release(),
