@@ -40,6 +40,33 @@ def test_peak_rss_tracks_a_real_allocation() -> None:
     assert 120 * MIB <= after - before <= 200 * MIB
 
 
+_CHILD_SCRIPT = """
+import resource
+from edgefit.bench.memory import maxrss_to_bytes, peak_rss_bytes
+print(peak_rss_bytes(), maxrss_to_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="VmHWM is Linux's")
+def test_peak_rss_of_a_child_is_its_own_not_its_parents() -> None:
+    # ru_maxrss keeps the high-water mark from before exec: a child of a parent holding 300 MiB reports
+    # >= 300 MiB there. peak_rss_bytes() must give the child's own (a fresh interpreter: well under 150 MiB).
+    block = bytearray(300 * MIB)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    out = subprocess.run([sys.executable, "-c", _CHILD_SCRIPT], capture_output=True, text=True, check=True)
+    own, ru_maxrss = (int(x) for x in out.stdout.split())
+    del block
+    assert own < 150 * MIB
+    assert ru_maxrss >= 250 * MIB  # the kernel behaviour this works around (if it changes, this tells us)
+
+
+def test_parse_status_hwm() -> None:
+    status = "Name:\tpython\nVmPeak:\t  500000 kB\nVmHWM:\t   13568 kB\nVmRSS:\t   13000 kB\n"
+    assert memory.parse_status_hwm_bytes(status) == 13568 * 1024
+    assert memory.parse_status_hwm_bytes("Name: x\n") is None
+
+
 # ------------------------------------------------------------------------------------------- cgroups
 
 

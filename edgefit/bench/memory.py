@@ -245,8 +245,28 @@ def maxrss_to_bytes(ru_maxrss: int, system: str | None = None) -> int:
     return int(ru_maxrss) * 1024
 
 
+def parse_status_hwm_bytes(text: str) -> int | None:
+    """``VmHWM:   123456 kB`` from ``/proc/<pid>/status`` in bytes (the kernel writes kB meaning KiB)."""
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * (1024 if len(parts) < 3 or parts[2].lower() == "kb" else 1)
+    return None
+
+
 def peak_rss_bytes() -> int | None:
-    """High-water resident set of this process in bytes (None where the platform cannot tell)."""
+    """High-water resident set of this process in bytes (None where the platform cannot tell).
+
+    Linux: ``VmHWM`` of /proc/self/status. Not ``ru_maxrss``: the kernel carries the pre-exec high-water mark
+    into it, so a worker started by a parent holding 600 MiB reports 600 MiB before loading anything
+    (tests/test_memory.py shows it). Elsewhere: ``ru_maxrss``, converted to bytes.
+    """
+    if platform.system() == "Linux":
+        text = _read_text(Path("/proc/self/status"))
+        hwm = parse_status_hwm_bytes(text) if text is not None else None
+        if hwm is not None:
+            return hwm
     try:
         import resource
     except ImportError:  # Windows: no resource module; psutil knows the peak working set
