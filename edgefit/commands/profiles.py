@@ -94,7 +94,7 @@ def profile_table(p: DeviceProfile) -> Table:
     t = Table(title=f"{p.name} ({p.id})", show_lines=False)
     t.add_column("field", no_wrap=True)
     t.add_column("value", justify="right", no_wrap=True)
-    t.add_column("source / estimate")
+    t.add_column("source / estimate", overflow="fold")
     plain = [
         ("kind", p.kind),
         ("vendor", p.vendor or ""),
@@ -105,9 +105,9 @@ def profile_table(p: DeviceProfile) -> Table:
         ("memory.type", p.memory_type),
         *((f"compute.{e.kind}.provider", e.provider) for e in p.engines),
     ]
-    for name, value in plain:
+    for name, value in plain:  # text goes in the wrapping column; the value column keeps short figures
         if value:
-            t.add_row(name, value, "")
+            t.add_row(name, "", value)
     for name, fig in iter_figures(p):
         label = f"{name} ({p.price_date})" if name == "price.usd" and p.price_date else name
         t.add_row(label, format_value(fig), provenance(fig))
