@@ -108,7 +108,7 @@ def _opt_float(v: Any) -> float | None:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 # --- process and machine readings -------------------------------------------------------------------------

@@ -1,16 +1,147 @@
-"""`edgefit bench` (placeholder until its issue lands; the owning module replaces this file)."""
+"""`edgefit bench`: measure the quick/full ladder of built decoders, or your own .onnx files, on this machine."""
 
 from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
+from edgefit import stats
+from edgefit.bench import BenchSummary, bench_file, default_threads, run_ladder
+from edgefit.bench.campaign import DEFAULT_BUDGET_S
+from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
 from edgefit.errors import UsageError
+from edgefit.units import MIB
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="(not built yet)")
+    p = sub.add_parser(
+        "bench",
+        help="measure the benchmark ladder or your .onnx files here (one subprocess per model)",
+        description=(
+            "Measure load time, peak/steady RSS, prefill latency (16/64/128-token prompts) and decode latency per "
+            "token at KV depths 0/128/512 of the built ladder models, or of your own .onnx files, with onnxruntime "
+            "on the CPU. Each measurement repeats until the median's 95%% interval is within +-2%% or --budget-s "
+            "of samples is spent; raw samples go to the results database. Ctrl-C stops after the current "
+            "measurement and keeps the finished ones (exit 130)."
+        ),
+    )
+    p.add_argument("models", nargs="*", metavar="MODEL.onnx", help="your .onnx files (instead of the ladder)")
+    p.add_argument("--ladder", choices=("quick", "full"), default=None, help="ladder to measure (default: quick)")
+    p.add_argument(
+        "--precision",
+        default="fp32,int8,int4",
+        help="comma-separated ladder precisions (default: fp32,int8,int4)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"intra-op threads (default: physical cores, here {default_threads()})",
+    )
+    p.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a symbolic input dim of your model (repeatable); unset ones: batch 1, others 16",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fixed value of a scalar input, e.g. a sample rate (repeatable); default 1",
+    )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help=f"time budget of samples per measurement in seconds (default {DEFAULT_BUDGET_S})",
+    )
+    add_json_flag(p)
+    add_db_flag(p)
     p.set_defaults(func=run)
 
 
+def _pairs(items: list[str], flag: str, cast: type) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{flag} {item!r}: expected NAME=VALUE")
+        try:
+            out[name] = cast(value)
+        except ValueError:
+            raise UsageError(f"{flag} {item!r}: expected a {cast.__name__} value, found {value!r}") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'edgefit bench' is not built yet in this version")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: expected a positive integer")
+    if args.budget_s <= 0:
+        raise UsageError(f"--budget-s {args.budget_s}: expected a positive number of seconds")
+    if args.models and args.ladder:
+        raise UsageError("give either --ladder or model files, not both")
+    progress = not args.json
+    if args.models:
+        summary = bench_file(
+            args.models,
+            dims=_pairs(args.dim, "--dim", int),
+            inputs=_pairs(args.input, "--input", float),
+            threads=args.threads,
+            db_path=db_path(args),
+            progress=progress,
+            budget_s=args.budget_s,
+        )
+    else:
+        if args.dim or args.input:
+            raise UsageError("--dim and --input apply to model files, not to the ladder")
+        precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+        summary = run_ladder(
+            args.ladder or "quick",
+            precisions=precisions,
+            threads=args.threads,
+            db_path=db_path(args),
+            progress=progress,
+            budget_s=args.budget_s,
+        )
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary)
+    return 130 if summary.interrupted else 0
+
+
+def _print_summary(s: BenchSummary) -> None:
+    t = Table(title=f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples")
+    for col in ("model", "precision", "phase", "prompt", "KV depth", "median [ms]", "95% CI [ms]", "n", "stop",
+                "peak RSS [MiB]", "warnings"):  # fmt: skip
+        t.add_column(col, justify="right" if col not in ("model", "precision", "phase", "stop", "warnings") else "left")
+    for m in s.measurements:
+        st = stats.summarize(m.samples_s)
+        ci = "" if st.n < stats.MIN_SAMPLES_FOR_CI95 else f"{st.ci95_low_s * 1e3:.3f}-{st.ci95_high_s * 1e3:.3f}"
+        t.add_row(
+            m.model_id,
+            m.precision,
+            m.phase.value,
+            str(m.prompt_tokens) if m.phase.value == "prefill" else "",
+            str(m.context_tokens) if m.phase.value == "decode" else "",
+            f"{st.median_s * 1e3:.3f}",
+            ci,
+            str(st.n),
+            m.stop_reason,
+            f"{m.peak_rss_bytes / MIB:.0f}" if m.peak_rss_bytes else "",
+            ", ".join(w.code.value for w in m.warnings),
+        )
+    out = console()
+    out.print(t)
+    for o in s.outcomes:
+        if o.status != "measured":
+            out.print(f"{o.model_id} {o.precision}: {o.status}: {o.message}")
+    for note in s.notes:
+        out.print(f"note: {note}")
+    out.print(f"run {s.run_id}: {len(s.measurements)} measurements stored in {s.db_path} ({s.wall_s:.1f} s)")
+    if s.interrupted:
+        err_console().print("interrupted: the measurements above are stored; the run is marked interrupted")
