@@ -185,3 +185,26 @@ def test_default_db_from_env(
     assert [r["id"] for r in _json(capsys, ["results", "list", "--json"])["runs"]] == [rid]
     assert main(["results"]) == 0  # bare `results` lists
     assert rid[:8] in capsys.readouterr().out
+
+
+def _readme_examples() -> list[str]:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Benchmarking", 1)[1].split("\n### ", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in section.splitlines()]
+    return [line for line in lines if line.startswith("edgefit results")]
+
+
+def test_readme_examples_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = _readme_examples()
+    assert len(examples) == 5
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "db.sqlite"
+    monkeypatch.setenv("EDGEFIT_DB", str(db))
+    rid = _seed(db)
+    for line in examples:
+        argv = [rid[:6] if word == "3f2a" else word for word in line.split()[1:]]
+        assert main(argv) == 0, line
+        assert capsys.readouterr().out
+    assert (tmp_path / "pi5-results.json").exists()
