@@ -161,8 +161,26 @@ def test_build_tiny_card_matches_accounting(tmp_path: Path, precision: str, caps
     assert Path(result["path"]) == out and out.is_file()
     assert result["params"] == catalog.param_counts(spec).total
     assert result["weight_file_bytes"] == catalog.weight_bytes(spec, precision)
+    assert _initializer_bytes(out) == catalog.weight_bytes(spec, precision)  # read from the file, not the builder
     assert main(args) == 0  # human output, reusing the file
     assert str(out) in capsys.readouterr().out
+
+
+def _initializer_bytes(path: Path) -> int:
+    """Bytes of the model's weight initializers as stored, from the .onnx itself (RoPE cos/sin tables excluded:
+    they are position tables, not weights)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    total = 0
+    for t in onnx.load(str(path), load_external_data=False).graph.initializer:
+        if t.name.startswith("rope.") or t.name.endswith(("cos_cache", "sin_cache")):
+            continue
+        if uses_external_data(t):
+            total += int({e.key: e.value for e in t.external_data}["length"])
+        else:
+            total += onnx.numpy_helper.to_array(t).nbytes
+    return total
 
 
 def _readme_examples() -> list[str]:
