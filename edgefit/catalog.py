@@ -108,7 +108,8 @@ _POSITIVE_INT_FIELDS = (
 @dataclass(frozen=True, slots=True)
 class Precision:
     """How weights are stored. ``bits_per_weight`` is the effective figure for the quantized matrices,
-    scales and zero points included (e.g. int4 with block 32 and fp32 scales: 4 + 32/32 = 5.0).
+    scales and zero points included (e.g. int4 with block 32 and fp32 scales: 4 + 32/32 = 5.0); for GGUF formats,
+    llama.cpp's whole-file average on Llama-3.1-8B (``gguf_bytes_by_part`` models other shapes).
     ``onnx_buildable``: edgefit can build and run it. ``runtime_note``: what onnxruntime really does with it
     on CPU (e.g. fp16 is upcast to fp32 at load)."""
 
@@ -306,8 +307,10 @@ def spec_from_mapping(
         raise CatalogError(f"{where}: missing field 'id' (e.g. id = \"my-model-1b\")")
     hidden, heads = data["hidden_size"], data["num_heads"]
     head_dim = data.get("head_dim")
+    if heads < 1:
+        raise CatalogError(f"{where}: field 'num_heads': expected an integer >= 1, found {heads}")
     if head_dim is None:
-        if heads < 1 or hidden % heads:
+        if hidden % heads:
             raise CatalogError(
                 f"{where}: num_heads = {heads} does not divide hidden_size = {hidden}; "
                 "fix the shape or give head_dim explicitly (Gemma-style heads)"
@@ -322,7 +325,7 @@ def spec_from_mapping(
     for key in ("rope_theta", "norm_eps"):
         if key in fields:
             fields[key] = float(fields[key])
-    return ModelSpec(id=spec_id, head_dim=head_dim, path=path if path is not None else None, **fields)
+    return ModelSpec(id=spec_id, head_dim=head_dim, path=path, **fields)
 
 
 def load_card(path: str | Path) -> ModelSpec:

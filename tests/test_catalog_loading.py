@@ -122,6 +122,7 @@ BAD_CARDS = [
     ("num_heads = 8\n", "num_heads = 7\n", "num_heads = 7 does not divide hidden_size = 256"),
     ("num_kv_heads = 2\n", "num_kv_heads = 3\n", r"num_kv_heads = 3 does not divide num_heads = 8.*\[1, 2, 4, 8\]"),
     ("num_layers = 4\n", "num_layers = 0\n", "'num_layers': expected an integer >= 1, found 0"),
+    ("num_heads = 8\n", "num_heads = 0\n", "'num_heads': expected an integer >= 1, found 0"),
     ("vocab_size = 1000\n", "vocab_size = -5\n", "'vocab_size': expected an integer >= 1"),
     ("hidden_size = 256\n", 'hidden_size = "256"\n', "'hidden_size': expected int, found '256'"),
     ("tied_embeddings = true\n", "tied_embeddings = 1\n", "'tied_embeddings': expected boolean"),
