@@ -591,7 +591,7 @@ def iter_figures(p: DeviceProfile) -> list[tuple[str, Figure]]:
 def figure_to_dict(fig: Figure | None) -> dict[str, Any] | None:
     if fig is None:
         return None
-    value: float | int = int(fig.value) if fig.unit == "bytes" and fig.value.is_integer() else fig.value
+    value: float | int = int(fig.value) if fig.unit == "bytes" and float(fig.value).is_integer() else fig.value
     d: dict[str, Any] = {"value": value, "unit": fig.unit, "source": fig.source, "estimated": fig.estimated}
     if fig.note:
         d["note"] = fig.note
