@@ -3,7 +3,9 @@ weights instead of writing a card. ``catalog.load_spec`` calls this for any ``.j
 
 Supported ``architectures``: Llama (also SmolLM, TinyLlama), Mistral, Qwen2, Gemma, Gemma 2, Phi-3. Each config
 class has its own defaults for fields a published config may omit (``tie_word_embeddings`` is true for Gemma,
-false for the others); Qwen2 hard-codes q/k/v biases without a config field.
+false for the others); Qwen2 hard-codes q/k/v biases without a config field. A Llama config with
+``attention_bias = true`` also has an o_proj bias in transformers; edgefit's layout (docs/CONTRACTS.md) has q/k/v
+biases only, so such a (rare) model is undercounted by hidden_size parameters per layer.
 """
 
 from __future__ import annotations
