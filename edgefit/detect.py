@@ -344,11 +344,15 @@ def _rapl_energy_j() -> float | None:
     return int(text) / 1e6 if text and text.isdigit() else None
 
 
-def detect_host(
+def detect_host(probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None) -> DeviceProfile:
+    """Profile this machine (id ``host``), probes included: about ``probe_seconds`` plus allocation time."""
+    return detect_host_with_probes(probe_seconds, progress)[0]
+
+
+def detect_host_with_probes(
     probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None
 ) -> tuple[DeviceProfile, dict[str, probes.ProbeResult]]:
-    """Profile this machine; run the probes for about ``probe_seconds`` in all (plus allocation time).
-    Returns the profile (id ``host``) and the probe results by name (triad, copy, gemv, gemm)."""
+    """``detect_host`` plus the probe results by name (triad, copy, gemv, gemm) with their samples."""
     say = progress or (lambda _msg: None)
     date = _today()
     read_by = f"read by edgefit detect on {date}"
@@ -567,6 +571,6 @@ def host_profile(cached: bool = True, probe_seconds: float = 6.0) -> DeviceProfi
             return replace(DeviceProfile.from_toml(path), id=HOST_ID)
         except ProfileError:
             pass  # an old or damaged cache file: detect again and overwrite it
-    profile, _results = detect_host(probe_seconds)
+    profile = detect_host(probe_seconds)
     save_profile(profile, path)
     return profile

@@ -64,9 +64,9 @@ def _fake_host(tmp_path: Path) -> DeviceProfile:
 def test_host_profile_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[float] = []
 
-    def fake_detect(probe_seconds: float = 6.0) -> tuple[DeviceProfile, dict[str, probes.ProbeResult]]:
+    def fake_detect(probe_seconds: float = 6.0) -> DeviceProfile:
         calls.append(probe_seconds)
-        return _fake_host(tmp_path), {}
+        return _fake_host(tmp_path)
 
     monkeypatch.setattr(detect, "detect_host", fake_detect)
     first = detect.host_profile()
@@ -80,7 +80,7 @@ def test_host_profile_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_damaged_cache_is_redetected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(detect, "detect_host", lambda probe_seconds=6.0: (_fake_host(tmp_path), {}))
+    monkeypatch.setattr(detect, "detect_host", lambda probe_seconds=6.0: _fake_host(tmp_path))
     path = detect.host_cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("schema_version = [")
@@ -93,7 +93,8 @@ def test_detect_human_output(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     result = probes.ProbeResult(1.5e10, "bytes_per_s", (1.4e10, 1.5e10, 1.6e10), "STREAM-like triad test")
-    monkeypatch.setattr(detect, "detect_host", lambda s, progress=None: (_fake_host(tmp_path), {"triad": result}))
+    fake = (_fake_host(tmp_path), {"triad": result})
+    monkeypatch.setattr(detect, "detect_host_with_probes", lambda s, progress=None: fake)
     assert main(["detect"]) == 0
     out = capsys.readouterr().out
     assert "Test board (8 GB) (host)" in out and "15.0 GB/s (min 14.0, max 16.0, 3 passes)" in out

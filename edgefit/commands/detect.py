@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.05 <= args.probe_seconds <= 120:
         raise UsageError(f"--probe-seconds: expected 0.05..120, found {args.probe_seconds}")
     say = None if args.json else (lambda msg: err_console().print(f"probing {msg}...", markup=False))
-    profile, results = detect.detect_host(args.probe_seconds, progress=say)
+    profile, results = detect.detect_host_with_probes(args.probe_seconds, progress=say)
     detect.save_profile(profile, detect.host_cache_path())  # what `--device host` reads from now on
     saved = detect.save_profile(profile, args.save) if args.save else None
     if args.json:
