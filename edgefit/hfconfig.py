@@ -29,6 +29,21 @@ _HF_ARCHITECTURES: dict[str, tuple[str, bool, bool | None, int]] = {
 }
 
 
+_HF_TYPES: dict[str, type] = {
+    "hidden_size": int,
+    "num_hidden_layers": int,
+    "num_attention_heads": int,
+    "num_key_value_heads": int,
+    "head_dim": int,
+    "intermediate_size": int,
+    "vocab_size": int,
+    "max_position_embeddings": int,
+    "tie_word_embeddings": bool,
+    "attention_bias": bool,
+    "mlp_bias": bool,
+}
+
+
 def spec_from_hf_config(data: Mapping[str, Any], *, where: str, model_id: str) -> ModelSpec:
     """Map a Hugging Face ``config.json`` (as published next to a model's weights) onto a ModelSpec."""
     archs = data.get("architectures")
@@ -51,6 +66,14 @@ def spec_from_hf_config(data: Mapping[str, Any], *, where: str, model_id: str) -
     for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
         if name not in data:
             raise CatalogError(f"{where}: missing field {name!r} that every {supported[0]} config has")
+    # Check types under the config's own field names, so a message points at what the user sees in the file.
+    for name, value in data.items():
+        expected = _HF_TYPES.get(name)
+        if expected is None or value is None:
+            continue
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+            found = f"{value!r} ({type(value).__name__})"
+            raise CatalogError(f"{where}: field {name!r}: expected {expected.__name__}, found {found}")
     card: dict[str, Any] = {
         "id": model_id,
         "name": str(field("_name_or_path", model_id)),

@@ -170,6 +170,28 @@ HF_BAD = [
     ({"architectures": "LlamaForCausalLM"}, "field 'architectures': expected a list"),
     ({}, "field 'architectures'"),
     ({"architectures": ["LlamaForCausalLM"], "hidden_size": 64}, "missing field 'num_hidden_layers'"),
+    (
+        {
+            "architectures": ["LlamaForCausalLM"],
+            "hidden_size": 64,
+            "num_hidden_layers": "2",
+            "num_attention_heads": 4,
+            "intermediate_size": 96,
+            "vocab_size": 10,
+        },
+        r"field 'num_hidden_layers': expected int, found '2' \(str\)",
+    ),
+    (
+        {
+            "architectures": ["Qwen2ForCausalLM"],
+            "hidden_size": 64,
+            "num_hidden_layers": 0,
+            "num_attention_heads": 4,
+            "intermediate_size": 96,
+            "vocab_size": 10,
+        },
+        "'num_layers': expected an integer >= 1, found 0",
+    ),
 ]
 
 
