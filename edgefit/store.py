@@ -22,11 +22,8 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
-import math
 import os
 import sqlite3
-import types
-import typing
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,11 +32,31 @@ from typing import Any
 
 from edgefit import __version__
 from edgefit.bench.env import Environment
-from edgefit.bench.measurement import Measurement, Phase, QualityWarning, WarningCode
+from edgefit.bench.measurement import Measurement, Phase
+from edgefit.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_SCHEMA_VERSION,
+    load_bundle,
+    measurement_from_dict,
+    measurement_to_dict,
+)
 from edgefit.errors import StoreError
 
-BUNDLE_FORMAT = "edgefit-results-bundle"
-BUNDLE_SCHEMA_VERSION = 1
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BUNDLE_SCHEMA_VERSION",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ExportSummary",
+    "HostInfo",
+    "ImportSummary",
+    "RunInfo",
+    "Store",
+    "load_bundle",
+    "measurement_from_dict",
+    "measurement_to_dict",
+]
+
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 
 # MIGRATIONS[i] upgrades schema version i to i + 1. Never edit a released step; append a new one.
@@ -81,8 +98,6 @@ _COLUMNS = (
     *("timer", "started_at", "probe_bandwidth_bytes_per_s", "layers", "hidden_size"),
 )
 _JSON_COLUMNS = ("samples_s", "warmup_samples_s", "warnings")
-_M_FIELDS = tuple(f.name for f in dataclasses.fields(Measurement))
-_M_HINTS = typing.get_type_hints(Measurement)
 
 
 def _now(timespec: str = "seconds") -> str:
@@ -139,99 +154,6 @@ class ExportSummary:
     runs: int
     measurements: int
     hosts: tuple[str, ...]
-
-
-# ---------------------------------------------------------------------------------------------- (de)serialising
-
-
-def measurement_to_dict(m: Measurement) -> dict[str, Any]:
-    """JSON-able dict of every Measurement field, base units; enums as their values."""
-    out: dict[str, Any] = {}
-    for name in _M_FIELDS:
-        value = getattr(m, name)
-        if name == "warnings":
-            value = [
-                {"code": w.code.value, "value": w.value, "threshold": w.threshold, "message": w.message} for w in value
-            ]
-        elif isinstance(value, Phase):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[name] = value
-    return out
-
-
-def _check(value: Any, hint: Any, where: str) -> Any:
-    """Validate one JSON value against a Measurement field's type hint and convert it."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check(value, inner, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise StoreError(f"{where}: expected a list, found {type(value).__name__}")
-        return tuple(_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise StoreError(f"{where}: expected true/false, found {value!r}")
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise StoreError(f"{where}: expected an integer, found {value!r}")
-        return value
-    if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise StoreError(f"{where}: expected a number, found {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise StoreError(f"{where}: expected a string, found {value!r}")
-        return value
-    if isinstance(hint, type) and issubclass(hint, (Phase, WarningCode)):
-        try:
-            return hint(value)
-        except ValueError:
-            choices = ", ".join(e.value for e in hint)
-            raise StoreError(
-                f"{where}: unknown {hint.__name__} {value!r}; valid: {choices} (a newer edgefit wrote it? upgrade)"
-            ) from None
-    if hint is QualityWarning:
-        if not isinstance(value, Mapping):
-            raise StoreError(f"{where}: expected an object with code, value, threshold, message; found {value!r}")
-        missing = [k for k in ("code", "value", "threshold", "message") if k not in value]
-        if missing:
-            raise StoreError(f"{where}: missing {', '.join(missing)}")
-        return QualityWarning(
-            code=_check(value["code"], WarningCode, f"{where}.code"),
-            value=_check(value["value"], float, f"{where}.value"),
-            threshold=_check(value["threshold"], float, f"{where}.threshold"),
-            message=_check(value["message"], str, f"{where}.message"),
-        )
-    return value  # a field type this store does not know: pass through as stored
-
-
-def measurement_from_dict(data: Mapping[str, Any], *, where: str) -> Measurement:
-    """Rebuild a Measurement from ``measurement_to_dict`` output, checking every field (StoreError names it)."""
-    if not isinstance(data, Mapping):
-        raise StoreError(f"{where}: expected a measurement object, found {type(data).__name__}")
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(Measurement):
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        if f.name not in data:
-            if has_default:
-                continue
-            raise StoreError(f"{where}: missing field {f.name!r}; the bundle or database is incomplete")
-        kwargs[f.name] = _check(data[f.name], _M_HINTS[f.name], f"{where}.{f.name}")
-    samples = kwargs["samples_s"]
-    if not samples:
-        raise StoreError(f"{where}.samples_s: expected at least one sample, found none")
-    for name in ("samples_s", "warmup_samples_s"):
-        bad = [x for x in kwargs[name] if not (math.isfinite(x) and x >= 0.0)]
-        if bad:
-            raise StoreError(f"{where}.{name}: expected finite latencies >= 0 s, found {bad[0]!r}")
-    return Measurement(**kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -341,7 +263,7 @@ class Store:
             return list(
                 self._conn.execute(
                     "SELECT r.*, (SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id) AS n "
-                    f"FROM runs r {where} ORDER BY r.started_at, r.id",
+                    f"FROM runs r {where} ORDER BY r.started_at, r.rowid",
                     tuple(params),
                 )
             )
@@ -593,70 +515,3 @@ class Store:
                         skipped_m += 1
         hosts = tuple(dict.fromkeys(run["host_fingerprint"] for run, _ in runs))
         return ImportSummary(str(path), added_runs, skipped_runs, added_m, skipped_m, hosts)
-
-
-_RUN_FIELDS: dict[str, Any] = {
-    "id": str,
-    "kind": str,
-    "started_at": str,
-    "finished_at": str | None,
-    "status": str,
-    "host_fingerprint": str,
-    "edgefit_version": str,
-    "onnxruntime_version": str | None,
-}
-
-
-def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list[Measurement]]]:
-    """Read and validate a bundle: [(run fields, [Measurement, ...]), ...]. StoreError names what is wrong."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise StoreError(f"{p}: no such bundle file; export one with `edgefit results export --out FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{p}: cannot read the bundle ({exc}); is it an edgefit results bundle?") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StoreError(
-            f"{p}: not a JSON results bundle ({exc.msg} at line {exc.lineno}); "
-            "export one with `edgefit results export --out FILE`"
-        ) from None
-    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise StoreError(f"{p}: format: expected {BUNDLE_FORMAT!r}, found {found!r}; not an edgefit results bundle")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StoreError(f"{p}: schema_version: expected an integer >= 1, found {version!r}")
-    if version > BUNDLE_SCHEMA_VERSION:
-        raise StoreError(
-            f"{p}: schema_version {version} is newer than this edgefit {__version__} reads "
-            f"({BUNDLE_SCHEMA_VERSION}); upgrade edgefit to import it"
-        )
-    raw_runs = data.get("runs")
-    if not isinstance(raw_runs, list):
-        raise StoreError(f"{p}: runs: expected a list of runs, found {type(raw_runs).__name__}")
-    out: list[tuple[dict[str, Any], list[Measurement]]] = []
-    for i, raw in enumerate(raw_runs):
-        where = f"{p}: runs[{i}]"
-        if not isinstance(raw, dict):
-            raise StoreError(f"{where}: expected a run object, found {type(raw).__name__}")
-        run: dict[str, Any] = {}
-        for name, hint in _RUN_FIELDS.items():
-            if name not in raw:
-                raise StoreError(f"{where}: missing field {name!r}")
-            run[name] = _check(raw[name], hint, f"{where}.{name}")
-        if not isinstance(raw.get("environment"), dict):
-            raise StoreError(f"{where}.environment: expected an object, found {raw.get('environment')!r}")
-        run["environment"] = raw["environment"]
-        raw_ms = raw.get("measurements")
-        if not isinstance(raw_ms, list):
-            raise StoreError(f"{where}.measurements: expected a list, found {type(raw_ms).__name__}")
-        ms = []
-        for j, rm in enumerate(raw_ms):
-            if isinstance(rm, dict):
-                rm = {**rm, "run_id": run["id"]}
-            ms.append(measurement_from_dict(rm, where=f"{where}.measurements[{j}]"))
-        out.append((run, ms))
-    return out
