@@ -344,16 +344,36 @@ def _rapl_energy_j() -> float | None:
     return int(text) / 1e6 if text and text.isdigit() else None
 
 
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What ``edgefit detect`` found: the profile, each probe with its samples, and quality warnings."""
+
+    profile: DeviceProfile
+    probes: dict[str, probes.ProbeResult]
+    warnings: tuple[str, ...] = ()
+
+
 def detect_host(probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None) -> DeviceProfile:
     """Profile this machine (id ``host``), probes included: about ``probe_seconds`` plus allocation time."""
-    return detect_host_with_probes(probe_seconds, progress)[0]
+    return detect_host_with_probes(probe_seconds, progress).profile
 
 
-def detect_host_with_probes(
-    probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None
-) -> tuple[DeviceProfile, dict[str, probes.ProbeResult]]:
-    """``detect_host`` plus the probe results by name (triad, copy, gemv, gemm) with their samples."""
+def busy_before_probing(interval_s: float = 0.25) -> float:
+    """Percent of all CPUs busy over ``interval_s`` while this process sleeps: other processes' load."""
+    return float(psutil.cpu_percent(interval=interval_s))
+
+
+def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None) -> Detection:
+    """``detect_host`` plus the probe results by name (triad, copy, gemv, gemm) and warnings."""
     say = progress or (lambda _msg: None)
+    warnings: list[str] = []
+    busy = busy_before_probing()
+    if busy > 25.0:
+        warnings.append(
+            f"busy machine: {busy:.0f} % of the CPUs were in use by other processes just before probing; the "
+            f"measured bandwidth and GEMM figures are lower and noisier than this machine can do; re-run "
+            f"`edgefit detect` when it is idle"
+        )
     date = _today()
     read_by = f"read by edgefit detect on {date}"
     measured_by = f"measured by edgefit detect on {date}"
@@ -451,9 +471,10 @@ def detect_host_with_probes(
                 if facts.hypervisor
                 else ""
             )
+            + "".join(f"; WARNING {w}" for w in warnings)
         ),
     )
-    return profile, results
+    return Detection(profile, results, tuple(warnings))
 
 
 # --- writing and caching -------------------------------------------------------------------------------------

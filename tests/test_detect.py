@@ -46,6 +46,7 @@ def test_detect_json_measures_this_host_and_saves_a_valid_profile(
     for probe in data["probes"].values():
         assert len(probe["samples"]) >= 3 and probe["min"] <= probe["value"] <= probe["max"]
     assert data["saved_to"] == str(saved)
+    assert isinstance(data["warnings"], list)
     # the saved file validates and reads back the same figures, under the file's name
     assert main(["profiles", "validate", str(saved)]) == 0
     back = DeviceProfile.from_toml(saved)
@@ -93,11 +94,12 @@ def test_detect_human_output(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     result = probes.ProbeResult(1.5e10, "bytes_per_s", (1.4e10, 1.5e10, 1.6e10), "STREAM-like triad test")
-    fake = (_fake_host(tmp_path), {"triad": result})
+    fake = detect.Detection(_fake_host(tmp_path), {"triad": result}, ("busy machine: test",))
     monkeypatch.setattr(detect, "detect_host_with_probes", lambda s, progress=None: fake)
     assert main(["detect"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "Test board (8 GB) (host)" in out and "15.0 GB/s (min 14.0, max 16.0, 3 passes)" in out
+    assert "warning: busy machine: test" in err
 
 
 def test_detect_rejects_bad_arguments(tmp_path: Path) -> None:
@@ -158,3 +160,27 @@ def test_guess_kind(isa: str, board: str | None, hypervisor: bool, battery: bool
 def test_cgroup_memory_limit(files: dict[str, str], expected: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(detect, "_read", lambda path: files.get(str(path)))
     assert detect.cgroup_memory_limit_bytes() == expected
+
+
+def test_profile_figures_come_from_the_probes_and_a_busy_machine_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(value: float, unit: str) -> probes.ProbeResult:
+        return probes.ProbeResult(value, unit, (value * 0.9, value, value * 1.1), f"fake {unit}")
+
+    monkeypatch.setattr(detect, "busy_before_probing", lambda: 90.0)
+    monkeypatch.setattr(
+        probes,
+        "stream_probes",
+        lambda duration_s: {"triad": fake(1e10, "bytes_per_s"), "copy": fake(2e10, "bytes_per_s")},
+    )
+    monkeypatch.setattr(probes, "gemv_bandwidth", lambda duration_s: fake(1.5e10, "bytes_per_s"))
+    monkeypatch.setattr(probes, "gemm_flops", lambda duration_s: fake(1e15, "flops_per_s"))
+    found = detect.detect_host_with_probes(0.1)
+    p = found.profile
+    assert found.warnings and "busy machine: 90 %" in found.warnings[0] and "WARNING busy machine" in (p.notes or "")
+    assert p.measured_bandwidth_bytes_per_s == 1e10 and p.measured_read_bandwidth_bytes_per_s == 1.5e10
+    assert p.bandwidth.estimated and p.bandwidth_bytes_per_s == pytest.approx(2e10 / 0.75)  # best probe / 0.75
+    gemm = p.cpu.measured_fp32_flops_per_s
+    peak = p.cpu.peak_fp32_flops_per_s
+    assert gemm is not None and peak is not None and gemm.value == 1e15
+    assert peak.value == 1e15 and "raised to the measured GEMM" in (peak.note or "")  # never below what was measured
+    assert p.ram_bytes == psutil.virtual_memory().total

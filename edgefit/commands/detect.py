@@ -44,13 +44,15 @@ def run(args: argparse.Namespace) -> int:
     if not 0.05 <= args.probe_seconds <= 120:
         raise UsageError(f"--probe-seconds: expected 0.05..120, found {args.probe_seconds}")
     say = None if args.json else (lambda msg: err_console().print(f"probing {msg}...", markup=False))
-    profile, results = detect.detect_host_with_probes(args.probe_seconds, progress=say)
+    found = detect.detect_host_with_probes(args.probe_seconds, progress=say)
+    profile, results = found.profile, found.probes
     detect.save_profile(profile, detect.host_cache_path())  # what `--device host` reads from now on
     saved = detect.save_profile(profile, args.save) if args.save else None
     if args.json:
         out = profile_to_dict(profile)
         out["fingerprint"] = detect.host_fingerprint()
         out["saved_to"] = saved.path if saved else None
+        out["warnings"] = list(found.warnings)
         out["probes"] = {
             name: {
                 "value": r.value,
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     c.print(profile_table(profile))
     for name, r in results.items():
         c.print(f"{name:>5}: {probes.describe(r)}; {r.method}", markup=False)
+    for warning in found.warnings:
+        err_console().print(f"warning: {warning}", markup=False)
     if saved:
         c.print(f"saved to {saved.path} (id {saved.id})", markup=False)
     return 0
