@@ -196,8 +196,6 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
             f"first token after {_secs(ttft_s)} is within {TIGHT_SPEED_MARGIN:.0%} of the "
             f"{_secs(workload.max_ttft_s)} maximum"
         )
-    if power_cap_w is not None and power_w > power_cap_w * (1 - TIGHT_SPEED_MARGIN):
-        tight.append(f"draws {power_w:.1f} W, within {TIGHT_SPEED_MARGIN:.0%} of the {power_cap_w:.1f} W budget")
     if tight:
         return Verdict(VerdictKind.TIGHT, tuple(tight), prediction, notes)
     reason = (

@@ -1,16 +1,82 @@
-"""`edgefit report` (placeholder until its issue lands; the owning module replaces this file)."""
+"""`edgefit report`: the main job. Measure this host if needed, predict every device x model x precision,
+write report.md, report.html, results.json, results.csv and the plots."""
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
+from pathlib import Path
 
-from edgefit.errors import UsageError
+from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
+from edgefit.commands.fit import add_workload_flags, select_devices, select_specs, workload_from_args
+
+DEFAULT_OUT = Path("reports")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="(not built yet)")
+    p = sub.add_parser(
+        "report",
+        help="the main job: which models run on which device, as md/html/json/csv with plots",
+        description=(
+            "If the database has no measurements of this host, measure the benchmark ladder first (with a "
+            "progress bar), then predict every built-in device (and this host) x catalog model x precision "
+            "(fp32, int8, int4; GGUF q8_0 and q4_k_m for memory, with the nearest measured speed) and write "
+            "report.md, report.html (self-contained), results.json, results.csv and plots/ (SVG and PNG)."
+        ),
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output folder (default: ./reports)")
+    p.add_argument(
+        "--format", default="md,html,json,csv", metavar="LIST", help="comma-separated: md,html,json,csv (default all)"
+    )
+    p.add_argument(
+        "--ladder",
+        choices=("quick", "full"),
+        default="quick",
+        help="ladder to measure when this host has no measurements yet (default quick)",
+    )
+    p.add_argument("--device", action="append", default=[], metavar="ID", help="only these devices (repeat)")
+    p.add_argument("--model", action="append", default=[], metavar="ID|CARD", help="only these models (repeat)")
+    add_workload_flags(p)
+    add_json_flag(p)
+    add_db_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("'edgefit report' is not built yet in this version")
+    from edgefit.report import pipeline, terminal
+    from edgefit.report.summary import summary_paragraphs
+    from edgefit.report.writer import parse_formats, write_report
+
+    workload = workload_from_args(args)
+    formats = parse_formats(args.format)
+    specs = select_specs(args.model)
+    err = err_console()
+    state = pipeline.host_state(db_path(args), ladder=args.ladder, progress=not args.json, say=lambda m: err.print(m))
+    devices = select_devices(args.device)
+    if not args.device:
+        devices = (state.host, *devices)  # this host first: its figures are the measured ones
+    data = pipeline.build_report_data(state, specs, devices, pipeline.REPORT_PRECISIONS, workload)
+    written = write_report(data, args.out, formats)
+
+    if args.json:
+        print_json(
+            {
+                "schema_version": 1,
+                "kind": "edgefit.report",
+                "out_dir": str(args.out),
+                "files": [str(p) for p in written],
+                "ran_ladder": state.ran_ladder,
+                "measurements": len(state.measurements),
+                "verdict_counts": dict(Counter(v.kind.value for v in data.verdicts)),
+                "validation": state.validation,
+            }
+        )
+        return 0
+    out = console()
+    for para in summary_paragraphs(data):
+        out.print(para.text, markup=False)
+        for item in para.items:
+            out.print(f"  - {item}", markup=False)
+        out.print()
+    terminal.print_written(out, written, args.out)
+    return 0

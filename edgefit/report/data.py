@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from edgefit import catalog
 from edgefit.catalog import ModelSpec
-from edgefit.errors import PredictError
+from edgefit.errors import CatalogError, PredictError
 from edgefit.predict.prediction import Prediction
 from edgefit.procurement import DeviceOption, device_options
 from edgefit.profiles import DeviceProfile, Figure
@@ -80,18 +81,37 @@ class ReportData:
     def device(self, device_id: str) -> DeviceProfile:
         return {d.id: d for d in self.devices}[device_id]
 
-    # --- answers ---
+    # --- answers: only precisions onnxruntime runs (GGUF rows are there for their memory figures) ---
+    def runnable_verdicts(self, *, model_id: str | None = None, device_id: str | None = None) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.verdicts_for(model_id=model_id, device_id=device_id) if runs_here(v))
+
     def best_precision(self, model_id: str, device_id: str) -> Verdict | None:
-        return best_fitting_precision(self.verdicts_for(model_id=model_id, device_id=device_id))
+        return best_fitting_precision(self.runnable_verdicts(model_id=model_id, device_id=device_id))
 
     def largest_model(self, device_id: str) -> Verdict | None:
-        return largest_model_meeting(self.verdicts_for(device_id=device_id), self.specs)
+        return largest_model_meeting(self.runnable_verdicts(device_id=device_id), self.specs)
 
     def options(self, model_id: str) -> tuple[DeviceOption, ...]:
-        return device_options(self.verdicts_for(model_id=model_id), self.devices, model_id)
+        return device_options(self.runnable_verdicts(model_id=model_id), self.devices, model_id)
+
+    @property
+    def runnable_precisions(self) -> tuple[str, ...]:
+        return tuple(p for p in self.precisions if precision_runs_here(p))
 
     def specs_by_size(self) -> tuple[ModelSpec, ...]:
         return tuple(sorted(self.specs, key=lambda s: (model_params(s), s.id)))
+
+
+def precision_runs_here(precision: str) -> bool:
+    """False for GGUF precisions: llama.cpp formats whose speed edgefit only borrows from int8/int4."""
+    try:
+        return catalog.get_precision(precision).kind != "gguf"
+    except CatalogError:
+        return True
+
+
+def runs_here(v: Verdict) -> bool:
+    return precision_runs_here(v.prediction.precision)
 
 
 _INDEX_CACHE: dict[int, tuple[tuple[Verdict, ...], dict[tuple[str, str, str], Verdict]]] = {}

@@ -16,7 +16,9 @@ def render_markdown(data: ReportData, plot_paths: Mapping[str, str] | None = Non
     out: list[str] = [f"# {doc.title}", "", doc.byline, ""]
     out += ["## In plain words", ""]
     for para in doc.summary:
-        out += [_md_text(para), ""]
+        out += [_md_text(para.text), ""]
+        if para.items:
+            out += [f"- {_md_text(item)}" for item in para.items] + [""]
     for section in doc.sections:
         out += [f"## {section.title}", ""]
         for para in section.paragraphs:

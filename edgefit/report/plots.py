@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edgefit.procurement import pareto_front
+from edgefit.profiles import DeviceProfile
 from edgefit.report import fmt, tables
 from edgefit.report.data import ReportData
 from edgefit.verdict import VerdictKind, model_params
@@ -44,6 +45,7 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.hashsalt"] = "edgefit"  # stable SVG ids from run to run
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: 10x faster to write, smaller, searchable
     plt.rcParams["font.size"] = 8
     return plt
 
@@ -55,12 +57,13 @@ def verdict_heatmap_figure(data: ReportData) -> Figure:
 
     kinds = list(VerdictKind)
     specs = data.specs_by_size()
-    n_prec = max(1, len(data.precisions))
-    width = 2.5 + n_prec * (0.38 * len(data.devices) + 0.6)
-    height = 1.8 + 0.28 * len(specs)
-    fig, axes = plt.subplots(1, n_prec, figsize=(width, height), squeeze=False, sharey=True)
+    precisions = data.runnable_precisions or data.precisions
+    n_prec = max(1, len(precisions))
+    width = 3.5 + 0.3 * len(data.devices)
+    height = 1.6 + n_prec * (0.6 + 0.2 * len(specs))
+    fig, axes = plt.subplots(n_prec, 1, figsize=(width, height), squeeze=False, sharex=True)
     cmap = ListedColormap([KIND_COLOURS[k] for k in kinds] + ["#ffffff"])
-    for ax, precision in zip(axes[0], data.precisions, strict=False):
+    for ax, precision in zip(axes[:, 0], precisions, strict=False):
         grid = []
         for spec in specs:
             row = []
@@ -72,12 +75,13 @@ def verdict_heatmap_figure(data: ReportData) -> Figure:
         for i, row in enumerate(grid):
             for j, k in enumerate(row):
                 if k < len(kinds):
-                    ax.text(j, i, _SHORT[kinds[k]], ha="center", va="center", color="white", fontsize=7)
-        ax.set_title(precision)
-        ax.set_xticks(range(len(data.devices)))
-        ax.set_xticklabels([d.name for d in data.devices], rotation=60, ha="right", fontsize=6)
+                    ax.text(j, i, _SHORT[kinds[k]], ha="center", va="center", color="white", fontsize=6)
+        ax.set_title(precision, fontsize=8, loc="left")
         ax.set_yticks(range(len(specs)))
         ax.set_yticklabels([f"{s.name} ({fmt.params(model_params(s))})" for s in specs], fontsize=6)
+    last = axes[-1, 0]
+    last.set_xticks(range(len(data.devices)))
+    last.set_xticklabels([d.id for d in data.devices], rotation=60, ha="right", fontsize=6)
     handles = [Patch(color=KIND_COLOURS[k], label=k.symbol) for k in kinds]
     fig.legend(handles=handles, loc="upper center", ncol=len(kinds), frameon=False, fontsize=7)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
@@ -88,6 +92,7 @@ def scaling_figure(data: ReportData) -> Figure:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     precisions = sorted({p.precision for p in data.scaling})
+    labelled = "int8" if "int8" in precisions else (precisions[0] if precisions else "")
     for i, precision in enumerate(precisions):
         colour = _PRECISION_COLOURS[i % len(_PRECISION_COLOURS)]
         measured = [p for p in data.scaling if p.precision == precision and p.basis == "measured"]
@@ -109,13 +114,18 @@ def scaling_figure(data: ReportData) -> Figure:
             ax.plot(xs, [p.decode_s_per_token for p in extrap], color=colour, lw=1, label=f"{precision} fit")
             ax.fill_between(xs, [p.low_s for p in extrap], [p.high_s for p in extrap], color=colour, alpha=0.15)
             ax.scatter(xs, [p.decode_s_per_token for p in extrap], color=colour, marker="x", zorder=3)
-            for p in extrap:
-                ax.annotate(p.label, (p.weight_read_bytes_per_token, p.decode_s_per_token), fontsize=5, alpha=0.8)
+            if precision == labelled:  # one series labelled: the others share its model order
+                for p in extrap:
+                    ax.annotate(
+                        p.label, (p.weight_read_bytes_per_token, p.decode_s_per_token), fontsize=5, rotation=-30
+                    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("weight bytes read per decoded token [B]")
     ax.set_ylabel("decode time per token on this host [s]")
-    ax.set_title("Scaling on this host: measured rungs (o), extrapolated catalog models (x) with intervals")
+    ax.set_title(
+        f"Scaling on this host: measured rungs (o), catalog models extrapolated (x, labelled at {labelled})", fontsize=8
+    )
     ax.grid(True, which="both", alpha=0.3)
     if precisions:
         ax.legend(fontsize=7)
@@ -144,13 +154,10 @@ def memory_figure(data: ReportData) -> Figure:
     ax.bar(xs, kv, bottom=weights, label=f"KV cache at {data.workload.context_tokens} tokens", color="#90caf9")
     bottoms = [a + b for a, b in zip(weights, kv, strict=True)]
     ax.bar(xs, rest, bottom=bottoms, label="runtime + activations", color="#bdbdbd")
-    by_ram: dict[int, list[str]] = {}
-    for d in data.devices:
-        by_ram.setdefault(d.usable_ram_bytes, []).append(d.name)
-    for ram, devs in sorted(by_ram.items()):
-        label = devs[0] if len(devs) == 1 else f"{devs[0]} +{len(devs) - 1}"
+    for ram, label in _ram_lines(data):
         ax.axhline(ram / 2**30, color="#c62828", lw=0.7, ls="--")
-        ax.text(len(names) - 0.4, ram / 2**30, f" {label}: {fmt.gib(ram)} GiB", fontsize=6, va="bottom", ha="right")
+        ax.text(len(names) - 0.4, ram / 2**30, f" {label}", fontsize=6, va="bottom", ha="right")
+    ax.set_ylim(bottom=0.05)
     ax.set_yscale("log")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=6)
@@ -161,10 +168,28 @@ def memory_figure(data: ReportData) -> Figure:
     return fig
 
 
+def _ram_lines(data: ReportData, ratio: float = 1.15) -> list[tuple[int, str]]:
+    """Usable-RAM lines, devices within ``ratio`` of each other merged into one labelled line."""
+    devices = sorted(data.devices, key=lambda d: d.usable_ram_bytes)
+    groups: list[list[DeviceProfile]] = []
+    for d in devices:
+        if groups and d.usable_ram_bytes <= groups[-1][0].usable_ram_bytes * ratio:
+            groups[-1].append(d)
+        else:
+            groups.append([d])
+    lines = []
+    for g in groups:
+        lo, hi = g[0].usable_ram_bytes, g[-1].usable_ram_bytes
+        span = f"{fmt.gib(lo)} GiB" if fmt.gib(lo) == fmt.gib(hi) else f"{fmt.gib(lo)}-{fmt.gib(hi)} GiB"
+        more = f" +{len(g) - 1} more" if len(g) > 1 else ""
+        lines.append((lo, f"{g[0].id}{more}: {span}"))
+    return lines
+
+
 def pareto_figure(data: ReportData) -> Figure:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    models = tables.procurement_models(data, limit=1)
+    models = tables.pareto_model(data)
     if not models:
         ax.text(0.5, 0.5, "no priced device meets the workload for any model", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -185,16 +210,18 @@ def pareto_figure(data: ReportData) -> Figure:
     )
     fig.colorbar(sc, ax=ax, label="energy [J per 1k tokens]")
     if front:
-        ax.plot(
+        ax.scatter(
             [o.price_usd for o in front],
             [o.decode_tokens_per_s for o in front],
-            color="#c62828",
-            lw=1,
-            ls="--",
+            s=160,
+            facecolors="none",
+            edgecolors="#c62828",
+            linewidths=1.2,
+            zorder=4,
             label="Pareto front (price, speed, energy)",
         )
     for o in options:
-        ax.annotate(f"{o.device_name} ({o.precision})", (o.price_usd, o.decode_tokens_per_s), fontsize=6)
+        ax.annotate(f"{o.device_id} ({o.precision})", (o.price_usd, o.decode_tokens_per_s), fontsize=5)
     ax.axhline(data.workload.min_decode_tokens_per_s, color="grey", lw=0.7, label="speed floor")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -9,7 +9,7 @@ from typing import Any
 
 from edgefit.report import fmt, tables
 from edgefit.report.data import ReportData
-from edgefit.report.summary import summary_paragraphs
+from edgefit.report.summary import Paragraph, summary_paragraphs
 from edgefit.report.tables import Table
 
 PLOT_TITLES: dict[str, str] = {
@@ -33,7 +33,7 @@ class Section:
 class Document:
     title: str
     byline: str
-    summary: tuple[str, ...]
+    summary: tuple[Paragraph, ...]
     sections: tuple[Section, ...]
     provenance_items: tuple[tuple[str, Any], ...]
 
@@ -72,10 +72,14 @@ def build(data: ReportData) -> Document:
             "Verdicts",
             paragraphs=(
                 "✓ fits: meets the workload with room; ~ tight: fits with < 15 % memory headroom or within "
-                "20 % of a speed or power limit; ✗ slow: decode below the floor or first token too late; "
+                "20 % of the speed floor or the first-token limit; ✗ slow: decode below the floor or first token "
+                "too late; "
                 "✗ power: over the power budget; ✗ no-fit: needs more memory than the device has usable; "
                 "- closed: weights not public (numbers shown for what it would need). "
                 f"Counts over all combinations: {count_text}.",
+                "q8_0 and q4_k_m are llama.cpp GGUF formats, not onnxruntime ones: their memory is their own, "
+                "their speed is borrowed from the nearest measured precision (int8/int4), so they are left out "
+                "of the best-precision, largest-model and procurement answers.",
             ),
             tables=tuple(tables.verdict_matrix(data, p) for p in data.precisions),
             plots=("verdicts",),

@@ -6,6 +6,7 @@ Every sentence is computed from the report's own numbers; nothing here is a cann
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from edgefit.report import fmt
@@ -16,14 +17,18 @@ from edgefit.verdict import model_params, naive_weight_bytes
 READING_SPEED_TOKENS_PER_S = 5.0
 
 
-def summary_paragraphs(data: ReportData) -> tuple[str, ...]:
-    paras = [_numbers_game(data)]
-    too_big = _fits_nowhere(data)
-    if too_big:
-        paras.append(too_big)
-    paras.append(_reading_speed(data))
-    paras.append(_trust(data))
-    return tuple(p for p in paras if p)
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """Plain text, optionally followed by a list of items (renderers decide the markup)."""
+
+    text: str
+    items: tuple[str, ...] = ()
+
+
+def summary_paragraphs(data: ReportData) -> tuple[Paragraph, ...]:
+    paras = [Paragraph(_numbers_game(data)), Paragraph(_fits_nowhere(data)), _reading_speed(data)]
+    paras.append(Paragraph(_trust(data)))
+    return tuple(p for p in paras if p.text)
 
 
 def _reference_spec_id(data: ReportData) -> str | None:
@@ -81,9 +86,10 @@ def _fits_nowhere(data: ReportData) -> str:
     )
 
 
-def _reading_speed(data: ReportData) -> str:
+def _reading_speed(data: ReportData) -> Paragraph:
+    """Per device, the largest model meeting the workload; devices with the same answer share one line."""
     floor = data.workload.min_decode_tokens_per_s
-    parts = []
+    answers: dict[tuple[str, str], list[tuple[str, float]]] = {}
     for device in data.devices:
         if device.id == data.host_device_id:
             continue
@@ -91,19 +97,26 @@ def _reading_speed(data: ReportData) -> str:
         if best is None:
             continue
         p = best.prediction
-        parts.append(
-            f"{device.name}: up to {data.spec(p.model_id).name} at {p.precision} "
-            f"({fmt.tps(p.decode_tokens_per_s.value)} tok/s)"
-        )
+        answers.setdefault((p.model_id, p.precision), []).append((device.name, p.decode_tokens_per_s.value))
     floor_words = "about reading speed" if floor <= READING_SPEED_TOKENS_PER_S * 1.2 else "the speed you asked for"
-    if not parts:
-        return (
+    if not answers:
+        return Paragraph(
             f"No model in this report reaches {fmt.tps(floor)} tokens/s ({floor_words}) within memory on any "
             f"device profiled here."
         )
-    return (
-        f"Which models answer at {fmt.tps(floor)} tokens/s or more ({floor_words}) with room in memory, by "
-        f"device, largest first: " + "; ".join(parts) + "."
+    order = sorted(answers, key=lambda k: (-model_params(data.spec(k[0])), k[1]))
+    items = []
+    for model_id, precision in order:
+        devs = answers[(model_id, precision)]
+        speeds = sorted(t for _, t in devs)
+        lo, hi = fmt.tps(speeds[0]), fmt.tps(speeds[-1])
+        speed = lo if lo == hi else f"{lo}-{hi}"
+        names = ", ".join(n for n, _ in devs)
+        items.append(f"{data.spec(model_id).name} at {precision} ({speed} tok/s): {names}")
+    return Paragraph(
+        f"The largest model that answers at {fmt.tps(floor)} tokens/s or more ({floor_words}) with room in memory, "
+        f"by device (onnxruntime on the CPU, precisions fp32/int8/int4):",
+        tuple(items),
     )
 
 

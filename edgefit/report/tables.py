@@ -232,6 +232,21 @@ def procurement_models(data: ReportData, limit: int = 3) -> tuple[str, ...]:
     return tuple(dict.fromkeys(picks))[:limit]
 
 
+def pareto_model(data: ReportData) -> tuple[str, ...]:
+    """The model the Pareto chart shows: the largest open-weight model that at least a third of the priced
+    devices (and at least 3) run within the workload, so the chart has a real choice on it."""
+    priced = sum(1 for d in data.devices if d.price_usd is not None)
+    need = max(3, priced // 3)
+    best: tuple[str, ...] = ()
+    for spec in data.specs_by_size():
+        if not spec.open_weights:
+            continue
+        meeting = sum(1 for o in data.options(spec.id) if o.meets and o.price_usd is not None)
+        if meeting >= min(need, priced):
+            best = (spec.id,)
+    return best or procurement_models(data, limit=1)
+
+
 def scaling_table(data: ReportData) -> Table:
     header = ("rung", "precision", "params", "bytes read per token [MiB]", "decode [ms/token]", "basis")
     rows = []
