@@ -34,7 +34,8 @@ ENGINE_KINDS: tuple[str, ...] = ("cpu", "gpu", "npu")
 @dataclass(frozen=True, slots=True)
 class Figure:
     """One sourced number. ``value`` is in the base unit named by ``unit`` (bytes, bytes_per_s, w, wh, hz,
-    flops_per_s, ops_per_s, usd). Exactly one of: ``source`` set, or ``estimated`` True with a ``note``."""
+    flops_per_s, ops_per_s, usd). A ``source``, or ``estimated`` True with a ``note`` (the loader checks the note),
+    or both (an estimate computed from sourced inputs)."""
 
     value: float
     unit: str
