@@ -15,10 +15,10 @@ def render_markdown(data: ReportData, plot_paths: Mapping[str, str] | None = Non
     doc = sections.build(data)
     out: list[str] = [f"# {doc.title}", "", doc.byline, ""]
     out += ["## In plain words", ""]
-    for para in doc.summary:
-        out += [_md_text(para.text), ""]
-        if para.items:
-            out += [f"- {_md_text(item)}" for item in para.items] + [""]
+    for summary in doc.summary:
+        out += [_md_text(summary.text), ""]
+        if summary.items:
+            out += [f"- {_md_text(item)}" for item in summary.items] + [""]
     for section in doc.sections:
         out += [f"## {section.title}", ""]
         for para in section.paragraphs:
