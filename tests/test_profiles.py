@@ -213,3 +213,11 @@ def test_profile_to_toml_round_trips(tmp_path: Path) -> None:
     same = dataclasses.replace(again, path=original.path)
     plain = ("id", "name", "kind", "cpu_model", "isa", "cpu_features", "memory_type", "price_date", "vendor")
     assert all(getattr(same, f) == getattr(original, f) for f in plain)
+
+
+def test_host_resolves_through_detect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefit import detect
+
+    fake = dataclasses.replace(DeviceProfile.from_toml(write_profile(tmp_path)), id="host")
+    monkeypatch.setattr(detect, "host_profile", lambda: fake)
+    assert get_profile("host") is fake
