@@ -19,16 +19,15 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgefit.catalog import ModelSpec
+from edgefit.catalog import ModelSpec, get_precision, truncated
 from edgefit.errors import BuildError
 from edgefit.onnxbuild.graph import MAX_ROPE_POSITIONS, MS, OPSET, PLANS, DecoderGraph, PrecisionPlan
 from edgefit.onnxbuild.weights import ExternalDataWriter, data_path_for, dequantize
 from edgefit.paths import cache_dir
 
 # Bump when the graph or the weights change for the same (spec, precision, seed): cached files are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 4
 BUILD_PRECISIONS: tuple[str, ...] = tuple(PLANS)
-_BLOCK_SIZES = (16, 32, 64, 128, 256)
 # What onnxruntime's CPU provider really does with each precision (ONNXRUNTIME-NOTES.md, measured here).
 RUNTIME_NOTES: dict[str, str] = {
     "fp32": "MatMul weights prepacked by MLAS: RAM ~1.0x the file's weight bytes",
@@ -41,7 +40,7 @@ RUNTIME_NOTES: dict[str, str] = {
 @dataclass(frozen=True, slots=True)
 class BuiltModel:
     path: Path  # the .onnx graph; weights in ``path`` + ".data"
-    spec: ModelSpec  # as built: ``num_layers`` (and ``id``, suffixed -L<n>) reflect a ``layers=`` truncation
+    spec: ModelSpec  # as built: a ``layers=`` truncation is ``catalog.truncated(spec, layers)`` (id suffixed -l<n>)
     precision: str
     params: int  # logical parameters (a tied LM head counted once, as param_counts does)
     weight_file_bytes: int  # bytes of weight initializers as stored (alignment padding excluded)
@@ -73,16 +72,23 @@ def build_model(
     slower, used by the tests to check the quantized weights exactly."""
     plan = PLANS.get(precision)
     if plan is None:
+        get_precision(precision)  # an unknown name: CatalogError listing every precision
         raise BuildError(
-            f"precision {precision!r} cannot be built as ONNX; buildable precisions: {', '.join(BUILD_PRECISIONS)}"
+            f"precision {precision!r} cannot be built as ONNX (it is accounted for, not built); "
+            f"buildable precisions: {', '.join(BUILD_PRECISIONS)}"
         )
     if accuracy_level not in (0, 1, 2, 3, 4):
         raise BuildError(f"accuracy_level: expected 0-4 (MatMulNBits), found {accuracy_level}")
     if plan.quantized:
         plan = dataclasses.replace(plan, accuracy_level=accuracy_level)
-    if block_size not in _BLOCK_SIZES:
-        raise BuildError(f"block_size: expected one of {_BLOCK_SIZES}, found {block_size}")
-    built_spec = _truncated(spec, layers)
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, int)
+        or block_size < 16
+        or block_size & (block_size - 1)
+    ):
+        raise BuildError(f"block_size: expected a power of two >= 16 (MatMulNBits' rule), found {block_size!r}")
+    built_spec = spec if layers is None else truncated(spec, layers)
     check_buildable(built_spec)
     if out is not None:
         path = Path(out)
@@ -126,16 +132,6 @@ def check_buildable(spec: ModelSpec) -> None:
         raise BuildError(f"{where}: norms_per_layer must be 2 (Llama) or 4 (Gemma 2), found {spec.norms_per_layer}")
     if spec.max_context < 1:
         raise BuildError(f"{where}: max_context must be positive, found {spec.max_context}")
-
-
-def _truncated(spec: ModelSpec, layers: int | None) -> ModelSpec:
-    if layers is None:
-        return spec
-    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-        raise BuildError(f"layers: expected a positive integer, found {layers!r}")
-    if layers > spec.num_layers:
-        raise BuildError(f"layers: {spec.id} has {spec.num_layers} layers, cannot build {layers}")
-    return dataclasses.replace(spec, id=f"{spec.id}-L{layers}", num_layers=layers)
 
 
 def spec_hash(spec: ModelSpec) -> str:

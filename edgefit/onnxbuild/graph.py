@@ -24,7 +24,7 @@ import numpy as np
 from onnx import GraphProto, NodeProto, TensorProto, ValueInfoProto, helper, numpy_helper
 
 from edgefit.catalog import ModelSpec
-from edgefit.onnxbuild.weights import ExternalDataWriter, random_matrix, random_norm
+from edgefit.onnxbuild.weights import ExternalDataWriter, RandomMatrix, random_norm, random_vector
 
 MS = "com.microsoft"
 OPSET = 21
@@ -100,12 +100,11 @@ class DecoderGraph:
 
     # ---- building blocks -----------------------------------------------------------------------------------
     def linear(self, x: str, base: str, k: int, n: int, *, bias: bool) -> str:
-        w = random_matrix(self.seed, f"{base}.weight", (k, n))
+        src = RandomMatrix(self.seed, f"{base}.weight", n, k)  # W.T [out, in]
         if self.plan.quantized:
             bits = self.plan.bits
             assert bits is not None
-            q, s, _ = self.writer.add_quantized(base, w, transposed=False, bits=bits, block_size=self.block_size)
-            del w
+            q, s, _ = self.writer.add_quantized(base, src, bits=bits, block_size=self.block_size)
             self.initializers += [q, s]
             y = self.node(
                 "MatMulNBits",
@@ -119,6 +118,7 @@ class DecoderGraph:
                 accuracy_level=self.plan.accuracy_level,
             )[0]
         else:
+            w = src.matmul_b()  # MatMul's B is [in, out]
             wname = self._float_weight(f"{base}.weight", w)
             del w
             y = self.node("MatMul", [x, wname], name=f"{base}/MatMul")[0]
@@ -128,7 +128,7 @@ class DecoderGraph:
         return y
 
     def _bias(self, name: str, n: int) -> str:
-        arr = random_matrix(self.seed, name, (n,))
+        arr = random_vector(self.seed, name, (n,))
         if self.plan.quantized:  # quantized builds keep biases float32 (CONTRACTS layout)
             t = self.writer.add_array(name, arr, TensorProto.FLOAT)
             self.initializers.append(t)
@@ -136,12 +136,10 @@ class DecoderGraph:
         return self._float_weight(name, arr)
 
     def norm_weight(self, name: str) -> str:
-        arr = random_norm(self.seed, name, self.spec.hidden_size)
-        if self.plan.quantized:
-            t = self.writer.add_array(name, arr, TensorProto.FLOAT)
-            self.initializers.append(t)
-            return t.name
-        return self._float_weight(name, arr)
+        """Norm weights are float32 in every build, fp16 included (CONTRACTS layout; they are tiny)."""
+        t = self.writer.add_array(name, random_norm(self.seed, name, self.spec.hidden_size), TensorProto.FLOAT)
+        self.initializers.append(t)
+        return t.name
 
     def rms_norm(self, x: str, name: str) -> str:
         w = self.norm_weight(f"{name}.weight")
@@ -209,7 +207,7 @@ class DecoderGraph:
 
         # Embedding: a Gather, never quantized (CONTRACTS layout). Kept as a float initializer even in fp16
         # builds (float16 there): the Gather reads it in place and its output is cast.
-        embed_arr = random_matrix(self.seed, "embed_tokens.weight", (spec.vocab_size, h))
+        embed_arr = RandomMatrix(self.seed, "embed_tokens.weight", spec.vocab_size, h, row_major=True).transposed()
         embed_dtype = TensorProto.FLOAT16 if self.plan.float16 else TensorProto.FLOAT
         embed = self.writer.add_array(
             "embed_tokens.weight", embed_arr.astype(np.float16) if self.plan.float16 else embed_arr, embed_dtype
@@ -316,11 +314,10 @@ class DecoderGraph:
             # than held through the whole build.
             bits = self.plan.bits
             assert bits is not None
-            embed = random_matrix(self.seed, "embed_tokens.weight", (v, h))
+            src = RandomMatrix(self.seed, "embed_tokens.weight", v, h, row_major=True)
             q, s, _ = self.writer.add_quantized(
-                "lm_head", embed, transposed=True, bits=bits, block_size=self.block_size, count_elements=False
+                "lm_head", src, bits=bits, block_size=self.block_size, count_elements=False
             )
-            del embed
             self.initializers += [q, s]
             return self.node("MatMulNBits", [x, q.name, s.name], name="lm_head/MatMulNBits", domain=MS,
                              K=h, N=v, bits=bits, block_size=self.block_size,

@@ -1,13 +1,26 @@
 """Seeded random weights, MatMulNBits block quantization, and the streaming external-data writer.
 
-Every tensor gets its own generator seeded from (seed, crc32(name)), so a truncated model (``layers=N``) holds
-exactly the first N layers of the full one and a tensor never depends on the order it was built in.
+Random matrices are defined in *granules* of 32 consecutive inputs: for MatMul's B = W [K, N] (in x out), granule
+m = b * N + n holds W[32b : 32b+32, n], the block MatMulNBits quantizes together. Values are generated as
+G[j, m] = W[32b + j, n] in chunks of ``CHUNK_GRANULES`` granules, each chunk from its own generator seeded
+(seed, crc32(name), chunk index), so chunks can be made in any order, in parallel, and one at a time::
+
+    G chunk [32, m] --max over rows--> block scales [m]       (row-wise maxima: vectorised, unlike numpy's
+                    --scale, round, pack--> uint8 [32|16, m]   slow reductions over 32-element rows)
+                    --transpose--> B rows [m, blob] --scatter--> B [N, n_blocks, blob] (bytes, held whole)
+    float builds:   G [32, K/32 * N] --reshape/transpose whole rows--> W [K, N]   (contiguous N-float rows)
+
+fp32 and int8/int4 models of one seed hold the same weights, quantized. Quantized builds never hold the float
+tensor (only its quantized bytes, 1/8 to 1/4 of its size); float builds hold it about twice while reordering.
+Matrices with K not a multiple of 32, and the embedding ([vocab, hidden], read by a Gather), are generated
+row-major from a single stream instead. A tensor's values never depend on build order, so a truncated model
+(``layers=N``) holds exactly the first N layers of the full one.
 
 Quantization (com.microsoft MatMulNBits, symmetric, no zero points)::
 
-    W [K, N] fp32 (as MatMul's B)  ->  W.T [N, K]  ->  blocks of ``block`` along K (K padded with zeros)
+    W.T [N, K] fp32  ->  blocks of ``block`` along K (K padded with zeros; block 32 = one granule)
     scale[n, b] = max|block| / qmax            (qmax = 7 for 4 bits, 127 for 8 bits; 0-blocks get scale 1)
-    q = clip(round(w / scale), -qmax, qmax) + 2^(bits-1)   stored unsigned (the op's default zero point)
+    q = round(w / scale) + 2^(bits-1) in [1, 2*qmax + 1]   stored unsigned (the op's default zero point)
     4 bits: two per byte, even k in the low nibble.   B: uint8 [N, n_blocks, block*bits/8]; scales fp32 [N, n_blocks]
 
 Dequantized: w = (q - 2^(bits-1)) * scale, which is what onnxruntime computes and what the tests check.
@@ -15,7 +28,9 @@ Dequantized: w = (q - 2^(bits-1)) * scale, which is what onnxruntime computes an
 
 from __future__ import annotations
 
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +48,12 @@ _UNIFORM_HALF_WIDTH = INIT_STD * 3**0.5
 NORM_JITTER = 0.1
 # Rows of W.T quantized at once: bounds the float temporaries of quantization to a few tens of MB.
 _QUANT_CHUNK_ELEMENTS = 8 * 2**20
+GRANULE = 32
+# 32 x 32768 float32 = 4 MiB per chunk: large enough to amortise numpy's per-call overhead, small enough to
+# stay in cache through the four passes of quantization.
+CHUNK_GRANULES = 32768
+# numpy releases the GIL in the generator and ufunc loops: two threads quantize two chunks at once.
+_THREADS = max(1, min(2, os.cpu_count() or 1))
 # External-data offsets are aligned so every tensor starts on a cache line (64 B).
 _ALIGN_BYTES = 64
 
@@ -40,15 +61,82 @@ Array = NDArray[np.float32]
 
 
 def tensor_rng(seed: int, name: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+    return np.random.Generator(np.random.PCG64DXSM([seed, zlib.crc32(name.encode())]))
 
 
-def random_matrix(seed: int, name: str, shape: tuple[int, ...]) -> Array:
-    """Uniform(-a, a) float32 with std ``INIT_STD``, generated in place (one float32 copy of the tensor)."""
+def random_vector(seed: int, name: str, shape: tuple[int, ...]) -> Array:
+    """Uniform(-a, a) float32 with std ``INIT_STD`` from one stream, row-major (biases, the K % 32 != 0 case)."""
     out = tensor_rng(seed, name).random(shape, dtype=np.float32)
     out -= np.float32(0.5)
     out *= np.float32(2 * _UNIFORM_HALF_WIDTH)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class RandomMatrix:
+    """The seeded random weight of a MatMul with K inputs and N outputs; values are made on demand.
+    ``row_major``: generated as W.T [n, k] from one stream (the embedding, and its tied LM head)."""
+
+    seed: int
+    name: str
+    n: int
+    k: int
+    row_major: bool = False
+
+    @property
+    def granular(self) -> bool:
+        return self.k % GRANULE == 0 and not self.row_major
+
+    @property
+    def n_granules(self) -> int:
+        return self.n * self.k // GRANULE
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_granules // CHUNK_GRANULES)
+
+    def chunk(self, index: int) -> Array:
+        """G[:, m0:m1] for chunk ``index``: [32, m] float32."""
+        m0 = index * CHUNK_GRANULES
+        m = min(CHUNK_GRANULES, self.n_granules - m0)
+        rng = np.random.Generator(np.random.PCG64DXSM([self.seed, zlib.crc32(self.name.encode()), index]))
+        out = rng.random((GRANULE, m), dtype=np.float32)
+        out -= np.float32(0.5)
+        out *= np.float32(2 * _UNIFORM_HALF_WIDTH)
+        return out
+
+    def _granules(self) -> Array:
+        g = np.empty((GRANULE, self.n_granules), dtype=np.float32)
+        for i in range(self.n_chunks):
+            c = self.chunk(i)
+            g[:, i * CHUNK_GRANULES : i * CHUNK_GRANULES + c.shape[1]] = c
+        return g
+
+    def matmul_b(self) -> Array:
+        """W [k, n] float32, MatMul's B: W[32b + j, :] = G[j, b*n : (b+1)*n], whole-row copies."""
+        if not self.granular:
+            return np.ascontiguousarray(self.transposed().T)
+        g = self._granules().reshape(GRANULE, self.k // GRANULE, self.n)
+        return np.ascontiguousarray(g.transpose(1, 0, 2)).reshape(self.k, self.n)
+
+    def transposed(self) -> Array:
+        """W.T [n, k] float32 (the embedding's own layout; MatMulNBits' row order)."""
+        if not self.granular:
+            return random_vector(self.seed, self.name, (self.n, self.k))
+        return np.ascontiguousarray(self.matmul_b().T)
+
+
+def quantize_granules(g: Array, bits: int) -> tuple[NDArray[np.uint8], Array]:
+    """One chunk G [32, m] with block size 32 -> (B rows [m, 32*bits/8] uint8, scales [m] float32)."""
+    qmax = np.float32((1 << (bits - 1)) - 1)
+    amax = np.maximum(g.max(axis=0), -g.min(axis=0))
+    amax[amax == 0] = np.float32(1.0)
+    q = g * (qmax / amax)  # |q| <= qmax: no clip needed
+    q += np.float32((1 << (bits - 1)) + 0.5)  # zero point + 0.5, then truncation (all positive) = rounding
+    qu = q.astype(np.uint8)
+    if bits == 4:
+        qu = qu[0::2] | (qu[1::2] << 4)
+    return np.ascontiguousarray(qu.T), amax / qmax
 
 
 def random_norm(seed: int, name: str, size: int) -> Array:
@@ -94,20 +182,20 @@ def quantize_rows(wt: Array, bits: int, block_size: int) -> tuple[NDArray[np.uin
         padded[:, :k] = wt
         wt = padded
     blocks = wt.reshape(rows, n_blocks, block_size)
-    qmax = (1 << (bits - 1)) - 1
-    scales = np.abs(blocks).max(axis=2)
-    scales /= np.float32(qmax)
-    scales[scales == 0] = np.float32(1.0)
-    q = blocks / scales[:, :, None]
-    np.rint(q, out=q)
-    np.clip(q, -qmax, qmax, out=q)
-    q += np.float32(1 << (bits - 1))
+    qmax = np.float32((1 << (bits - 1)) - 1)
+    amax = np.maximum(blocks.max(axis=2), -blocks.min(axis=2))  # max|w| without an |w| temporary
+    amax[amax == 0] = np.float32(1.0)
+    # |w| * qmax / amax <= qmax, so no clip is needed; adding zero_point + 0.5 then truncating (all values are
+    # positive) rounds to nearest: one float temporary for the whole quantization.
+    q = blocks * (qmax / amax)[:, :, None]
+    q += np.float32((1 << (bits - 1)) + 0.5)
     qu = q.astype(np.uint8)
+    del q
+    scales = amax / qmax
     if bits == 8:
-        return qu, scales.astype(np.float32, copy=False)
+        return qu, scales
     if bits == 4:
-        packed = qu[:, :, 0::2] | (qu[:, :, 1::2] << 4)
-        return packed.astype(np.uint8, copy=False), scales.astype(np.float32, copy=False)
+        return (qu[:, :, 0::2] | (qu[:, :, 1::2] << 4)).astype(np.uint8, copy=False), scales
     raise ValueError(f"bits must be 4 or 8, got {bits}")  # programming error: callers pass 4 or 8
 
 
@@ -129,8 +217,8 @@ def dequantize(packed: NDArray[np.uint8], scales: Array, k: int, bits: int, bloc
 class ExternalDataWriter:
     """Appends tensors to one ``.onnx.data`` file and returns TensorProtos that point into it.
 
-    Only one tensor (plus bounded quantization temporaries) is ever in memory: that is what keeps peak build
-    memory near the largest tensor, whatever the model size. ``weight_bytes`` sums the tensors' own lengths
+    One tensor at a time is in memory (see the module docstring for how much of it): that is what keeps peak
+    build memory near the largest tensor, whatever the model size. ``weight_bytes`` sums the tensors' own lengths
     (alignment padding excluded): the figure ``catalog.weight_bytes`` accounts for.
     """
 
@@ -174,22 +262,17 @@ class ExternalDataWriter:
         return self._proto(name, tuple(array.shape), data_type, start, length)
 
     def add_quantized(
-        self, name: str, w: Array, *, transposed: bool, bits: int, block_size: int, count_elements: bool = True
+        self, name: str, src: RandomMatrix, *, bits: int, block_size: int, count_elements: bool = True
     ) -> tuple[TensorProto, TensorProto, QuantLayout]:
-        """Quantize and write one matrix. ``w`` is W [K, N] (``transposed=False``) or already W.T [N, K]
-        (the embedding matrix used as a tied LM head). Writes B, then its scales."""
-        wt = w if transposed else w.T
-        n, k = wt.shape
+        """Quantize and write the random matrix ``src`` (W.T [N, K]) as MatMulNBits B, then its scales."""
+        n, k = src.n, src.k
         layout = QuantLayout(k=k, n=n, bits=bits, block_size=block_size)
-        rows_per_chunk = max(1, _QUANT_CHUNK_ELEMENTS // max(k, 1))
-        scales = np.empty((n, layout.n_blocks), dtype=np.float32)
         self._align()
         start = self._offset
-        for r0 in range(0, n, rows_per_chunk):
-            r1 = min(n, r0 + rows_per_chunk)
-            packed, chunk_scales = quantize_rows(np.ascontiguousarray(wt[r0:r1]), bits, block_size)
-            self._file.write(packed.data.cast("B"))
-            scales[r0:r1] = chunk_scales
+        if src.granular and block_size == GRANULE:
+            scales = self._write_granules(src, layout)
+        else:
+            scales = self._write_rows(src.transposed(), layout)
         self._offset += layout.qweight_bytes
         self.weight_bytes += layout.qweight_bytes
         if count_elements:
@@ -199,6 +282,38 @@ class ExternalDataWriter:
         )
         s_proto = self.add_array(f"{name}.scales", scales, TensorProto.FLOAT, elements=0)
         return q_proto, s_proto, layout
+
+    def _write_granules(self, src: RandomMatrix, layout: QuantLayout) -> Array:
+        """Quantize chunk by chunk (two threads), scatter into B [n, n_blocks, blob] in memory, write B."""
+        nb = layout.n_blocks
+        qweight = np.empty((layout.n * nb, layout.blob_bytes), dtype=np.uint8)
+        scales = np.empty(layout.n * nb, dtype=np.float32)
+
+        def work(index: int) -> None:
+            packed, chunk_scales = quantize_granules(src.chunk(index), layout.bits)
+            m = np.arange(index * CHUNK_GRANULES, index * CHUNK_GRANULES + packed.shape[0])
+            row = (m % layout.n) * nb + m // layout.n  # granule (b, n) -> B row n * n_blocks + b
+            qweight[row] = packed
+            scales[row] = chunk_scales
+
+        if src.n_chunks == 1 or _THREADS == 1:
+            for i in range(src.n_chunks):
+                work(i)
+        else:
+            with ThreadPoolExecutor(_THREADS) as pool:
+                list(pool.map(work, range(src.n_chunks)))  # chunks write disjoint rows
+        self._file.write(qweight.data.cast("B"))
+        return scales.reshape(layout.n, nb)
+
+    def _write_rows(self, wt: Array, layout: QuantLayout) -> Array:
+        rows_per_chunk = max(1, _QUANT_CHUNK_ELEMENTS // max(layout.k, 1))
+        scales = np.empty((layout.n, layout.n_blocks), dtype=np.float32)
+        for r0 in range(0, layout.n, rows_per_chunk):
+            r1 = min(layout.n, r0 + rows_per_chunk)
+            packed, chunk_scales = quantize_rows(wt[r0:r1], layout.bits, layout.block_size)
+            self._file.write(packed.data.cast("B"))
+            scales[r0:r1] = chunk_scales
+        return scales
 
 
 def data_path_for(onnx_path: Path) -> Path:
