@@ -162,7 +162,7 @@ class ExportSummary:
 class Store:
     """``with Store(path) as store: ...``. Creates the file and its folder; migrates older schemas."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a results database; pass a file path to --db")
@@ -171,16 +171,21 @@ class Store:
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create its folder ({exc.strerror}); pass another --db") from None
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self._conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open ({exc}); check permissions or pass another --db") from None
         try:
             self._open()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if "not a database" in str(exc) or "encrypted" in str(exc):
+                raise StoreError(
+                    f"{self.path}: not an SQLite results database ({exc}); point --db (or EDGEFIT_DB) at an "
+                    "edgefit database or a new file, and move this one away"
+                ) from None
             raise StoreError(
-                f"{self.path}: not an SQLite results database ({exc}); point --db (or EDGEFIT_DB) at an edgefit "
-                "database or a new file, and move this one away"
+                f"{self.path}: cannot use the results database ({exc}); check its permissions and free disk "
+                "space, or pass another --db"
             ) from None
         except BaseException:
             self._conn.close()
@@ -227,13 +232,25 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        # BEGIN IMMEDIATE takes the write lock up front: a second writer waits (timeout 30 s) instead of
+        # failing half-way. Operational failures (locked past the timeout, disk full, read-only file) become
+        # StoreError; the transaction is rolled back, so the database keeps its previous state.
         try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise StoreError(
+                f"{self.path}: could not write ({exc}); is another edgefit writing to it, the disk full or the "
+                "file read-only? Retry, or pass another --db"
+            ) from None
 
     # ------------------------------------------------------------------------------------------ runs
 

@@ -101,6 +101,7 @@ def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "llama-ladder-30m" in out and "median [ms]" in out and "high_variance" in out
     assert f"{stats.median(SAMPLES) * 1e3:.3f}" in out
+    assert "peak RSS [MiB]" in out and f" {90_000_000 / 2**20:.0f} " in out
 
 
 def test_show_unknown_and_ambiguous_run_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

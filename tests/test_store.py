@@ -225,6 +225,25 @@ def test_directory_as_db(tmp_path: Path) -> None:
         Store(tmp_path)
 
 
+def test_locked_database_is_a_store_error_and_nothing_half_written(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    with Store(path) as store:
+        rid = store.start_run(env_for(), "ladder")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with Store(path, timeout_s=0.05) as store:
+            with pytest.raises(StoreError, match="could not write"):
+                store.add_measurement(make_measurement(rid))
+            assert store.measurements() == ()  # reads still work under WAL
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with Store(path) as store:
+        store.add_measurement(make_measurement(rid))
+        assert len(store.measurements()) == 1
+
+
 def test_migration_from_v1(tmp_path: Path) -> None:
     # Build a version-1 database exactly as the first release did, with one run and one measurement.
     path = tmp_path / "v1.sqlite"

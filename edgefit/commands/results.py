@@ -20,6 +20,7 @@ from edgefit.commands._common import add_db_flag, add_json_flag, console, db_pat
 from edgefit.errors import StoreError
 from edgefit.stats import summarize
 from edgefit.store import HostInfo, RunInfo, Store, load_bundle, measurement_to_dict
+from edgefit.units import MIB
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -176,7 +177,7 @@ def _show(args: argparse.Namespace) -> int:
     table = Table()
     for col in ("model", "precision", "phase"):
         table.add_column(escape(col))
-    for col in ("prompt", "context", "threads", "n", "median [ms]", "CV [%]", "CI95 ± [%]"):
+    for col in ("prompt", "context", "threads", "n", "median [ms]", "CV [%]", "CI95 ± [%]", "peak RSS [MiB]"):
         table.add_column(escape(col), justify="right")
     table.add_column("warnings")
     for m in ms:
@@ -195,6 +196,7 @@ def _show(args: argparse.Namespace) -> int:
             f"{s.median_s * 1e3:.3f}",
             cv,
             ci,
+            "-" if m.peak_rss_bytes is None else f"{m.peak_rss_bytes / MIB:.0f}",
             ", ".join(w.code.value for w in m.warnings),
         )
     _print_table(out, table)
