@@ -416,7 +416,9 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
     base, idle_c, load_c, max_c = _POWER_GUESS[kind]
     cores = facts.physical_cores
     power_note = f"not measurable here; a guess for a {kind}: {base:g} W + per core {{}} W x {cores} cores"
+    idle_power = Figure(base + idle_c * cores, "w", estimated=True, note=power_note.format(f"{idle_c:g}"))
     load_power = Figure(base + load_c * cores, "w", estimated=True, note=power_note.format(f"{load_c:g}"))
+    max_power = Figure(base + max_c * cores, "w", estimated=True, note=power_note.format(f"{max_c:g}"))
     if energy0 is not None and energy1 is not None and energy1 > energy0:  # the counter wraps: skip if it did
         load_power = Figure(
             (energy1 - energy0) / (t1 - t0),
@@ -424,6 +426,11 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
             source=measured_by,
             method="RAPL package energy (intel-rapl:0) over the GEMM probe: the CPU package only, not wall power",
         )
+        # keep idle <= load <= max (the loader checks it) when the measurement disagrees with the guesses
+        if idle_power.value > load_power.value:
+            idle_power = replace(idle_power, value=load_power.value, note=f"{idle_power.note}; capped at measured load")
+        if max_power.value < load_power.value:
+            max_power = replace(max_power, value=load_power.value, note=f"{max_power.note}; raised to measured load")
     profile = DeviceProfile(
         id=HOST_ID,
         name=f"This machine ({platform.node() or 'host'})",
@@ -432,8 +439,8 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
         isa=isa,
         cpu_features=facts.features,
         clusters=facts.clusters,
-        ram=Figure(int(vm.total), "bytes", source=f"{read_by} (psutil.virtual_memory().total)"),
-        usable_ram=Figure(usable, "bytes", source=read_by, method=usable_how),
+        ram=Figure(float(vm.total), "bytes", source=f"{read_by} (psutil.virtual_memory().total)"),
+        usable_ram=Figure(float(usable), "bytes", source=read_by, method=usable_how),
         memory_type="unknown (the DMI tables that name it need root)",
         bandwidth=Figure(
             best_bw / _STREAM_EFFICIENCY_GUESS,
@@ -453,14 +460,14 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
                 name=facts.model,
             ),
         ),
-        idle_power=Figure(base + idle_c * cores, "w", estimated=True, note=power_note.format(f"{idle_c:g}")),
+        idle_power=idle_power,
         load_power=load_power,
-        max_power=Figure(base + max_c * cores, "w", estimated=True, note=power_note.format(f"{max_c:g}")),
+        max_power=max_power,
         measured_bandwidth=Figure(triad.value, "bytes_per_s", source=measured_by, method=triad.method),
         measured_read_bandwidth=Figure(
             results["gemv"].value, "bytes_per_s", source=measured_by, method=results["gemv"].method
         ),
-        last_level_cache=Figure(llc, "bytes", source=f"{read_by} (sysfs cpu0/cache)") if llc else None,
+        last_level_cache=Figure(float(llc), "bytes", source=f"{read_by} (sysfs cpu0/cache or sysctl)") if llc else None,
         battery=battery,
         vendor=None,
         notes=(
