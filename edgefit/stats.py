@@ -129,16 +129,29 @@ def median_ci_rank(n: int, confidence: float = 0.95) -> int:
     return j
 
 
+def _median_ci95_sorted(xs: list[float]) -> tuple[float, float]:
+    j = median_ci_rank(len(xs))
+    if j == 0:
+        return xs[0], xs[-1]
+    return xs[j - 1], xs[len(xs) - j]
+
+
+def _ci95_rel_sorted(xs: list[float]) -> float:
+    if len(xs) < MIN_SAMPLES_FOR_CI95:
+        return math.inf
+    m = _percentile_sorted(xs, 50.0)
+    if m == 0.0:
+        return math.inf
+    lo, hi = _median_ci95_sorted(xs)
+    return max(m - lo, hi - m) / abs(m)
+
+
 def median_ci95(samples: Iterable[float]) -> tuple[float, float]:
     """Distribution-free 95 % confidence interval of the median (order statistics, exact binomial).
 
     With fewer than 6 samples no pair of order statistics reaches 95 %: returns (min, max), which covers less.
     """
-    xs = _sorted(samples, "median_ci95")
-    j = median_ci_rank(len(xs))
-    if j == 0:
-        return xs[0], xs[-1]
-    return xs[j - 1], xs[len(xs) - j]
+    return _median_ci95_sorted(_sorted(samples, "median_ci95"))
 
 
 def median_ci95_rel(samples: Iterable[float]) -> float:
@@ -146,27 +159,20 @@ def median_ci95_rel(samples: Iterable[float]) -> float:
 
     ``inf`` when the median is 0 or there are too few samples for a 95 % interval.
     """
-    xs = _sorted(samples, "median_ci95_rel")
-    if len(xs) < MIN_SAMPLES_FOR_CI95:
-        return math.inf
-    m = _percentile_sorted(xs, 50.0)
-    lo, hi = median_ci95(xs)
-    if m == 0.0:
-        return math.inf
-    return max(m - lo, hi - m) / abs(m)
+    return _ci95_rel_sorted(_sorted(samples, "median_ci95_rel"))
 
 
 def enough_samples(samples: Iterable[float], rel_precision: float = DEFAULT_REL_PRECISION) -> bool:
     """True when the 95 % interval of the median lies within +-``rel_precision`` of the median.
 
-    The bench calls this after every sample to stop repeating; it never says yes below 6 samples.
+    The bench calls this while it samples, to stop repeating; it never says yes below 6 samples.
     """
     if rel_precision <= 0.0:
         raise ValueError(f"rel_precision must be > 0, found {rel_precision!r}")
-    xs = sorted(float(x) for x in samples)
+    xs = sorted(samples)
     if len(xs) < MIN_SAMPLES_FOR_CI95:
         return False
-    return median_ci95_rel(xs) <= rel_precision
+    return _ci95_rel_sorted(xs) <= rel_precision
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,20 +209,23 @@ class Summary:
 
 def summarize(samples: Iterable[float]) -> Summary:
     xs = _sorted(samples, "summarize")
-    lo, hi = median_ci95(xs)
+    lo, hi = _median_ci95_sorted(xs)
+    m = math.fsum(xs) / len(xs)
+    sd = math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    med = _percentile_sorted(xs, 50.0)
     return Summary(
         n=len(xs),
-        median_s=_percentile_sorted(xs, 50.0),
-        mean_s=math.fsum(xs) / len(xs),
+        median_s=med,
+        mean_s=m,
         min_s=xs[0],
         max_s=xs[-1],
-        stdev_s=stdev(xs),
-        iqr_s=iqr(xs),
-        mad_s=mad(xs),
+        stdev_s=sd,
+        iqr_s=_percentile_sorted(xs, 75.0) - _percentile_sorted(xs, 25.0),
+        mad_s=_percentile_sorted(sorted(abs(x - med) for x in xs), 50.0),
         p5_s=_percentile_sorted(xs, 5.0),
         p95_s=_percentile_sorted(xs, 95.0),
-        cv=cv(xs),
+        cv=sd / abs(m) if m != 0.0 else math.nan,
         ci95_low_s=lo,
         ci95_high_s=hi,
-        ci95_rel=median_ci95_rel(xs),
+        ci95_rel=_ci95_rel_sorted(xs),
     )
