@@ -62,6 +62,8 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise StoreError(f"{where}: expected a list, found {type(value).__name__}")
+        if args[0] is float and all(type(v) is float or type(v) is int for v in value):
+            return tuple(map(float, value))  # fast path: raw samples (thousands per measurement)
         return tuple(check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
