@@ -99,7 +99,9 @@ def load_ladder(name: str = "quick", path: Path | str | None = None) -> tuple[Ru
         where = f"{file}: [sets.{name}].{precision}"
         if precision not in LADDER_PRECISIONS:
             catalog.get_precision(precision)  # unknown: CatalogError listing every precision
-            raise CatalogError(f"{where}: {precision} cannot be built as ONNX; use one of {', '.join(LADDER_PRECISIONS)}")
+            raise CatalogError(
+                f"{where}: {precision} cannot be built as ONNX; use one of {', '.join(LADDER_PRECISIONS)}"
+            )
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise CatalogError(f"{where}: expected a list of rung ids, found {ids!r}")
         for rung_id in ids:
@@ -150,12 +152,12 @@ def _rung_specs(file: Path, data: Mapping[str, Any]) -> dict[str, ModelSpec]:
         if table["id"] in specs:
             raise CatalogError(f"{where}: duplicate rung id")
         spec = catalog.spec_from_mapping({**defaults, **table}, where=where, path=str(file))
-        _check_buildable(spec, where)
+        _check_buildable(spec)
         specs[spec.id] = spec
     return specs
 
 
-def _check_buildable(spec: ModelSpec, where: str) -> None:
+def _check_buildable(spec: ModelSpec) -> None:
     # imported here: onnxbuild pulls in onnx, which a caller that only reads the ladder does not need
     from edgefit.errors import BuildError
     from edgefit.onnxbuild import check_buildable
@@ -163,4 +165,4 @@ def _check_buildable(spec: ModelSpec, where: str) -> None:
     try:
         check_buildable(spec)
     except BuildError as exc:
-        raise CatalogError(f"{where}: {exc}") from None
+        raise CatalogError(str(exc)) from None  # the message names the file and the rung

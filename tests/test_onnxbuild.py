@@ -19,7 +19,7 @@ from edgefit.errors import BuildError, CatalogError
 from edgefit.onnxbuild import BuiltModel, build_model, read_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
-import reference  # noqa: E402
+import reference
 
 
 def _spec(**kw: object) -> ModelSpec:
@@ -45,10 +45,18 @@ def _spec(**kw: object) -> ModelSpec:
 # that is not hidden/heads (Gemma 2 2B has 8 x 256 on hidden 2304), MHA (kv_heads == heads), MQA (kv_heads 1).
 CARDS = {
     "llama-gqa": _spec(),
-    "qwen-bias-tied": _spec(hidden_size=64, num_heads=4, num_kv_heads=1, head_dim=16, intermediate_size=176,
-                            attention_bias=True, tied_embeddings=True),  # fmt: skip
-    "gemma-4norms": _spec(hidden_size=96, num_heads=4, num_kv_heads=2, head_dim=40, norms_per_layer=4,
-                          tied_embeddings=True, mlp_bias=True),  # fmt: skip
+    "qwen-bias-tied": _spec(
+        hidden_size=64,
+        num_heads=4,
+        num_kv_heads=1,
+        head_dim=16,
+        intermediate_size=176,
+        attention_bias=True,
+        tied_embeddings=True,
+    ),
+    "gemma-4norms": _spec(
+        hidden_size=96, num_heads=4, num_kv_heads=2, head_dim=40, norms_per_layer=4, tied_embeddings=True, mlp_bias=True
+    ),
     "wide-mha": _spec(hidden_size=256, num_heads=4, num_kv_heads=4, head_dim=64, intermediate_size=688),
 }
 

@@ -115,7 +115,7 @@ def default_path(spec: ModelSpec, precision: str, *, layers: int | None, seed: i
 
 def check_buildable(spec: ModelSpec) -> None:
     """Refuse shapes the graph cannot express, naming the card and field."""
-    where = spec.path or spec.id
+    where = f"{spec.path}: model {spec.id!r}" if spec.path else f"model {spec.id!r}"
     positive = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size", "vocab_size")
     for field in positive:
         value = getattr(spec, field)
