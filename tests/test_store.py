@@ -100,6 +100,22 @@ def test_measurement_round_trip(tmp_path: Path) -> None:
     assert isinstance(back[0].samples_s, tuple)
 
 
+def test_fields_without_a_column_survive_in_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Measurement field added after this schema (simulated: `layers` loses its column) is kept in the
+    # `extra` JSON column and comes back intact, so a new field never needs a migration to be stored.
+    import edgefit.store as store_mod
+
+    monkeypatch.setattr(store_mod, "_COLUMNS", tuple(c for c in store_mod._COLUMNS if c != "layers"))
+    with Store(tmp_path / "r.sqlite") as store:
+        rid = store.start_run(env_for(), "ladder")
+        m = make_measurement(rid, layers=7)
+        store.add_measurement(m)
+        assert store.measurements() == (m,)
+    with sqlite3.connect(tmp_path / "r.sqlite") as c:
+        layers_col, extra = c.execute("SELECT layers, extra FROM measurements").fetchone()
+    assert layers_col is None and json.loads(extra) == {"layers": 7}
+
+
 def test_filters(tmp_path: Path) -> None:
     with Store(tmp_path / "r.sqlite") as store:
         r1 = store.start_run(env_for("host-a"), "ladder")
