@@ -41,7 +41,7 @@ def model_label(data: ReportData, model_id: str) -> str:
 
 def verdict_matrix(data: ReportData, precision: str) -> Table:
     """Models x devices for one precision: symbol + word + decode speed."""
-    header = ("model", *(d.name for d in data.devices))
+    header = ("model", *(d.id for d in data.devices))
     rows = []
     for spec in data.specs_by_size():
         cells = [_c(model_label(data, spec.id))]
@@ -56,13 +56,13 @@ def verdict_matrix(data: ReportData, precision: str) -> Table:
         f"Verdicts at {precision}",
         header,
         tuple(rows),
-        note=f"cells: verdict and predicted decode speed [tok/s] at {precision}",
+        note=f"cells: verdict and predicted decode speed [tok/s] at {precision}; columns are device ids (see Devices)",
     )
 
 
 def best_precision_table(data: ReportData) -> Table:
     """Per model and device: the least-quantized precision meeting the workload."""
-    header = ("model", *(d.name for d in data.devices))
+    header = ("model", *(d.id for d in data.devices))
     rows = []
     for spec in data.specs_by_size():
         cells = [_c(model_label(data, spec.id))]
