@@ -11,13 +11,13 @@ import pytest
 from edgefit import catalog
 from edgefit.bench import run_ladder
 from edgefit.bench.campaign import LADDER_DEPTHS, LADDER_PROMPTS, decoder_plan
-from edgefit.bench.estimate import ladder_peak_bytes
 from edgefit.bench.executor import InProcessExecutor, ModelJob
 from edgefit.bench.loop import MeasurePolicy
 from edgefit.bench.measurement import Phase
 from edgefit.bench.runner import ScriptedRunner
 from edgefit.catalog import ModelSpec
 from edgefit.errors import MemoryGuardError
+from edgefit.ladder import Rung
 from edgefit.store import Store
 
 
@@ -92,7 +92,8 @@ def test_precision_filter(tmp_path: Path) -> None:
 
 
 def test_memory_guard_shrinks_the_ladder_and_says_so(tmp_path: Path) -> None:
-    limit = ladder_peak_bytes(RUNGS[0].spec, "fp32", max_prompt_tokens=128, max_context_tokens=512) + 1
+    small = Rung(RUNGS[0].spec, ("fp32",))
+    limit = max(small.estimated_run_bytes("fp32"), small.estimated_build_bytes("fp32")) + 1
 
     def guard(estimate: int, what: str) -> None:
         if estimate > limit:
@@ -104,18 +105,6 @@ def test_memory_guard_shrinks_the_ladder_and_says_so(tmp_path: Path) -> None:
     assert all("available" in o.message for o in s.outcomes if o.status == "skipped")
     assert any("shrank" in n for n in s.notes)
     assert {m.model_id + m.precision for m in s.measurements}.isdisjoint({a + b for a, b in skipped})
-
-
-def test_estimate_grows_with_the_model_and_precision_bytes() -> None:
-    kw = dict(max_prompt_tokens=128, max_context_tokens=512)
-    small, big = RUNGS[0].spec, RUNGS[1].spec
-    assert ladder_peak_bytes(small, "fp32", **kw) < ladder_peak_bytes(big, "fp32", **kw)
-    assert (
-        ladder_peak_bytes(big, "int4", **kw)
-        < ladder_peak_bytes(big, "int8", **kw)
-        < ladder_peak_bytes(big, "fp32", **kw)
-    )
-    assert ladder_peak_bytes(big, "fp16", **kw) > ladder_peak_bytes(big, "fp32", **kw)  # upcast + originals
 
 
 def test_decode_depths_are_clipped_to_max_context() -> None:

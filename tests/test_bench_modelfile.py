@@ -81,8 +81,9 @@ def test_builder_decoder_is_recognised(tmp_path: Path) -> None:
     from edgefit.catalog import ModelSpec
     from edgefit.onnxbuild import build_model
 
-    spec = ModelSpec(id="t", name="t", family="ladder", hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
-                     head_dim=8, intermediate_size=64, vocab_size=300, tied_embeddings=False, max_context=256)  # fmt: skip
+    spec = ModelSpec(id="t", name="t", family="ladder", hidden_size=32, num_layers=2, num_heads=4,
+                     num_kv_heads=2, head_dim=8, intermediate_size=64, vocab_size=300, tied_embeddings=False,
+                     max_context=256)  # fmt: skip
     for prec in ("fp32", "int4"):
         built = build_model(spec, prec, out=tmp_path / f"t-{prec}.onnx")
         info = inspect_model_file(built.path)

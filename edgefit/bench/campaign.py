@@ -22,7 +22,7 @@ import psutil
 
 from edgefit import catalog, stats
 from edgefit.bench import memory
-from edgefit.bench.estimate import file_peak_bytes, ladder_peak_bytes
+from edgefit.bench.estimate import file_peak_bytes
 from edgefit.bench.executor import Executor, ModelJob, StopFlag, WorkerExecutor, ctrl_c_sets
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult
 from edgefit.bench.measurement import Measurement, Phase
@@ -32,6 +32,7 @@ from edgefit.bench.quality import QualityContext, assess
 from edgefit.bench.runner import PROVIDER
 from edgefit.catalog import ModelSpec
 from edgefit.errors import EdgefitError, MemoryGuardError, UsageError
+from edgefit.ladder import Rung, load_ladder
 from edgefit.paths import default_db_path
 
 LADDER_PROMPTS = (16, 64, 128)
@@ -143,6 +144,7 @@ class _Target:
     hidden_size: int | None = None
     dims: dict[str, int] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
+    kv_fill: str = "prefill"
 
 
 def decoder_plan(
@@ -167,7 +169,7 @@ class _Session:
         self.llc = _llc_bytes()
 
     def measure(self, t: _Target, *, estimate: int | None, build_s: float | None) -> None:
-        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars))
+        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill)
         model_hash = file_sha256_16(t.path)
         state: dict[str, Any] = {"load_s": None, "ref_probe": None, "count": 0, "peak": None}
         ctx_base = QualityContext(t.weight_read_bytes_per_token, self.llc, None, self.policy.target_rel_ci)
@@ -298,34 +300,37 @@ def run_ladder(
     progress: bool | BenchProgress = True,
     *,
     budget_s: float = DEFAULT_BUDGET_S,
+    kv_fill: str = "prefill",
     rungs: Iterable[Any] | None = None,
     executor: Executor | None = None,
     guard: Guard = _default_guard,
     build: Callable[[ModelSpec, str], Any] | None = None,
 ) -> BenchSummary:
-    """Measure every rung x precision of ``ladder`` (``models/ladder.toml``). ``rungs``/``executor``/``guard``/
-    ``build`` are seams for tests (fake rungs, a ScriptedRunner, a tiny memory limit)."""
+    """Measure every rung x precision of ``ladder`` (``models/ladder.toml``), or of ``rungs`` (objects with
+    ``spec`` and ``precisions``) when given. ``executor``/``guard``/``build`` are seams for tests (a
+    ScriptedRunner, a tiny memory limit, a fake builder)."""
     t0 = time.perf_counter()
     threads = threads or default_threads()
     db = Path(db_path) if db_path is not None else default_db_path()
     for p in precisions:
         catalog.get_precision(p)  # unknown precision -> CatalogError listing the valid ones
-    if rungs is None:
-        import importlib
-
-        # edgefit.ladder (the builder's) may land after this module; imported by name so mypy does not need it.
-        rungs = importlib.import_module("edgefit.ladder").load_ladder(ladder)
+    # Any object with ``spec`` and ``precisions`` is a rung (predict's held-out models are); the Rung wrapper
+    # gives it the ladder's memory estimates.
+    ladder_rungs = [
+        r if isinstance(r, Rung) else Rung(r.spec, tuple(r.precisions))
+        for r in (load_ladder(ladder) if rungs is None else rungs)
+    ]
     if build is None:
         from edgefit.onnxbuild import build_model
 
         build = build_model
     policy = MeasurePolicy(budget_s=budget_s)
-    work: list[tuple[ModelSpec, str, MeasurePlan]] = []
-    for rung in rungs:
+    work: list[tuple[Rung, str, MeasurePlan]] = []
+    for rung in ladder_rungs:
         for prec in precisions:
             if prec in tuple(rung.precisions):
                 plan = decoder_plan(policy, LADDER_PROMPTS, LADDER_DEPTHS, rung.spec.max_context)
-                work.append((rung.spec, prec, plan))
+                work.append((rung, prec, plan))
     if not work:
         raise UsageError(f"ladder {ladder!r} has no rung with precision {', '.join(precisions)}")
     bar = progress if not isinstance(progress, bool) else make_progress(progress)
@@ -337,12 +342,17 @@ def run_ladder(
     try:
         bar.start(sum(1 + len(plan.phases) for _, _, plan in work))
         with ctrl_c_sets(session.stop):
-            for spec, prec, plan in work:
+            for rung, prec, plan in work:
+                spec = rung.spec
                 if session.stop.requested:
                     break
                 max_prompt = max((p.prompt_tokens for p in plan.phases if p.phase == Phase.PREFILL), default=0)
                 max_ctx = max((p.context_tokens for p in plan.phases if p.phase == Phase.DECODE), default=0)
-                estimate = ladder_peak_bytes(spec, prec, max_prompt_tokens=max_prompt, max_context_tokens=max_ctx)
+                # Building runs here, measuring in the worker: the guard takes the larger of the two peaks.
+                estimate = max(
+                    rung.estimated_build_bytes(prec),
+                    rung.estimated_run_bytes(prec, context_tokens=max_ctx, prompt_tokens=max_prompt),
+                )
                 try:
                     guard(estimate, f"{spec.id} {prec}")
                 except MemoryGuardError as exc:
@@ -360,6 +370,7 @@ def run_ladder(
                     plan=plan,
                     layers=spec.num_layers,
                     hidden_size=spec.hidden_size,
+                    kv_fill=kv_fill,
                 )
                 session.measure(target, estimate=estimate, build_s=float(getattr(built, "build_s", 0.0)))
         skipped = [o for o in session.outcomes if o.status == "skipped"]
@@ -460,6 +471,4 @@ def _check_names(infos: Sequence[ModelFileInfo], dims: dict[str, int], inputs: d
             raise UsageError(f"--dim {d}={v}: expected a positive integer")
     for name, value in inputs.items():
         if name not in all_inputs:
-            raise UsageError(
-                f"--input {name}={value}: {files} has no input {name!r}; inputs: {', '.join(all_inputs)}"
-            )
+            raise UsageError(f"--input {name}={value}: {files} has no input {name!r}; inputs: {', '.join(all_inputs)}")

@@ -1,4 +1,5 @@
-"""Peak-memory estimate of a model before anything loads it (the memory guard's input).
+"""Peak-memory estimate of a user's model file before anything loads it (the memory guard's input; ladder rungs
+use ``edgefit.ladder.Rung.estimated_run_bytes``/``estimated_build_bytes``, the same physics from the spec).
 
     peak ≈ base process (Python + numpy + onnxruntime)
          + weights as onnxruntime holds them (file bytes x prepack factor; fp16 is upcast to fp32: x2)
@@ -13,9 +14,7 @@ process with numpy, psutil and onnxruntime imported measured 64 MiB RSS here, he
 
 from __future__ import annotations
 
-from edgefit import catalog
 from edgefit.bench.modelfile import ModelFileInfo
-from edgefit.catalog import ModelSpec
 from edgefit.units import MIB
 
 BASE_PROCESS_BYTES = 64 * MIB
@@ -23,19 +22,6 @@ BASE_PROCESS_BYTES = 64 * MIB
 # knowing the split, assume the quantized factor for the whole file when any quantized op is present.
 FILE_FLOAT_FACTOR = 1.0
 FILE_QUANTIZED_FACTOR = 1.27
-
-
-def ladder_peak_bytes(spec: ModelSpec, precision: str, *, max_prompt_tokens: int, max_context_tokens: int) -> int:
-    p = catalog.get_precision(precision)
-    runs_as = p.runs_as or p.name
-    held = catalog.weight_bytes(spec, runs_as) * catalog.get_precision(runs_as).prepack_factor
-    largest = spec.vocab_size * spec.hidden_size * 4  # fp32 embedding (or LM head): the biggest tensor
-    if p.runs_as is not None:
-        largest += catalog.weight_bytes(spec, p.name)  # the fp16 originals until they are folded
-    tokens = max(max_prompt_tokens, max_context_tokens + 1)
-    kv = catalog.kv_cache_bytes_per_token(spec) * tokens * 3  # past in, present out, prefill's present kept
-    logits = max(max_prompt_tokens, max_context_tokens) * spec.vocab_size * 4 * 2
-    return int(BASE_PROCESS_BYTES + held + largest + kv + logits)
 
 
 def file_peak_bytes(info: ModelFileInfo) -> int:

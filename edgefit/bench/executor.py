@@ -42,6 +42,7 @@ class ModelJob:
     plan: MeasurePlan
     dims: dict[str, int] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
+    kv_fill: str = "prefill"  # how the worker fills the KV cache for decode depths: "prefill" | "synthetic"
 
 
 class StopFlag:
@@ -139,7 +140,7 @@ class WorkerExecutor:
             error: dict[str, Any] | None = None
             try:
                 assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
-                line = job_to_json(job.model_path, job.threads, job.plan, job.dims, job.scalars) + "\n"
+                line = job_to_json(job.model_path, job.threads, job.plan, job.dims, job.scalars, job.kv_fill) + "\n"
                 proc.stdin.write(line.encode())
                 proc.stdin.flush()
                 if stop.requested:

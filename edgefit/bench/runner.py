@@ -64,14 +64,32 @@ def session_options(threads: int) -> Any:
 class OrtRunner:
     """A real onnxruntime session on the CPU provider, fed with synthesized inputs."""
 
-    def __init__(self, path: Path, info: ModelFileInfo, threads: int, feed_spec: FeedSpec | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: ModelFileInfo,
+        threads: int,
+        feed_spec: FeedSpec | None = None,
+        *,
+        kv_fill_tokens: int = 0,
+        kv_fill: str = "prefill",
+    ) -> None:
+        """``kv_fill_tokens``: the deepest KV depth the plan will ask for; one prefill of that many tokens fills
+        the cache once and shallower depths take its leading positions (exact for a causal decoder: position
+        i's keys and values depend only on tokens <= i). ``kv_fill="synthetic"`` fills the cache with noise
+        instead (same shapes, same attention work, no prefill cost)."""
+        if kv_fill not in ("prefill", "synthetic"):
+            raise ValueError(f"kv_fill must be 'prefill' or 'synthetic', found {kv_fill!r}")
         self.path = path
         self.info = info
         self.threads = threads
         self.feed_spec = feed_spec or FeedSpec()
+        self.kv_fill_tokens = kv_fill_tokens
+        self.kv_fill = kv_fill
         self._session: Any = None
         self._feeds: dict[str, np.ndarray] = {}
-        self.notes: list[str] = []
+        self._kv: dict[str, np.ndarray] = {}  # present outputs of the fill prefill, by past input name
+        self._kv_depth = 0
 
     @property
     def is_decoder(self) -> bool:
@@ -111,15 +129,24 @@ class OrtRunner:
             raise BenchError(f"OrtRunner cannot time phase {phase.value!r}")
 
     def _decode_feeds(self, depth: int) -> dict[str, np.ndarray]:
-        """Fill the cache to ``depth`` with a real prefill (its present outputs), as llama-bench -d does."""
-        if depth == 0:
-            return synthesize(self.info, self.feed_spec, seq=1, past=0)
-        past_names = frozenset(self.info.past_inputs)
-        feeds = synthesize(self.info, self.feed_spec, seq=1, past=depth, skip=past_names)
-        prefill = synthesize(self.info, self.feed_spec, seq=depth, past=0)
-        outputs = self._run(prefill)
+        """The cache at ``depth`` from a real prefill's present outputs, as llama-bench -d does."""
+        if depth == 0 or self.kv_fill == "synthetic":
+            return synthesize(self.info, self.feed_spec, seq=1, past=depth)
+        if depth > self._kv_depth:
+            self._fill_cache(max(depth, self.kv_fill_tokens))
+        feeds = synthesize(self.info, self.feed_spec, seq=1, past=depth, skip=frozenset(self.info.past_inputs))
+        for past in self.info.past_inputs:
+            axis = past_dim_index(self.info.input(past))
+            index = [slice(None)] * self._kv[past].ndim
+            index[axis] = slice(0, depth)
+            feeds[past] = np.ascontiguousarray(self._kv[past][tuple(index)])
+        return feeds
+
+    def _fill_cache(self, depth: int) -> None:
+        outputs = self._run(synthesize(self.info, self.feed_spec, seq=depth, past=0))
         names = [o.name for o in self._session.get_outputs()]
         by_name = dict(zip(names, outputs, strict=True))
+        self._kv = {}
         for past, present in zip(self.info.past_inputs, self.info.present_outputs, strict=True):
             value = np.asarray(by_name[present])
             axis = past_dim_index(self.info.input(past))
@@ -128,8 +155,8 @@ class OrtRunner:
                     f"{self.path.name}: present output {present!r} has shape {list(value.shape)} after a "
                     f"{depth}-token prefill; expected {depth} on axis {axis} (a cache this tool cannot drive)"
                 )
-            feeds[past] = value
-        return feeds
+            self._kv[past] = value
+        self._kv_depth = depth
 
     def step_s(self) -> float:
         feeds = self._feeds
@@ -141,6 +168,7 @@ class OrtRunner:
     def close(self) -> None:
         self._session = None
         self._feeds = {}
+        self._kv = {}
 
 
 LatencySource = Iterable[float] | Callable[[Phase, int, int], float]

@@ -36,6 +36,7 @@ def job_to_json(
     plan: MeasurePlan,
     dims: dict[str, int] | None = None,
     scalars: dict[str, float] | None = None,
+    kv_fill: str = "prefill",
 ) -> str:
     p = plan.policy
     return json.dumps(
@@ -53,6 +54,7 @@ def job_to_json(
             },
             "dims": dims or {},
             "scalars": scalars or {},
+            "kv_fill": kv_fill,
         }
     )
 
@@ -88,7 +90,9 @@ def main() -> int:
         path = Path(job["model_path"])
         info = inspect_model_file(path, hash_file=False)
         spec = FeedSpec(dims={k: int(v) for k, v in job["dims"].items()}, scalars=dict(job["scalars"]))
-        runner = OrtRunner(path, info, int(job["threads"]), spec)
+        plan = _plan_from(job)
+        deepest = max((ph.context_tokens for ph in plan.phases if ph.phase == Phase.DECODE), default=0)
+        runner = OrtRunner(path, info, int(job["threads"]), spec, kv_fill_tokens=deepest, kv_fill=job["kv_fill"])
 
         def emit(r: PhaseResult) -> None:
             send({"event": "result", "result": r.to_dict()})
@@ -103,7 +107,7 @@ def main() -> int:
             value = reply.get("bandwidth_bytes_per_s")
             return None if value is None else float(value)
 
-        measure_model(runner, _plan_from(job), emit, should_stop=lambda: stop["requested"], probe=probe)
+        measure_model(runner, plan, emit, should_stop=lambda: stop["requested"], probe=probe)
     except EdgefitError as exc:
         send({"event": "error", "message": str(exc), "kind": type(exc).__name__})
         return 2

@@ -166,9 +166,7 @@ def make_tiny_decoder(folder: Path, opset: int = 17, layers: int = 2, heads: int
     # The mask is an input every exporter has; use it (shape only) so onnxruntime does not drop it.
     nodes += [
         helper.make_node("MatMul", [h, "lm_head"], ["lm"]),
-        helper.make_node("ReduceMax", ["attention_mask"], ["mask_max"], keepdims=0)
-        if opset < 18
-        else helper.make_node("ReduceMax", ["attention_mask"], ["mask_max"], keepdims=0),
+        helper.make_node("ReduceMax", ["attention_mask"], ["mask_max"], keepdims=0),  # all axes, any opset
         helper.make_node("Cast", ["mask_max"], ["mask_f"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["lm", "mask_f"], ["logits"]),
     ]
