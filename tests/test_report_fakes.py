@@ -182,7 +182,21 @@ def fixed_report(devices: tuple[DeviceProfile, ...] = FIXED_DEVICES) -> ReportDa
         precisions=precisions,
         verdicts=verdicts,
         scaling=scaling,
-        validation={"median_abs_pct_error": 6.5, "max_abs_pct_error": 11.2, "n_points": 4},
+        validation={
+            "schema_version": 1,
+            "created_at": "2026-01-01T00:00:00Z",
+            "summary": {
+                "held_out/decode/int4": {
+                    "n": 4,
+                    "median_abs_error": 0.065,
+                    "max_abs_error": 0.112,
+                    "within_interval": 0.75,
+                    "meets_target": True,
+                },
+                "rung/decode/fp32": {"n": 3, "median_abs_error": 0.04, "max_abs_error": 0.07, "within_interval": 1.0},
+                "rung/peak_rss/fp32": {"n": 3, "median_abs_error": 0.02, "max_abs_error": 0.03, "within_interval": 1.0},
+            },
+        },
         provenance={
             "generated_at": "2026-01-01T00:00:00Z",
             "edgefit_version": "0.0.0-golden",

@@ -59,9 +59,11 @@ def build(data: ReportData) -> Document:
     counts = Counter(v.kind.value for v in data.verdicts)
     count_text = ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
 
+    validation = tables.validation_table(data)
     out: list[Section] = [
         Section(
-            "What the marks mean",
+            "How far to trust these numbers",
+            tables=(validation,) if validation.rows else (),
             paragraphs=(
                 "Marks: " + fmt.BASIS_LEGEND + ". Speeds are batch-1 decode on the CPU with onnxruntime; a GPU "
                 "or NPU runtime would differ. Intervals are the predictor's; a device profile whose figures are "

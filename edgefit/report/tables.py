@@ -266,6 +266,35 @@ def scaling_table(data: ReportData) -> Table:
     return Table("Measured on this host (the ladder)", header, tuple(rows))
 
 
+def validation_table(data: ReportData) -> Table:
+    """``edgefit validate``'s summary: one row per kind/figure/precision group."""
+    header = ("group", "n", "median |error| [%]", "max |error| [%]", "inside interval [%]", "target met")
+    rows = []
+    summary = (data.validation or {}).get("summary")
+    if isinstance(summary, dict):
+        for key, e in sorted(summary.items()):
+            if not isinstance(e, dict) or "median_abs_error" not in e:
+                continue
+            met = e.get("meets_target")
+            rows.append(
+                (
+                    _c(key),
+                    _c(str(e.get("n", "-"))),
+                    _c(f"{float(e['median_abs_error']) * 100:.1f}"),
+                    _c(f"{float(e.get('max_abs_error', 0.0)) * 100:.1f}"),
+                    _c(f"{float(e['within_interval']) * 100:.0f}" if "within_interval" in e else "-"),
+                    _c("-" if met is None else ("yes" if met else "no")),
+                )
+            )
+    return Table(
+        "Back-test on this host (`edgefit validate`)",
+        header,
+        tuple(rows),
+        note="group = kind/figure/precision; rung = larger ladder rungs predicted from the smaller ones, "
+        "held_out = architectures not in the ladder; error = predicted / measured - 1",
+    )
+
+
 def device_table(data: ReportData) -> Table:
     header = (
         "device",
