@@ -31,7 +31,7 @@ def _points(knee: float | None, speedup: float, a: float = 1 / 22e9, call: float
     for i, mib in enumerate([8, 20, 45, 90, 200, 400, 800, 1600]):
         b = mib * MIB
         per_byte = a / speedup if knee is not None and b < knee else a
-        pts.append(DecodePoint(f"r{i}", b, 4 + i, call + per_byte * b, b))
+        pts.append(DecodePoint(f"r{i}", b, 0.0, 4 + i, call + per_byte * b))
     return pts
 
 
@@ -60,6 +60,17 @@ def test_single_slope_fit_through_a_knee_would_underpredict_large_models() -> No
     big = 4 * 2**30
     assert without.knee_bytes is None
     assert without.seconds(big, 30) < with_knee.seconds(big, 30)
+
+
+def test_kv_bytes_get_their_own_slope() -> None:
+    pts = []
+    for i, mib in enumerate([200, 400, 800, 1600]):
+        for kv in (0.0, 8 * MIB, 40 * MIB):
+            w = mib * MIB
+            pts.append(DecodePoint(f"r{i}", w, kv, 8, 3e-4 + w / 14e9 + kv / 25e9))
+    fit = fit_decode(pts)
+    assert 1 / fit.a_dram_s_per_byte == pytest.approx(14e9, rel=1e-3)
+    assert 1 / fit.a_kv_s_per_byte == pytest.approx(25e9, rel=1e-3)
 
 
 def test_drift_factors_normalise_to_the_median_probe() -> None:

@@ -4,6 +4,7 @@ whose memory exceeds usable RAM is never called fitting; every interval contains
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -110,7 +111,7 @@ def test_latency_and_memory_never_fall_as_context_grows(
 @given(specs(), st.integers(0, 4096), DEVICE_IDX)
 def test_latency_and_memory_never_fall_as_precision_bits_grow(spec: ModelSpec, ctx: int, dev: int) -> None:
     by_bits = [predict(spec, p, DEVICES[dev], CAL, context_tokens=ctx) for p in ("int4", "int8", "fp32")]
-    for lo, hi in zip(by_bits, by_bits[1:], strict=False):
+    for lo, hi in itertools.pairwise(by_bits):
         assert hi.decode_s_per_token.value >= lo.decode_s_per_token.value * (1 - 1e-9)
         assert hi.memory.total.value >= lo.memory.total.value
 

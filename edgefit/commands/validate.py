@@ -104,8 +104,8 @@ def _fmt(figure: str, v: float) -> str:
 def _print_human(r: ValidationResult) -> None:
     c = console()
     t = Table(show_edge=False, title="predicted vs measured on this host (decode/prefill in ms, peak RSS in MiB)")
-    for col in ("kind", "model", "precision", "figure", "tokens", "predicted", "measured", "error [%]", "in interval"):
-        t.add_column(col, justify="right" if col in ("tokens", "predicted", "measured", "error [%]") else "left")
+    for col in ("kind", "model", "precision", "figure", "tokens", "predicted", "measured", "error %", "in interval"):
+        t.add_column(col, justify="right" if col in ("tokens", "predicted", "measured", "error %") else "left")
     for x in r.comparisons:
         t.add_row(
             x.kind, x.model_id, x.precision, x.figure, str(x.workload_tokens), _fmt(x.figure, x.predicted),
@@ -113,7 +113,7 @@ def _print_human(r: ValidationResult) -> None:
         )  # fmt: skip
     c.print(t)
     s = Table(show_edge=False, title="summary (|error|)")
-    for col in ("group", "n", "median [%]", "max [%]", "target", "met"):
+    for col in ("group", "n", "median |error| %", "max |error| %", "target % (median/max)", "met"):
         s.add_column(col)
     for key, e in r.summary.items():
         target = met = ""

@@ -15,9 +15,15 @@ from edgefit.errors import EdgefitError, PredictError
 FLOAT_UPCAST = ("fp16", "bf16")  # no fp16 MatMul kernel on the CPU provider: weights are upcast at load
 
 
-def kv_bytes(spec: ModelSpec, context_tokens: int) -> int:
-    """KV cache bytes at a depth (fp32 cache, as edgefit's decoders keep it)."""
-    return int(catalog.kv_cache_bytes_per_token(spec, dtype_bytes=4)) * max(int(context_tokens), 0)
+def kv_bytes(spec: ModelSpec, context_tokens: int, precision: str = "fp32") -> int:
+    """KV cache bytes at a depth: fp32 as edgefit's onnxruntime decoders keep it; fp16 for GGUF precisions
+    (llama.cpp's default cache type)."""
+    dtype = 2 if is_gguf(precision) else 4
+    return int(catalog.kv_cache_bytes_per_token(spec, dtype_bytes=dtype)) * max(int(context_tokens), 0)
+
+
+def is_gguf(precision: str) -> bool:
+    return catalog.get_precision(precision).kind == "gguf"
 
 
 def prompt_flops(spec: ModelSpec, prompt_tokens: int) -> int:
@@ -79,7 +85,8 @@ def choose_precision(requested: str, available: Iterable[str]) -> PrecisionChoic
         nearest = min(ints, key=lambda p: abs(bytes_per_weight(p) * 8 - prec.bits_per_weight))
         note = (
             f"{requested} ({prec.bits_per_weight:g} bits/weight) is not an onnxruntime format: bytes are its own, "
-            f"speed uses the {nearest} (MatMulNBits) calibration, the nearest in bits"
+            f"speed uses the {nearest} (MatMulNBits) calibration, the nearest in bits; memory as llama.cpp holds it "
+            "(file memory-mapped, fp16 KV cache)"
         )
         return PrecisionChoice(requested, nearest, requested, note)
     raise _missing(requested, requested, avail)

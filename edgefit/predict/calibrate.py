@@ -48,6 +48,7 @@ class PrecisionCalibration:
     decode_layer_s: float
     decode_s_per_byte_dram: float
     decode_s_per_byte_cache: float | None
+    decode_s_per_kv_byte: float  # attention streaming the KV cache (adds to the weights' time)
     knee_bytes: float | None
     dram_rungs: tuple[str, ...]
     cache_rungs: tuple[str, ...]
@@ -55,7 +56,8 @@ class PrecisionCalibration:
     decode_r2: float
     bytes_per_weight: float
     bound_on_host: str  # "memory" | "compute"
-    bandwidth_efficiency: float  # host memory capability (best precision) / STREAM probe
+    bandwidth_efficiency: float  # weight streaming / STREAM probe (own slope; best precision's if compute-bound)
+    kv_bandwidth_efficiency: float  # KV streaming / STREAM probe
     compute_efficiency: float  # 2 * weights/s / GEMM probe (for decode's compute term)
     compute_observed: bool  # False: a prior (UNOBSERVED_COMPUTE_HEADROOM x the lower bound)
     # prefill: t = call_s + layer_s*layers + flops * s_per_flop, at prompt_tokens
@@ -76,7 +78,7 @@ class PrecisionCalibration:
     load_base_s: float
     load_bytes_per_s: float
     # extent of the ladder (extrapolation distance is measured from these)
-    max_read_bytes: float
+    max_read_bytes: float  # weights read per token by the largest rung
     max_weight_bytes: float
     max_prompt_flops: float
     measured: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # model id -> figures
@@ -185,19 +187,29 @@ def calibrate(
             raw[p] = fitted
     if not raw:
         raise PredictError("no decode measurements to fit; run `edgefit bench --ladder quick` first")
-    # memory capability of the host: the best per-byte DRAM slope of any precision
+    # memory capability of the host: the best per-byte DRAM slope of any precision. A precision within
+    # COMPUTE_BOUND_MARGIN of it is memory-bound and keeps its own slope as its streaming efficiency (so the
+    # host is reproduced exactly); a slower one is compute-bound: it could stream at the best rate, and its own
+    # slope becomes the compute term.
     best_s_per_byte = min(r["decode_s_per_byte_dram"] for r in raw.values())
-    bandwidth_eff = (1.0 / best_s_per_byte) / stream
     precs: dict[str, PrecisionCalibration] = {}
+    observed_rate = {p: 1.0 / (r["decode_s_per_byte_dram"] * r["bytes_per_weight"]) for p, r in raw.items()}
+    bound = {p: r["decode_s_per_byte_dram"] > COMPUTE_BOUND_MARGIN * best_s_per_byte for p, r in raw.items()}
     for p, r in raw.items():
         a = r["decode_s_per_byte_dram"]
-        bpw = r["bytes_per_weight"]
-        weights_per_s = 1.0 / (a * bpw)
-        compute_bound = a > COMPUTE_BOUND_MARGIN * best_s_per_byte
+        compute_bound = bound[p]
+        weights_per_s = observed_rate[p]
         if not compute_bound:
-            weights_per_s *= UNOBSERVED_COMPUTE_HEADROOM
+            # unobserved compute rate: at least what was seen, assumed UNOBSERVED_COMPUTE_HEADROOM x more, but no
+            # faster than a narrower kernel seen compute-bound (wider weights never make a token cheaper)
+            narrower = [
+                observed_rate[q] for q in raw if bound[q] and raw[q]["bytes_per_weight"] < r["bytes_per_weight"]
+            ]
+            weights_per_s = max(weights_per_s, min([weights_per_s * UNOBSERVED_COMPUTE_HEADROOM, *narrower]))
+        bandwidth_eff = (1.0 / (best_s_per_byte if compute_bound else a)) / stream
         r["bound_on_host"] = "compute" if compute_bound else "memory"
         r["bandwidth_efficiency"] = bandwidth_eff
+        r["kv_bandwidth_efficiency"] = (1.0 / r["decode_s_per_kv_byte"]) / stream
         r["compute_efficiency"] = 2.0 * weights_per_s / gemm
         r["compute_observed"] = compute_bound
         r["prefill_efficiency"] = (1.0 / r["prefill_s_per_flop"]) / gemm if r["prefill_s_per_flop"] > 0 else 0.0
@@ -246,10 +258,10 @@ def _fit_precision(
         points.append(
             DecodePoint(
                 label=m.model_id,
-                bytes_read=float(m.weight_read_bytes_per_token + kv),
+                weight_bytes=float(m.weight_read_bytes_per_token),
+                kv_bytes=float(kv),
                 layers=spec.num_layers,
                 seconds=_median(m.samples_s) * factor_of[id(m)],
-                weight_bytes=float(m.weight_read_bytes_per_token),
             )
         )
     dfit = fit_decode(points)
@@ -281,6 +293,7 @@ def _fit_precision(
         "decode_layer_s": dfit.layer_s,
         "decode_s_per_byte_dram": dfit.a_dram_s_per_byte,
         "decode_s_per_byte_cache": dfit.a_cache_s_per_byte,
+        "decode_s_per_kv_byte": dfit.a_kv_s_per_byte,
         "knee_bytes": dfit.knee_bytes,
         "dram_rungs": dfit.dram_labels,
         "cache_rungs": dfit.cache_labels,
@@ -291,7 +304,7 @@ def _fit_precision(
         **mem,
         "load_base_s": load_base,
         "load_bytes_per_s": load_rate,
-        "max_read_bytes": max(p.bytes_read for p in points),
+        "max_read_bytes": max(p.weight_bytes for p in points),
         "max_weight_bytes": float(max(m.weight_file_bytes for m in dec)),
         "measured": measured,
     }

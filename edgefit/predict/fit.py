@@ -10,9 +10,13 @@ through all rungs would then under-predict every large model. ``fit_decode`` tri
 rungs sorted by bytes, gives the small side its own per-byte slope, and keeps the split only when it clearly
 improves the fit (BIC) *and* the small side really is faster per byte.
 
-    t_decode = c_call + c_layer * layers + a_cache * bytes   (rungs below the knee)
-    t_decode = c_call + c_layer * layers + a_dram  * bytes   (rungs at/above the knee: the regime that
-                                                               extrapolates to large models)
+    t_decode = c_call + c_layer * layers + a_cache * weights + a_kv * kv   (rungs below the knee)
+    t_decode = c_call + c_layer * layers + a_dram  * weights + a_kv * kv   (rungs at/above the knee: the
+                                                                            regime that extrapolates)
+
+The KV cache has its own slope: attention streams it with its own kernel after the MatMuls, so for a
+compute-bound precision (int4 here) its cost adds to the weights' time instead of hiding under it. The ladder
+measures every rung at several KV depths, which separates the two.
 """
 
 from __future__ import annotations
@@ -97,10 +101,10 @@ class DecodePoint:
     """One decode measurement reduced to what the fit needs. ``seconds`` already drift-normalised."""
 
     label: str
-    bytes_read: float  # weights read per token + KV bytes at the measured depth
+    weight_bytes: float  # weights read per token (MatMuls + LM head): also what decides cache residency
+    kv_bytes: float  # KV cache bytes read at the measured depth
     layers: int
     seconds: float
-    weight_bytes: float  # weights only: what decides cache residency
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +116,16 @@ class DecodeFit:
     layer_s: float
     a_dram_s_per_byte: float
     a_cache_s_per_byte: float | None
+    a_kv_s_per_byte: float
     knee_bytes: float | None
     dram_labels: tuple[str, ...]
     cache_labels: tuple[str, ...]
     fit: LinearFit
 
-    def seconds(self, bytes_read: float, layers: int, weight_bytes: float | None = None) -> float:
-        wb = bytes_read if weight_bytes is None else weight_bytes
-        in_cache = self.knee_bytes is not None and self.a_cache_s_per_byte is not None and wb < self.knee_bytes
+    def seconds(self, weight_bytes: float, layers: int, kv_bytes: float = 0.0) -> float:
+        in_cache = self.knee_bytes is not None and weight_bytes < self.knee_bytes
         a = self.a_cache_s_per_byte if in_cache and self.a_cache_s_per_byte is not None else self.a_dram_s_per_byte
-        return self.call_s + self.layer_s * layers + a * bytes_read
+        return self.call_s + self.layer_s * layers + a * weight_bytes + self.a_kv_s_per_byte * kv_bytes
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -129,6 +133,7 @@ class DecodeFit:
             "layer_s": self.layer_s,
             "a_dram_s_per_byte": self.a_dram_s_per_byte,
             "a_cache_s_per_byte": self.a_cache_s_per_byte,
+            "a_kv_s_per_byte": self.a_kv_s_per_byte,
             "knee_bytes": self.knee_bytes,
             "dram_rungs": list(self.dram_labels),
             "cache_rungs": list(self.cache_labels),
@@ -136,16 +141,15 @@ class DecodeFit:
         }
 
 
-_NAMES = ("call_s", "layer_s", "a_cache", "a_dram")
+_NAMES = ("call_s", "layer_s", "a_cache", "a_dram", "a_kv")
 
 
 def _decode_rows(points: Sequence[DecodePoint], n_cache: int, use_layer: bool) -> list[list[float]]:
     rows = []
     for i, p in enumerate(points):
         cache = i < n_cache
-        rows.append(
-            [1.0, float(p.layers) if use_layer else 0.0, p.bytes_read if cache else 0.0, 0.0 if cache else p.bytes_read]
-        )
+        w = p.weight_bytes
+        rows.append([1.0, float(p.layers) if use_layer else 0.0, w if cache else 0.0, 0.0 if cache else w, p.kv_bytes])
     return rows
 
 
@@ -170,13 +174,14 @@ def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_
     use_layer = len(pts) >= 4 and len({p.layers for p in pts}) > 1
     best_n_cache = 0
     best = nnls_fit(_decode_rows(pts, 0, use_layer), y, _NAMES, labels)
-    best_bic = _bic(best, 2 + int(use_layer))
+    n_kv = int(any(p.kv_bytes > 0 for p in pts))
+    best_bic = _bic(best, 2 + int(use_layer) + n_kv)
     for n_cache in range(1, len(pts) - min_dram_points + 1):
         cand = nnls_fit(_decode_rows(pts, n_cache, use_layer), y, _NAMES, labels)
         a_c, a_d = cand.coef("a_cache"), cand.coef("a_dram")
         if a_d <= 0 or a_c <= 0 or a_d < knee_gain * a_c:
             continue
-        bic = _bic(cand, 3 + int(use_layer))
+        bic = _bic(cand, 3 + int(use_layer) + n_kv)
         if bic < best_bic - 2.0:  # 2 BIC units: "positive" evidence for the extra slope
             best, best_bic, best_n_cache = cand, bic, n_cache
     a_dram = best.coef("a_dram")
@@ -186,14 +191,17 @@ def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_
             f"({len(pts)} rungs); re-run `edgefit bench --ladder quick` on a quieter machine"
         )
     knee = pts[best_n_cache].weight_bytes if best_n_cache else None
+    # no KV variation (or noise drove it to zero): attention streams the cache like fp32 weights, at least
+    a_kv = best.coef("a_kv") or a_dram
     return DecodeFit(
         call_s=best.coef("call_s"),
         layer_s=best.coef("layer_s"),
         a_dram_s_per_byte=a_dram,
         a_cache_s_per_byte=best.coef("a_cache") if best_n_cache else None,
+        a_kv_s_per_byte=a_kv,
         knee_bytes=knee,
-        dram_labels=tuple(p.label for p in pts[best_n_cache:]),
-        cache_labels=tuple(p.label for p in pts[:best_n_cache]),
+        dram_labels=tuple(dict.fromkeys(p.label for p in pts[best_n_cache:])),
+        cache_labels=tuple(dict.fromkeys(p.label for p in pts[:best_n_cache])),
         fit=best,
     )
 

@@ -21,11 +21,12 @@ _EST = {"estimated": True, "note": "synthetic"}
 
 @dataclass(frozen=True, slots=True)
 class Physics:
-    """Ground truth for one precision. Decode: call + layer*L + bytes/bandwidth (cache_speedup x faster per
-    byte below knee_bytes of weights). Prefill: call + flops/flops_per_s. Peak RSS: base + k*(non-embedding
-    weights) + embedding + transient*largest tensor."""
+    """Ground truth for one precision. Decode: call + layer*L + weights/bandwidth (cache_speedup x faster per
+    byte below knee_bytes of weights) + KV bytes/kv_bandwidth. Prefill: call + flops/flops_per_s (less efficient
+    for short prompts). Peak RSS: base + k*(non-embedding weights) + embedding + transient*largest tensor."""
 
     bandwidth_bytes_per_s: float
+    kv_bandwidth_bytes_per_s: float = 25e9  # attention streaming the KV cache
     call_s: float = 3e-4
     layer_s: float = 0.0
     cache_speedup: float = 1.0
@@ -63,9 +64,10 @@ def ladder_specs(n: int = 6, *, start_hidden: int = 256) -> tuple[ModelSpec, ...
 
 def decode_seconds(spec: ModelSpec, precision: str, phys: Physics, context_tokens: int) -> float:
     read = accounting.read_bytes_per_token(spec, precision)
-    total = read + accounting.kv_bytes(spec, context_tokens)
+    kv = accounting.kv_bytes(spec, context_tokens)
     speed = phys.cache_speedup if read < phys.knee_bytes else 1.0
-    return phys.call_s + phys.layer_s * spec.num_layers + total / (phys.bandwidth_bytes_per_s * speed)
+    weights_s = read / (phys.bandwidth_bytes_per_s * speed)
+    return phys.call_s + phys.layer_s * spec.num_layers + weights_s + kv / phys.kv_bandwidth_bytes_per_s
 
 
 def prefill_seconds(spec: ModelSpec, phys: Physics, prompt_tokens: int) -> float:

@@ -3,7 +3,8 @@
     device figures ─┐  bandwidth: measured (STREAM) or theoretical x STREAM_OF_THEORETICAL (wider interval)
                     │  compute:   measured GEMM, or peak fp32 x host's GEMM/peak (or GEMM_OF_PEAK)
                     v
-    decode  = max(bytes_read / (bw_eff * bw),  2*weights / (compute_eff * gemm)) + overheads * cpu_ratio
+    decode  = max(weight_bytes / (bw_eff * bw),  2*weights / (compute_eff * gemm))
+              + kv_bytes / (kv_eff * bw) + overheads * cpu_ratio
     prefill = flops / (prefill_eff * gemm) * prompt_shape + overheads * cpu_ratio
     memory  = base + embedding + k_prepack * other weights + KV(context) + activations   vs usable RAM
     power   = load_w [idle_w .. max_w];  energy/token = power * decode s/token
@@ -18,6 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edgefit import catalog
 from edgefit.catalog import ModelSpec
 from edgefit.predict import accounting
 from edgefit.predict.calibrate import Calibration, PrecisionCalibration
@@ -34,7 +36,7 @@ DEVICE_MEASURED = 0.15  # another device with a measured bandwidth
 DEVICE_THEORETICAL_SLOW = 0.45  # ... with only a datasheet bandwidth: may be this much slower
 DEVICE_THEORETICAL_FAST = 0.2  # ... or this much faster
 COMPUTE_SPEC = 0.35  # compute from a peak figure
-OTHER_ISA_QUANTIZED_PREFILL = 0.6  # int8/int4 prefill on another ISA (VNNI/AMX here vs dotprod/i8mm)
+OTHER_ISA_QUANTIZED = 0.4  # int8/int4 kernels on another ISA (VNNI/AMX here vs dotprod/i8mm there)
 ACTIVATION_BYTES_PER_FLOAT = 4
 
 
@@ -81,7 +83,7 @@ def _threads(threads: int | None, dev: _Device) -> int:
 
 def _est(value: float, rel_low: float, rel_high: float, basis: Basis) -> Estimate:
     """``value`` with the interval [value*(1-rel_low), value*(1+rel_high)]; rel_low capped below 1."""
-    low = value * (1.0 - min(rel_low, 0.9))
+    low = value * (1.0 - min(rel_low, 0.6))  # a relative error e on the slow side is 1/(1+e) on the fast side
     return Estimate(value=value, low=min(low, value), high=max(value * (1.0 + rel_high), value), basis=basis)
 
 
@@ -93,8 +95,9 @@ def _extrapolation(size: float, largest: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class DecodeTerms:
-    memory_s: float
-    compute_s: float
+    memory_s: float  # weights
+    compute_s: float  # weights (dequantisation + multiply-adds)
+    kv_s: float  # attention streaming the KV cache
     overhead_s: float
     total_s: float
     bound: str
@@ -105,21 +108,22 @@ def decode_terms(
     context_tokens: int, threads: int,
 ) -> DecodeTerms:  # fmt: skip
     weights_read = accounting.read_bytes_per_token(spec, bytes_precision)
-    kv = accounting.kv_bytes(spec, context_tokens)
+    kv = accounting.kv_bytes(spec, context_tokens, bytes_precision)
     share = threads / dev.cores  # bandwidth and compute both scale ~linearly with threads (1->2: 1.9x here)
     host_share = pc.threads / max(cal.host_cores, 1)
-    n_weights = weights_read / accounting.bytes_per_weight(bytes_precision)
+    n_weights = catalog.matmul_params(spec)  # multiply-adds per token (the compute term's work)
     overhead = (pc.decode_call_s + pc.decode_layer_s * spec.num_layers) * dev.cpu_ratio
+    bw_share = dev.bandwidth_bytes_per_s * share / host_share
+    kv_s = kv / (pc.kv_bandwidth_efficiency * bw_share)
     in_cache = dev.is_host and pc.knee_bytes is not None and pc.decode_s_per_byte_cache is not None
     if in_cache and weights_read < (pc.knee_bytes or 0.0):
-        cache_s = (pc.decode_s_per_byte_cache or 0.0) * (weights_read + kv) * host_share / share
-        return DecodeTerms(cache_s, 0.0, overhead, cache_s + overhead, "memory")
-    bw = pc.bandwidth_efficiency * dev.bandwidth_bytes_per_s * share / host_share
-    memory_s = (weights_read + kv) / bw
+        cache_s = (pc.decode_s_per_byte_cache or 0.0) * weights_read * host_share / share
+        return DecodeTerms(cache_s, 0.0, kv_s, overhead, cache_s + kv_s + overhead, "memory")
+    memory_s = weights_read / (pc.bandwidth_efficiency * bw_share)
     compute = pc.compute_efficiency * dev.gemm_flops_per_s * share / host_share
     compute_s = 2.0 * n_weights / compute
     bound = "compute" if compute_s > memory_s else "memory"
-    return DecodeTerms(memory_s, compute_s, overhead, max(memory_s, compute_s) + overhead, bound)
+    return DecodeTerms(memory_s, compute_s, kv_s, overhead, max(memory_s, compute_s) + kv_s + overhead, bound)
 
 
 def prefill_seconds(
@@ -156,10 +160,14 @@ class MemoryTerms:
 def memory_terms(
     spec: ModelSpec, pc: PrecisionCalibration, bytes_precision: str, *, context_tokens: int, prompt_tokens: int
 ) -> MemoryTerms:
-    emb = accounting.embedding_bytes(spec)
     total = accounting.weight_bytes(spec, bytes_precision)
-    weights = emb + pc.rss_weight_factor * max(total - emb, 0)
-    transient = pc.rss_transient_factor * accounting.largest_tensor_bytes(spec, bytes_precision)
+    if accounting.is_gguf(bytes_precision):
+        # llama.cpp memory-maps the GGUF file as is (embedding quantized too, no prepacked copy)
+        weights, transient = float(total), 0.0
+    else:
+        emb = accounting.embedding_bytes(spec)
+        weights = emb + pc.rss_weight_factor * max(total - emb, 0)
+        transient = pc.rss_transient_factor * accounting.largest_tensor_bytes(spec, bytes_precision)
     # activations of the largest call (the prompt): hidden/MLP buffers, attention scores, logits for every position
     p = max(prompt_tokens, 1)
     act = ACTIVATION_BYTES_PER_FLOAT * (
@@ -169,7 +177,7 @@ def memory_terms(
     )
     return MemoryTerms(
         weights_bytes=int(weights),
-        kv_cache_bytes=accounting.kv_bytes(spec, context_tokens),
+        kv_cache_bytes=accounting.kv_bytes(spec, context_tokens, bytes_precision),
         activations_bytes=int(act),
         runtime_bytes=int(pc.rss_base_bytes),
         transient_bytes=int(transient),
@@ -203,7 +211,7 @@ def predict(
     mem = memory_terms(spec, pc, choice.bytes_precision, context_tokens=context_tokens, prompt_tokens=prompt_tokens)
 
     # --- intervals and bases ---
-    read = accounting.read_bytes_per_token(spec, choice.bytes_precision) + accounting.kv_bytes(spec, context_tokens)
+    read = accounting.read_bytes_per_token(spec, choice.bytes_precision)
     ext_dec = _extrapolation(read, pc.max_read_bytes)
     ext_pre = _extrapolation(accounting.prompt_flops(spec, max(prompt_tokens, 1)), pc.max_prompt_flops)
     ext_mem = _extrapolation(accounting.weight_bytes(spec, choice.bytes_precision), pc.max_weight_bytes)
@@ -229,7 +237,7 @@ def predict(
         if not dev.gemm_measured:
             notes.append(f"no measured GEMM for {device.id}: assumed {GEMM_OF_PEAK:.0%} of its peak fp32 figure")
         if choice.calibration in ("int8", "int4") and not dev.same_isa:
-            pre_dev += OTHER_ISA_QUANTIZED_PREFILL
+            pre_dev = _quad(pre_dev, OTHER_ISA_QUANTIZED)
             notes.append("int8/int4 prefill calibrated on x86 VNNI/AMX: another ISA's integer dot products differ")
         if terms.bound == "compute":
             dev_slow, dev_fast = max(dev_slow, pre_dev), max(dev_fast, pre_dev)
@@ -272,6 +280,7 @@ def predict(
         "device_gemm_basis": "measured" if dev.gemm_measured else "peak",
         "decode_memory_s": terms.memory_s,
         "decode_compute_s": terms.compute_s,
+        "decode_kv_s": terms.kv_s,
         "decode_overhead_s": terms.overhead_s,
         "extrapolation_log_ratio": math.log(read / pc.max_read_bytes) if pc.max_read_bytes > 0 else 0.0,
     }
