@@ -131,7 +131,9 @@ def test_export_import_between_machines(tmp_path: Path, capsys: pytest.CaptureFi
     again = _json(capsys, ["results", "import", str(bundle), "--db", str(laptop), "--json"])
     assert (again["runs_added"], again["measurements_added"], again["measurements_skipped"]) == (0, 0, 2)
     assert main(["results", "import", str(bundle), "--db", str(laptop)]) == 0
-    assert "added 0 run(s) and 0 measurement(s); skipped 1 run(s) and 2 measurement(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "added 0 run(s) and 0 measurement(s); skipped 1 run(s) and 2 measurement(s)" in out
+    assert "host pi5-aaaa (Cortex-A76 x4): another host" in out  # merging hosts is said, never silent
 
     hosts = _json(capsys, ["results", "hosts", "--db", str(laptop), "--json"])["hosts"]
     assert {h["host_fingerprint"] for h in hosts} == {"pi5-aaaa", "laptop-bbbb"}

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from edgefit.bench.measurement import Measurement
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
+from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
 from edgefit.stats import summarize
 from edgefit.store import HostInfo, RunInfo, Store, load_bundle, measurement_to_dict
@@ -225,6 +226,7 @@ def _import(args: argparse.Namespace) -> int:
     load_bundle(args.file)  # validate before touching (or creating) the database
     with Store(db_path(args)) as store:
         s = store.import_bundle(args.file)
+        cpus = {h.host_fingerprint: h.cpu_model for h in store.hosts()}
     if args.json:
         print_json(
             {
@@ -238,11 +240,18 @@ def _import(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    console().print(
+    out = console()
+    out.print(
         f"imported {s.path} into {db_path(args)}: added {s.runs_added} run(s) and {s.measurements_added} "
         f"measurement(s); skipped {s.runs_skipped} run(s) and {s.measurements_skipped} measurement(s) "
-        f"already present; hosts: {', '.join(h[:8] for h in s.hosts) or 'none'}"
+        "already present",
+        markup=False,
     )
+    # Merging hosts is explicit: say whose measurements these are; they keep that host's fingerprint.
+    here = host_fingerprint()
+    for h in s.hosts:
+        whose = "this host" if h == here else "another host; its measurements keep its own fingerprint"
+        out.print(f"  host {h[:8]} ({cpus.get(h) or '?'}): {whose}", markup=False)
     return 0
 
 
