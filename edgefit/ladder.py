@@ -33,8 +33,8 @@ LADDER_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8", "int4")  # what on
 
 # Memory estimates (ONNXRUNTIME-NOTES.md and benchmarks/bench_build.py, this host):
 # - a Python process with numpy, onnx and onnxruntime imported: ~64 MiB RSS;
-# - building holds the largest tensor in float32 while generating it, plus its [in, out] copy for float MatMul
-#   weights (quantized builds hold bounded ~8 MiB chunks instead): 2 x the largest float32 tensor bounds both;
+# - building holds at most the largest tensor in float32 plus a few 4 MiB chunks (quantized matrices: only their
+#   quantized bytes); 2 x the largest float32 tensor is a safe bound (measured: 1.6x for the quick ladder);
 # - running holds the prepacked weights (file bytes x Precision.prepack_factor; fp16 runs as fp32), plus about
 #   the largest tensor while prepacking, plus the KV cache (past in + present out) and logits.
 BASE_PROCESS_BYTES = 64 * MIB

@@ -26,7 +26,7 @@ from edgefit.onnxbuild.weights import ExternalDataWriter, data_path_for, dequant
 from edgefit.paths import cache_dir
 
 # Bump when the graph or the weights change for the same (spec, precision, seed): cached files are rebuilt.
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5
 BUILD_PRECISIONS: tuple[str, ...] = tuple(PLANS)
 # What onnxruntime's CPU provider really does with each precision (ONNXRUNTIME-NOTES.md, measured here).
 RUNTIME_NOTES: dict[str, str] = {

@@ -8,10 +8,10 @@ G[j, m] = W[32b + j, n] in chunks of ``CHUNK_GRANULES`` granules, each chunk fro
     G chunk [32, m] --max over rows--> block scales [m]       (row-wise maxima: vectorised, unlike numpy's
                     --scale, round, pack--> uint8 [32|16, m]   slow reductions over 32-element rows)
                     --transpose--> B rows [m, blob] --scatter--> B [N, n_blocks, blob] (bytes, held whole)
-    float builds:   G [32, K/32 * N] --reshape/transpose whole rows--> W [K, N]   (contiguous N-float rows)
+    float builds:   G chunk [32, m] --row segments--> W[32b : 32b+32, n0:n1] of MatMul's B [K, N]
 
 fp32 and int8/int4 models of one seed hold the same weights, quantized. Quantized builds never hold the float
-tensor (only its quantized bytes, 1/8 to 1/4 of its size); float builds hold it about twice while reordering.
+tensor (only its quantized bytes, 1/8 to 1/4 of its size); float builds hold it once plus one 4 MiB chunk.
 Matrices with K not a multiple of 32, and the embedding ([vocab, hidden], read by a Gather), are generated
 row-major from a single stream instead. A tensor's values never depend on build order, so a truncated model
 (``layers=N``) holds exactly the first N layers of the full one.
@@ -105,19 +105,22 @@ class RandomMatrix:
         out *= np.float32(2 * _UNIFORM_HALF_WIDTH)
         return out
 
-    def _granules(self) -> Array:
-        g = np.empty((GRANULE, self.n_granules), dtype=np.float32)
-        for i in range(self.n_chunks):
-            c = self.chunk(i)
-            g[:, i * CHUNK_GRANULES : i * CHUNK_GRANULES + c.shape[1]] = c
-        return g
-
     def matmul_b(self) -> Array:
-        """W [k, n] float32, MatMul's B: W[32b + j, :] = G[j, b*n : (b+1)*n], whole-row copies."""
+        """W [k, n] float32, MatMul's B, assembled chunk by chunk: W[32b + j, n] = G[j, b*n + n]."""
         if not self.granular:
             return np.ascontiguousarray(self.transposed().T)
-        g = self._granules().reshape(GRANULE, self.k // GRANULE, self.n)
-        return np.ascontiguousarray(g.transpose(1, 0, 2)).reshape(self.k, self.n)
+        w = np.empty((self.k, self.n), dtype=np.float32)
+        w3 = w.reshape(self.k // GRANULE, GRANULE, self.n)
+        for i in range(self.n_chunks):
+            c = self.chunk(i)
+            m0 = i * CHUNK_GRANULES
+            m, m1 = m0, m0 + c.shape[1]
+            while m < m1:  # a chunk spans one or more runs of granules with the same b
+                b, n0 = divmod(m, self.n)
+                take = min(self.n - n0, m1 - m)
+                w3[b, :, n0 : n0 + take] = c[:, m - m0 : m - m0 + take]
+                m += take
+        return w
 
     def transposed(self) -> Array:
         """W.T [n, k] float32 (the embedding's own layout; MatMulNBits' row order)."""
