@@ -200,6 +200,25 @@ def test_from_dict_tolerates_old_and_new_keys() -> None:
     assert e.cpu_model is None and e.cpu_flags == () and e.load_avg is None and e.throttling is None
 
 
+def test_from_dict_tolerates_wrong_types() -> None:
+    # a hand-edited or foreign bundle must not break `edgefit results list`
+    e = Environment.from_dict(
+        {
+            "host_fingerprint": 7,
+            "physical_cores": "two",
+            "load_avg": ["high", 1, 2],
+            "temperatures_c": {"cpu": "hot", "gpu": 50},
+            "cpu_freq_hz": [1e9, None],
+            "throttling": {"raw": "0x5"},
+            "thread_env": ["not", "a", "mapping"],
+            "cpu_flags": "avx2",
+        }
+    )
+    assert e.host_fingerprint == "" and e.physical_cores is None and e.load_avg is None
+    assert e.temperatures_c == (("gpu", 50.0),) and e.cpu_freq_hz == (1e9,)
+    assert e.throttling is None and e.thread_env == () and e.cpu_flags == ()
+
+
 def test_capture_tolerates_a_bare_system(monkeypatch: pytest.MonkeyPatch) -> None:
     # No /proc, no /sys, no vcgencmd, no load average: capture still returns, with Nones.
     monkeypatch.setattr(envmod, "_read", lambda path: None)

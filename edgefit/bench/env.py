@@ -137,50 +137,71 @@ class Environment:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Environment:
-        """Rebuild from ``to_dict`` output (also from older/newer edgefit: missing keys -> None, unknown ignored)."""
+        """Rebuild from ``to_dict`` output. Tolerant, since bundles come from other hosts and other edgefit
+        versions: a missing key or a value of the wrong type becomes None / empty; unknown keys are ignored."""
 
-        def get(name: str, default: Any = None) -> Any:
-            return data.get(name, default)
+        def s(name: str) -> str:
+            v = data.get(name)
+            return v if isinstance(v, str) else ""
 
-        thr = get("throttling")
-        throttling = None
-        if isinstance(thr, Mapping) and isinstance(thr.get("raw"), int):
-            throttling = decode_throttled(int(thr["raw"]))
-        load = get("load_avg")
-        load_avg = None
-        if isinstance(load, (list, tuple)) and len(load) == 3:
-            load_avg = (float(load[0]), float(load[1]), float(load[2]))
-        temps = get("temperatures_c") or {}
-        tenv = get("thread_env") or {}
+        def opt_s(name: str) -> str | None:
+            v = data.get(name)
+            return v if isinstance(v, str) else None
+
+        def opt_i(name: str) -> int | None:
+            v = data.get(name)
+            return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+        def opt_f(name: str) -> float | None:
+            v = data.get(name)
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+        def seq(name: str) -> list[Any]:
+            v = data.get(name)
+            return list(v) if isinstance(v, (list, tuple)) else []
+
+        def pairs(name: str) -> dict[Any, Any]:
+            v = data.get(name)
+            return dict(v) if isinstance(v, Mapping) else {}
+
+        thr = data.get("throttling")
+        raw = thr.get("raw") if isinstance(thr, Mapping) else None
+        load = seq("load_avg")
         return cls(
-            host_fingerprint=str(get("host_fingerprint", "")),
-            captured_at=str(get("captured_at", "")),
-            os_name=str(get("os_name", "")),
-            os_release=str(get("os_release", "")),
-            os_pretty=get("os_pretty"),
-            machine=str(get("machine", "")),
-            cpu_model=get("cpu_model"),
-            cpu_flags=tuple(str(x) for x in get("cpu_flags") or ()),
-            board=get("board"),
-            physical_cores=get("physical_cores"),
-            logical_cores=get("logical_cores"),
-            cpus_allowed=get("cpus_allowed"),
-            ram_bytes=get("ram_bytes"),
-            available_memory_bytes=get("available_memory_bytes"),
-            cgroup_memory_limit_bytes=get("cgroup_memory_limit_bytes"),
-            python_version=str(get("python_version", "")),
-            onnxruntime_version=get("onnxruntime_version"),
-            onnxruntime_providers=tuple(str(x) for x in get("onnxruntime_providers") or ()),
-            edgefit_version=str(get("edgefit_version", "")),
-            threads=get("threads"),
-            thread_env=tuple((str(k), str(v)) for k, v in dict(tenv).items()),
-            cpu_governor=get("cpu_governor"),
-            cpu_freq_hz=tuple(float(x) for x in get("cpu_freq_hz") or ()),
-            cpu_max_freq_hz=get("cpu_max_freq_hz"),
-            temperatures_c=tuple((str(k), float(v)) for k, v in dict(temps).items()),
-            throttling=throttling,
-            load_avg=load_avg,
+            host_fingerprint=s("host_fingerprint"),
+            captured_at=s("captured_at"),
+            os_name=s("os_name"),
+            os_release=s("os_release"),
+            os_pretty=opt_s("os_pretty"),
+            machine=s("machine"),
+            cpu_model=opt_s("cpu_model"),
+            cpu_flags=tuple(str(x) for x in seq("cpu_flags")),
+            board=opt_s("board"),
+            physical_cores=opt_i("physical_cores"),
+            logical_cores=opt_i("logical_cores"),
+            cpus_allowed=opt_i("cpus_allowed"),
+            ram_bytes=opt_i("ram_bytes"),
+            available_memory_bytes=opt_i("available_memory_bytes"),
+            cgroup_memory_limit_bytes=opt_i("cgroup_memory_limit_bytes"),
+            python_version=s("python_version"),
+            onnxruntime_version=opt_s("onnxruntime_version"),
+            onnxruntime_providers=tuple(str(x) for x in seq("onnxruntime_providers")),
+            edgefit_version=s("edgefit_version"),
+            threads=opt_i("threads"),
+            thread_env=tuple((str(k), str(v)) for k, v in pairs("thread_env").items()),
+            cpu_governor=opt_s("cpu_governor"),
+            cpu_freq_hz=tuple(float(x) for x in seq("cpu_freq_hz") if _is_num(x)),
+            cpu_max_freq_hz=opt_f("cpu_max_freq_hz"),
+            temperatures_c=tuple((str(k), float(v)) for k, v in pairs("temperatures_c").items() if _is_num(v)),
+            throttling=decode_throttled(raw) if isinstance(raw, int) and not isinstance(raw, bool) else None,
+            load_avg=(float(load[0]), float(load[1]), float(load[2]))
+            if len(load) == 3 and all(_is_num(x) for x in load)
+            else None,
         )
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 # ---------------------------------------------------------------------------------------------- parsers
