@@ -249,26 +249,32 @@ def measure_fresh(
     threads: int | None = None,
     progress: bool = False,
 ) -> tuple[list[Measurement], list[Measurement], list[str], list[str]]:
-    """A fresh quick ladder, then the held-out models, back to back with the benchmarker's worker (the same
-    measurement path). Returns (ladder measurements, held-out measurements, run ids, notes)."""
+    """The quick ladder and the held-out models in ONE benchmark run, interleaved by size (each held-out model
+    right after the ladder rung nearest below it), with the benchmarker's worker: the same measurement path and
+    the same time window, so drift hits both alike. Returns (ladder, held-out, run ids, notes)."""
     import importlib
 
     from edgefit import bench
 
-    held = [HeldOutRung(catalog.load_spec(m), tuple(precisions)) for m in models]
-    ladder_ids = {r.spec.id for r in importlib.import_module("edgefit.ladder").load_ladder("quick")}
-    clash = [h.spec.id for h in held if h.spec.id in ladder_ids]
+    rungs = list(importlib.import_module("edgefit.ladder").load_ladder("quick"))
+    ladder_ids = {r.spec.id for r in rungs}
+    clash = [m for m in models if m in ladder_ids]
     if clash:
         raise PredictError(f"held-out models must not be ladder rungs: {', '.join(clash)}")
-    executor = _fresh_probe_executor()
-    lad = bench.run_ladder("quick", precisions=precisions, threads=threads, db_path=db, progress=progress,
-                           executor=executor)  # fmt: skip
-    out = bench.run_ladder("quick", precisions=precisions, threads=threads, db_path=db, progress=progress,
-                           rungs=held, executor=executor)  # fmt: skip
-    notes = [*lad.notes, *out.notes]
-    notes += [f"{o.model_id} {o.precision}: {o.status} {o.message}" for o in out.outcomes if o.status != "measured"]
-    run_ids = [r for r in (lad.run_id, out.run_id) if r]
-    return list(lad.measurements), list(out.measurements), run_ids, notes
+    held = [HeldOutRung(catalog.load_spec(m), tuple(precisions)) for m in models]
+
+    def size(r: Any) -> int:
+        return catalog.param_counts(r.spec).total
+
+    order: list[Any] = sorted([*rungs, *held], key=size)
+    summary = bench.run_ladder("quick", precisions=precisions, threads=threads, db_path=db, progress=progress,
+                               rungs=order, executor=_fresh_probe_executor())  # fmt: skip
+    held_ids = {h.spec.id for h in held}
+    ladder = [m for m in summary.measurements if m.model_id not in held_ids]
+    out = [m for m in summary.measurements if m.model_id in held_ids]
+    notes = list(summary.notes)
+    notes += [f"{o.model_id} {o.precision}: {o.status} {o.message}" for o in summary.outcomes if o.status != "measured"]
+    return ladder, out, [summary.run_id] if summary.run_id else [], notes
 
 
 def _fresh_probe_executor() -> Any:
