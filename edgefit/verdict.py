@@ -8,7 +8,7 @@
 ```
 
 The kind is the first problem found, in this order: ``weights_not_public`` (the numbers are still computed and
-shown), ``does_not_fit`` (memory total > usable RAM), ``over_power_budget``, ``too_slow`` (decode below the
+shown), ``does_not_fit`` (memory > usable RAM), ``over_power_budget``, ``too_slow`` (decode below the
 floor, or time to first token above the maximum), ``tight`` (fits, but with < 15 % memory headroom or within
 20 % of a speed limit), ``fits``. Every reason quotes the numbers with their units.
 
@@ -131,6 +131,7 @@ class Verdict:
     reasons: tuple[str, ...]  # why this kind (all problems found, numbers quoted)
     prediction: Prediction
     notes: tuple[str, ...] = ()  # things a user would be surprised by (memory far above params x bits)
+    memory_bytes: float = 0.0  # what was judged: the predicted total, never below the stored weights + KV cache
 
     @property
     def ok(self) -> bool:
@@ -140,13 +141,21 @@ class Verdict:
     def memory_headroom(self) -> float:
         """Fraction of usable RAM left free (negative when it does not fit)."""
         usable = self.prediction.memory.usable_ram_bytes
-        return (usable - self.prediction.memory.total.value) / usable if usable > 0 else -math.inf
+        return (usable - self.memory_bytes) / usable if usable > 0 else -math.inf
+
+
+def memory_floor_bytes(spec: ModelSpec, prediction: Prediction) -> int:
+    """The least a runtime can hold: the weights as stored (scales included) plus the KV cache at the context.
+    A predicted total below it means a calibration went wrong (e.g. RSS read while weights were still
+    memory-mapped); the verdict then uses this floor and says so."""
+    return int(catalog.weight_bytes(spec, prediction.precision)) + prediction.memory.kv_cache_bytes
 
 
 def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, workload: Workload) -> Verdict:
     """The verdict for one (model, precision, device) under ``workload``. See the module docstring."""
     mem = prediction.memory
-    total_bytes = mem.total.value
+    floor_bytes = memory_floor_bytes(spec, prediction)
+    total_bytes = max(mem.total.value, floor_bytes)
     usable_bytes = mem.usable_ram_bytes if mem.usable_ram_bytes > 0 else device.usable_ram_bytes
     tps = prediction.decode_tokens_per_s.value
     ttft_s = prediction.time_to_first_token_s.value
@@ -173,11 +182,16 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
             (VerdictKind.TOO_SLOW, f"first token after {_secs(ttft_s)} > {_secs(workload.max_ttft_s)} maximum")
         )
 
-    notes = _memory_notes(prediction, spec)
+    notes = _memory_notes(prediction, spec, total_bytes)
+    if floor_bytes > mem.total.value:
+        notes += (
+            f"the predicted total ({_gib(mem.total.value)}) is below the stored weights + KV cache "
+            f"({_gib(floor_bytes)}); judged on the latter: re-run `edgefit bench` on a quiet machine to recalibrate",
+        )
     if problems:
         order = list(VerdictKind)[::-1]  # weights_not_public first ... fits last
         kind = min((k for k, _ in problems), key=order.index)
-        return Verdict(kind, tuple(r for _, r in problems), prediction, notes)
+        return Verdict(kind, tuple(r for _, r in problems), prediction, notes, total_bytes)
 
     tight: list[str] = []
     headroom = (usable_bytes - total_bytes) / usable_bytes
@@ -197,12 +211,12 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
             f"{_secs(workload.max_ttft_s)} maximum"
         )
     if tight:
-        return Verdict(VerdictKind.TIGHT, tuple(tight), prediction, notes)
+        return Verdict(VerdictKind.TIGHT, tuple(tight), prediction, notes, total_bytes)
     reason = (
         f"needs {_gib(total_bytes)} of {_gib(usable_bytes)} usable, "
         f"{_tps(tps)} tok/s >= {_tps(workload.min_decode_tokens_per_s)} tok/s floor"
     )
-    return Verdict(VerdictKind.FITS, (reason,), prediction, notes)
+    return Verdict(VerdictKind.FITS, (reason,), prediction, notes, total_bytes)
 
 
 def naive_weight_bytes(spec: ModelSpec, precision: str) -> float:
@@ -222,14 +236,14 @@ def model_params(spec: ModelSpec) -> int:
     return int(catalog.param_counts(spec).total)
 
 
-def _memory_notes(prediction: Prediction, spec: ModelSpec) -> tuple[str, ...]:
+def _memory_notes(prediction: Prediction, spec: ModelSpec, total_bytes: float) -> tuple[str, ...]:
     """Explain why the runtime needs far more than params x bits / 8, where it does."""
     try:
         naive = naive_weight_bytes(spec, prediction.precision)
     except Exception:  # an unknown precision name: no note rather than no verdict
         return ()
     mem = prediction.memory
-    if naive <= 0 or mem.total.value < naive * SURPRISE_RATIO:
+    if naive <= 0 or total_bytes < naive * SURPRISE_RATIO:
         return ()
     n_params = model_params(spec)
     params_text = f"{n_params / 1e9:.1f}B" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M"
@@ -241,7 +255,7 @@ def _memory_notes(prediction: Prediction, spec: ModelSpec) -> tuple[str, ...]:
     parts.append(f"runtime and activations {_gib(mem.runtime_bytes + mem.activations_bytes)}")
     return (
         f"{params_text} params x {nominal_bits(prediction.precision):g} bits would be "
-        f"{naive / GB:.1f} GB, but the runtime holds {_gib(mem.total.value)}: " + ", ".join(parts),
+        f"{naive / GB:.1f} GB, but the runtime holds {_gib(total_bytes)}: " + ", ".join(parts),
     )
 
 

@@ -111,7 +111,7 @@ def test_int4_8b_note_explains_memory_above_half_a_byte_per_param() -> None:
     assert "4 bits would be 4.0 GB" in v.notes[0]
     assert "fp32 embedding table" in v.notes[0]
     # fp32 held at about params x 4 bytes: nothing to explain
-    p32 = prediction(s.id, "fp32", total_gib=naive * 8 / GIB * 1.05, usable_gib=64.0)
+    p32 = prediction(s.id, "fp32", total_gib=naive * 8 / GIB * 1.2, usable_gib=64.0)
     assert judge(p32, s, device(usable_gib=64.0), Workload()).notes == ()
 
 
@@ -162,3 +162,13 @@ def test_ok_verdicts_respect_memory_speed_and_power(
         assert p.decode_tokens_per_s.value >= 1.2 * floor
     if p.memory.total.value > p.memory.usable_ram_bytes:
         assert v.kind is VerdictKind.DOES_NOT_FIT
+
+
+def test_memory_never_judged_below_the_stored_weights() -> None:
+    """A calibration that under-reads RSS (weights still memory-mapped) must not make 405B fit a 64 GiB box."""
+    s = load_spec("llama-3.1-405b")
+    p = prediction(s.id, "int8", total_gib=34.0, usable_gib=61.5, tps=10.0)
+    v = judge(p, s, device(usable_gib=61.5), Workload())
+    assert v.kind is VerdictKind.DOES_NOT_FIT
+    assert v.memory_bytes > 400e9  # 406e9 params x 9 bits / 8
+    assert any("below the stored weights" in n for n in v.notes)

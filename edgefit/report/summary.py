@@ -51,7 +51,7 @@ def _numbers_game(data: ReportData) -> str:
         naive = naive_weight_bytes(spec, precision)
         text = f"{precision} {fmt.gb(naive)} GB"
         if held is not None:
-            text += f" (the runtime really holds {fmt.gib_unit(held.prediction.memory.total.value)})"
+            text += f" (the runtime really holds {fmt.gib_unit(held.memory_bytes)})"
         sizes.append(text)
     return (
         f"A model's size is its parameter count: {spec.name} has {fmt.params(n)} parameters, and every one of "
@@ -70,8 +70,8 @@ def _fits_nowhere(data: ReportData) -> str:
     nowhere = []
     for spec in data.specs_by_size():
         vs = data.verdicts_for(model_id=spec.id)
-        if vs and all(v.prediction.memory.total.value > v.prediction.memory.usable_ram_bytes for v in vs):
-            smallest = min(vs, key=lambda v: v.prediction.memory.total.value)
+        if vs and all(v.memory_bytes > v.prediction.memory.usable_ram_bytes for v in vs):
+            smallest = min(vs, key=lambda v: v.memory_bytes)
             nowhere.append((spec, smallest))
     if not nowhere:
         return ""
@@ -79,7 +79,7 @@ def _fits_nowhere(data: ReportData) -> str:
     names = ", ".join(s.name for s, _ in nowhere)
     return (
         f"Some models fit on no device here at any precision: {names}. {biggest_spec.name} needs at least "
-        f"{fmt.gib_unit(smallest_v.prediction.memory.total.value)} even at {smallest_v.prediction.precision}, "
+        f"{fmt.gib_unit(smallest_v.memory_bytes)} even at {smallest_v.prediction.precision}, "
         f"while the roomiest device, {roomiest.name}, has {fmt.gib_unit(roomiest.usable_ram_bytes)} usable. "
         f"No amount of waiting fixes that: a model that does not fit in memory does not run at all "
         f"(or swaps to storage and becomes thousands of times slower)."

@@ -117,7 +117,7 @@ def largest_model_table(data: ReportData) -> Table:
                 Cell(f"{v.kind.symbol} {model_label(data, p.model_id)}", v.kind),
                 _c(p.precision),
                 _c(fmt.interval_tps(p.decode_tokens_per_s)),
-                _c(f"{fmt.gib(p.memory.total.value)} {fmt.mark(p.memory.total)}"),
+                _c(f"{fmt.gib(v.memory_bytes)} {fmt.mark(p.memory.total)}"),
             )
         )
     return Table("Largest model per device", header, tuple(rows), note=fmt.BASIS_LEGEND)
@@ -149,8 +149,8 @@ def memory_table(data: ReportData, precision: str) -> Table:
                 _c(fmt.gib(m.weights_bytes)),
                 _c(fmt.gib(m.kv_cache_bytes)),
                 _c(fmt.gib(m.runtime_bytes + m.activations_bytes)),
-                _c(f"{fmt.gib(m.total.value)} {fmt.mark(m.total)}"),
-                _c(f"{m.total.value / naive:.2f}x" if naive > 0 else "-"),
+                _c(f"{fmt.gib(any_v.memory_bytes)} {fmt.mark(m.total)}"),
+                _c(f"{any_v.memory_bytes / naive:.2f}x" if naive > 0 else "-"),
             )
         )
     return Table(

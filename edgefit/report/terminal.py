@@ -56,7 +56,7 @@ def matrix_table(data: ReportData, precision: str, devices: Sequence[DeviceProfi
             p = v.prediction
             text = (
                 f"{v.kind.symbol}\n{fmt.tps(p.decode_tokens_per_s.value)} {fmt.mark(p.decode_tokens_per_s)} / "
-                f"{fmt.gib(p.memory.total.value)}"
+                f"{fmt.gib(v.memory_bytes)}"
             )
             cells.append(f"[{STYLES[v.kind]}]{_escape(text)}[/]")
         table.add_row(*cells)
