@@ -321,3 +321,19 @@ def test_built_model_fields(tmp_path: Path) -> None:
     assert built.precision == "int4" and built.spec == CARDS["llama-gqa"] and built.build_s > 0
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.params = 1  # type: ignore[misc]
+
+
+def test_interrupted_build_leaves_nothing_and_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefit.onnxbuild import graph
+
+    def boom(self: object, x: str, p: str) -> str:
+        raise KeyboardInterrupt
+
+    spec = CARDS["llama-gqa"]
+    with monkeypatch.context() as m:
+        m.setattr(graph.DecoderGraph, "_mlp", boom)
+        with pytest.raises(KeyboardInterrupt):
+            build_model(spec, "int4", out=tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+    built = build_model(spec, "int4", out=tmp_path / "m.onnx")
+    assert not built.reused and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "m.onnx.json"]

@@ -199,7 +199,8 @@ def _build(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BuildError(f"cannot create output folder {path.parent}: {exc.strerror}; choose another --out") from exc
-    tmp_onnx, tmp_data = path.with_name(path.name + ".tmp"), data.with_name(data.name + ".tmp")
+    tag = f".tmp{os.getpid()}"  # two processes building the same file do not write into each other's
+    tmp_onnx, tmp_data = path.with_name(path.name + tag), data.with_name(data.name + tag)
     for stale in (sidecar, path, data):  # the sidecar first: a half-replaced build must not look reusable
         stale.unlink(missing_ok=True)
     try:
@@ -219,9 +220,11 @@ def _build(
         tmp_onnx.write_bytes(model.SerializeToString())
         os.replace(tmp_data, data)
         os.replace(tmp_onnx, path)
-    except OSError as exc:
+    except BaseException as exc:  # interrupted or failed: leave no half-written files behind
         tmp_data.unlink(missing_ok=True)
         tmp_onnx.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         raise BuildError(
             f"writing {path}: {exc.strerror or exc}; check free disk space or choose another --out"
         ) from exc
@@ -236,7 +239,9 @@ def _build(
         build_s=round(build_s, 4),
         runtime_note=RUNTIME_NOTES[precision],
     )
-    sidecar.write_text(json.dumps(record, indent=2) + "\n")
+    tmp_sidecar = sidecar.with_name(sidecar.name + tag)
+    tmp_sidecar.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp_sidecar, sidecar)
     return BuiltModel(
         path=path,
         spec=spec,
