@@ -110,6 +110,9 @@ def test_latency_and_memory_never_fall_as_context_grows(
 @SETTINGS
 @given(specs(), st.integers(0, 4096), DEVICE_IDX)
 def test_latency_and_memory_never_fall_as_precision_bits_grow(spec: ModelSpec, ctx: int, dev: int) -> None:
+    # Untied only: a tied int8/int4 build keeps a quantized LM-head copy beside the fp32 embedding (the Gather
+    # table), so a tiny tied model whose embedding dominates really is larger at int8 than at fp32.
+    spec = dataclasses.replace(spec, tied_embeddings=False)
     by_bits = [predict(spec, p, DEVICES[dev], CAL, context_tokens=ctx) for p in ("int4", "int8", "fp32")]
     for lo, hi in itertools.pairwise(by_bits):
         assert hi.decode_s_per_token.value >= lo.decode_s_per_token.value * (1 - 1e-9)

@@ -89,8 +89,8 @@ class PrecisionCalibration:
 class Calibration:
     host_fingerprint: str
     host_id: str
-    host_stream_bytes_per_s: float
-    host_gemm_flops_per_s: float
+    host_stream_bytes_per_s: float  # the reference: median bandwidth probe during the ladder (detect's if none)
+    host_gemm_flops_per_s: float  # detect's GEMM x contention_ratio
     host_cores: int
     host_clock_hz: float
     reference_probe_bytes_per_s: float
@@ -98,6 +98,9 @@ class Calibration:
     precisions: Mapping[str, PrecisionCalibration]
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    host_detect_stream_bytes_per_s: float = 0.0  # `edgefit detect`'s figures, for the record
+    host_detect_gemm_flops_per_s: float = 0.0
+    contention_ratio: float = 1.0  # probe median during the ladder / detect's STREAM (clipped 0.05..1.2)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +125,20 @@ class Calibration:
         top["warnings"] = tuple(top.get("warnings", ()))
         top["notes"] = tuple(top.get("notes", ()))
         return cls(precisions=precs, **top)
+
+
+def _probes_beside(ms: list[Measurement]) -> list[float | None]:
+    """Each measurement's bandwidth probe; prefill (and load) measurements have none of their own, so they take
+    the median probe of the same model's decode measurements in the same run (the same worker, seconds apart)."""
+    by_model: dict[tuple[str | None, str, str], list[float]] = {}
+    for m in ms:
+        if m.probe_bandwidth_bytes_per_s:
+            by_model.setdefault((m.run_id, m.model_id, m.precision), []).append(m.probe_bandwidth_bytes_per_s)
+    out: list[float | None] = []
+    for m in ms:
+        near = by_model.get((m.run_id, m.model_id, m.precision))
+        out.append(m.probe_bandwidth_bytes_per_s or (float(statistics.median(near)) if near else None))
+    return out
 
 
 def _median(samples: Iterable[float]) -> float:
@@ -160,10 +177,23 @@ def calibrate(
     if not ms:
         raise PredictError("no ladder measurements in the database; run `edgefit bench --ladder quick` first")
     spec_map = accounting.resolve_specs({m.model_id for m in ms}, given=specs)
-    factors, ref_probe, drift = drift_factors([m.probe_bandwidth_bytes_per_s for m in ms])
+    factors, ref_probe, drift = drift_factors(_probes_beside(ms))
     factor_of = {id(m): f for m, f in zip(ms, factors, strict=True)}
-    stream, gemm, clock, notes = _host_figures(host, ref_probe)
+    detect_stream, detect_gemm, clock, notes = _host_figures(host, ref_probe)
+    # Drift-proofing of the efficiencies: the reference is the probe median *during the ladder* (the quick probe
+    # is the same triad on the same working set as detect's STREAM), not a STREAM figure measured at another
+    # time. No GEMM probe runs beside the ladder, so the GEMM figure is scaled by the same busy-ness ratio
+    # (contention from other processes slows compute and memory alike, to first order).
+    contention = ref_probe / detect_stream if ref_probe > 0 and detect_stream > 0 else 1.0
+    contention = min(max(contention, 0.05), 1.2)
+    stream = ref_probe if ref_probe > 0 else detect_stream
+    gemm = detect_gemm * contention
     warnings: list[str] = []
+    if contention < 0.8:
+        warnings.append(
+            f"the host was busy while the ladder ran: bandwidth probe median {ref_probe / 1e9:.1f} GB/s vs "
+            f"{detect_stream / 1e9:.1f} GB/s at `edgefit detect`; efficiencies use the probe beside the ladder"
+        )
     if drift > 1.15:
         warnings.append(
             f"bandwidth probe drifted {drift:.2f}x (max/min) while measuring; decode times were normalised by "
@@ -229,6 +259,9 @@ def calibrate(
         host_id=host.id,
         host_stream_bytes_per_s=stream,
         host_gemm_flops_per_s=gemm,
+        host_detect_stream_bytes_per_s=detect_stream,
+        host_detect_gemm_flops_per_s=detect_gemm,
+        contention_ratio=contention,
         host_cores=host.cpu_cores,
         host_clock_hz=clock,
         reference_probe_bytes_per_s=ref_probe,
@@ -265,8 +298,8 @@ def _fit_precision(
             )
         )
     dfit = fit_decode(points)
-    # prefill: compute-bound; drift of a bandwidth probe says little about compute, so raw medians
-    pf = _fit_prefill(pre, specs)
+    # prefill: normalised like decode, by the probe of the same model's decode measurements (see calibrate)
+    pf = _fit_prefill(pre, specs, factor_of)
     mem = _fit_memory(precision, ms, specs)
     load_pts = [m for m in ms if m.load_s is not None]
     if len(load_pts) >= 2:
@@ -284,7 +317,7 @@ def _fit_precision(
         if m.peak_rss_bytes:
             entry["peak_rss_bytes"] = max(entry.get("peak_rss_bytes", 0.0), float(m.peak_rss_bytes))
     for m in pre:
-        measured.setdefault(m.model_id, {})[f"prefill@{m.prompt_tokens}"] = _median(m.samples_s)
+        measured.setdefault(m.model_id, {})[f"prefill@{m.prompt_tokens}"] = _median(m.samples_s) * factor_of[id(m)]
     return {
         "precision": precision,
         "threads": threads,
@@ -315,14 +348,16 @@ def _fit_precision(
 _HALF_TOKENS = (0.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
 
 
-def _fit_prefill(pre: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, Any]:
+def _fit_prefill(
+    pre: list[Measurement], specs: Mapping[str, ModelSpec], factor_of: Mapping[int, float]
+) -> dict[str, Any]:
     """t = call + layer*L + flops * s_per_flop * (1 + half/P), scanning ``half`` (a one-parameter nonlinearity)."""
     empty = {"prefill_call_s": 0.0, "prefill_layer_s": 0.0, "prefill_s_per_flop": 0.0, "prefill_half_tokens": 0.0,
              "prefill_prompts": (), "prefill_rms_rel": 0.0, "max_prompt_flops": 0.0}  # fmt: skip
     pre = [m for m in pre if m.prompt_tokens > 0]
     if not pre:
         return empty
-    y = [_median(m.samples_s) for m in pre]
+    y = [_median(m.samples_s) * factor_of[id(m)] for m in pre]
     labels = [f"{m.model_id}@{m.prompt_tokens}" for m in pre]
     flops = [float(accounting.prompt_flops(specs[m.model_id], m.prompt_tokens)) for m in pre]
     use_layer = len({specs[m.model_id].num_layers for m in pre}) > 1 and len(pre) >= 4

@@ -8,6 +8,7 @@ here is ever stored as a measurement: ``model_hash`` is "synthetic" and ``timer`
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ def measurements(
 ) -> list[Measurement]:
     """Decode (at each depth) and prefill (at each prompt) Measurements for every spec x precision, the plan
     ``edgefit bench`` uses. With ``probes`` (cycled, one per decode measurement), each decode time is scaled by
-    reference_probe / probe: a busier host (lower probe) is slower."""
+    reference_probe / probe: a busier host (lower probe) is slower; prefill by the model's last decode probe."""
     rng = random.Random(seed)
     out: list[Measurement] = []
     k = 0
@@ -122,10 +123,13 @@ def measurements(
                 "layers": spec.num_layers,
                 "hidden_size": spec.hidden_size,
             }
+            seen: list[float] = []
             for depth in depths:
                 probe = probes[k % len(probes)] if probes else None
                 k += 1
                 slow = reference_probe / probe if probe else 1.0
+                if probe:
+                    seen.append(probe)
                 base = decode_seconds(spec, prec, phys, depth) * slow
                 dec = tuple(base * (1 + rng.gauss(0, noise_rel)) for _ in range(9))
                 out.append(
@@ -134,8 +138,10 @@ def measurements(
                         probe_bandwidth_bytes_per_s=probe, **common,  # type: ignore[arg-type]
                     )
                 )  # fmt: skip
+            model_slow = reference_probe / statistics.median(seen) if seen else 1.0
             for prompt in prompts:
-                pre_base = prefill_seconds(spec, phys, prompt)
+                # a busy host slows prefill too; like `edgefit bench`, no probe is taken beside prefill
+                pre_base = prefill_seconds(spec, phys, prompt) * model_slow
                 pre = tuple(pre_base * (1 + rng.gauss(0, noise_rel)) for _ in range(5))
                 out.append(
                     Measurement(
