@@ -19,9 +19,27 @@ REASONS_FOR_AT_MOST = 12
 def add_workload_flags(p: argparse.ArgumentParser) -> None:
     w = Workload()
     g = p.add_argument_group("workload")
-    g.add_argument("--context", type=int, default=w.context_tokens, metavar="N", help="context tokens (KV cache)")
-    g.add_argument("--prompt", type=int, default=w.prompt_tokens, metavar="N", help="prompt tokens (prefill)")
-    g.add_argument("--generate", type=int, default=w.generate_tokens, metavar="N", help="tokens to generate")
+    g.add_argument(
+        "--context",
+        type=int,
+        default=w.context_tokens,
+        metavar="N",
+        help=f"context tokens held in the KV cache (default {w.context_tokens})",
+    )
+    g.add_argument(
+        "--prompt",
+        type=int,
+        default=w.prompt_tokens,
+        metavar="N",
+        help=f"prompt tokens, prefilled before the first token (default {w.prompt_tokens})",
+    )
+    g.add_argument(
+        "--generate",
+        type=int,
+        default=w.generate_tokens,
+        metavar="N",
+        help=f"tokens generated per response, for response time and energy (default {w.generate_tokens})",
+    )
     g.add_argument(
         "--min-tps",
         type=float,
@@ -138,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
                 "kind": "edgefit.fit",
                 "workload": workload.to_dict(),
                 "ok": ok,
-                "results": [verdict_dict(v) for v in data.verdicts],
+                "results": [verdict_dict(v, workload.generate_tokens) for v in data.verdicts],
                 "skipped": [_skip(s) for s in data.skipped],
                 "devices_over_price_cap": [d.id for d in over_price],
             }

@@ -21,10 +21,12 @@ def estimate_dict(e: Estimate) -> dict[str, Any]:
     return {"value": _num(e.value), "low": _num(e.low), "high": _num(e.high), "basis": e.basis.value}
 
 
-def verdict_dict(v: Verdict) -> dict[str, Any]:
+def verdict_dict(v: Verdict, generate_tokens: int | None = None) -> dict[str, Any]:
+    """One result; with ``generate_tokens``, also the time and energy of a whole response (first token, then
+    ``generate_tokens`` decoded tokens)."""
     p: Prediction = v.prediction
     m = p.memory
-    return {
+    out: dict[str, Any] = {
         "model_id": p.model_id,
         "precision": p.precision,
         "device_id": p.device_id,
@@ -53,6 +55,12 @@ def verdict_dict(v: Verdict) -> dict[str, Any]:
         "warnings": list(p.warnings),
         "prediction_notes": list(p.notes),
     }
+    if generate_tokens is not None:
+        response_s = p.time_to_first_token_s.value + generate_tokens * p.decode_s_per_token.value
+        out["generate_tokens"] = generate_tokens
+        out["response_s"] = _num(response_s)
+        out["energy_per_response_j"] = _num(response_s * p.power_w.value)
+    return out
 
 
 def results_document(data: ReportData) -> dict[str, Any]:
@@ -65,7 +73,7 @@ def results_document(data: ReportData) -> dict[str, Any]:
         "precisions": list(data.precisions),
         "devices": [_device_dict(d) for d in data.devices],
         "models": [_model_dict(data, s.id) for s in data.specs],
-        "results": [verdict_dict(v) for v in data.verdicts],
+        "results": [verdict_dict(v, data.workload.generate_tokens) for v in data.verdicts],
         "answers": _answers(data),
         "procurement": _procurement(data),
         "scaling": [
