@@ -295,6 +295,8 @@ def _gib(n_bytes: float) -> str:
 
 
 def _tps(value: float) -> str:
+    if value < 1:
+        return f"{value:.2g}"  # 0.023, not 0.0
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
