@@ -131,29 +131,21 @@ def _list(args: argparse.Namespace) -> int:
         print_json([profile_to_dict(p) for p in profiles])
         return 0
     t = Table(title=f"{len(profiles)} device profiles")
-    for col, right in (
-        ("id", False),
-        ("name", False),
-        ("kind", False),
-        ("RAM [GiB]", True),
-        ("usable [GiB]", True),
-        ("bandwidth [GB/s]", True),
-        ("CPU cores", True),
-        ("load power [W]", True),
-        ("price [USD]", True),
-    ):
-        t.add_column(col, justify="right" if right else "left", no_wrap=col == "id")
+    t.add_column("id", no_wrap=True)
+    t.add_column("name", min_width=16, max_width=40)
+    t.add_column("kind")
+    for col in ("RAM [GiB]", "usable [GiB]", "bandwidth [GB/s]", "measured [GB/s]", "CPU cores", "load power [W]"):
+        t.add_column(col, justify="right")
+    t.add_column("price [USD]", justify="right")
     for p in profiles:
-        bw = f"{p.bandwidth.value / GB:.1f}"
-        if p.measured_bandwidth:
-            bw += f" ({p.measured_bandwidth.value / GB:.1f} measured)"
         t.add_row(
             p.id,
             p.name,
             p.kind,
             _gib(p.ram),
             _gib(p.usable_ram),
-            bw,
+            f"{p.bandwidth.value / GB:.1f}" + ("*" if p.bandwidth.estimated else ""),
+            f"{p.measured_bandwidth.value / GB:.1f}" if p.measured_bandwidth else "",
             str(p.cpu_cores),
             f"{p.load_power.value:.3g}" + ("*" if p.load_power.estimated else ""),
             f"{p.price.value:.0f}" if p.price else "",
