@@ -37,6 +37,13 @@ from edgefit.paths import default_db_path
 
 LADDER_PROMPTS = (16, 64, 128)
 LADDER_DEPTHS = (0, 128, 512)  # KV depth before the timed token; 0 = empty cache (llama-bench -d 0)
+# How the ladder fills the KV cache before timing a decode step. "prefill" runs a real 512-token prompt and
+# keeps its present outputs (llama-bench -d); "synthetic" fills the same tensors with noise. The timed step does
+# the same work either way (attention reads every cached position whatever its value; no op branches on data),
+# but the real fill costs ~4x the 128-token prefill per model: 8-20 s for the largest quick rungs on this busy
+# 2-core VM, which alone breaks the 120 s quick-ladder budget. User files keep "prefill" (their depths are small
+# and their attention unknown); `edgefit bench --kv-fill prefill` restores it for the ladder.
+LADDER_KV_FILL = "synthetic"
 FILE_PROMPTS = (16, 64)
 FILE_DEPTHS = (0, 64)
 # Per-measurement budget (seconds of timed samples). With 3 prefill + 3 decode measurements per model and
@@ -300,7 +307,7 @@ def run_ladder(
     progress: bool | BenchProgress = True,
     *,
     budget_s: float = DEFAULT_BUDGET_S,
-    kv_fill: str = "prefill",
+    kv_fill: str = LADDER_KV_FILL,
     rungs: Iterable[Any] | None = None,
     executor: Executor | None = None,
     guard: Guard = _default_guard,
@@ -396,6 +403,7 @@ def bench_file(
     progress: bool | BenchProgress = False,
     *,
     budget_s: float = DEFAULT_BUDGET_S,
+    kv_fill: str = "prefill",
     executor: Executor | None = None,
     guard: Guard = _default_guard,
 ) -> BenchSummary:
@@ -420,7 +428,7 @@ def bench_file(
             plan = MeasurePlan(phases=(PhasePlan(Phase.RUN, 0, 0),), policy=policy)
         my_dims = {k: v for k, v in dims.items() if k in info.symbolic_dims}
         my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
-        targets.append((_file_target(info, plan, my_dims, my_inputs), estimate))
+        targets.append((_file_target(info, plan, my_dims, my_inputs, kv_fill), estimate))
     bar = progress if not isinstance(progress, bool) else make_progress(progress)
     own_probe = executor is None
     ex = executor or WorkerExecutor(probe=_probe)
@@ -444,7 +452,9 @@ def bench_file(
             _release_probe()
 
 
-def _file_target(info: ModelFileInfo, plan: MeasurePlan, dims: dict[str, int], scalars: dict[str, float]) -> _Target:
+def _file_target(
+    info: ModelFileInfo, plan: MeasurePlan, dims: dict[str, int], scalars: dict[str, float], kv_fill: str
+) -> _Target:
     return _Target(
         model_id=f"file:{info.path.name}",
         precision="file",
@@ -455,6 +465,7 @@ def _file_target(info: ModelFileInfo, plan: MeasurePlan, dims: dict[str, int], s
         plan=plan,
         dims=dims,
         scalars=scalars,
+        kv_fill=kv_fill,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgefit import stats
 from edgefit.bench import BenchSummary, bench_file, default_threads, run_ladder
-from edgefit.bench.campaign import DEFAULT_BUDGET_S
+from edgefit.bench.campaign import DEFAULT_BUDGET_S, LADDER_KV_FILL
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
 from edgefit.errors import UsageError
 from edgefit.units import MIB
@@ -59,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_BUDGET_S,
         help=f"time budget of samples per measurement in seconds (default {DEFAULT_BUDGET_S})",
     )
+    p.add_argument(
+        "--kv-fill",
+        choices=("synthetic", "prefill"),
+        default=None,
+        help="how decode depths fill the KV cache: a real prompt pass ('prefill', as llama-bench -d; default for "
+        "model files) or noise of the same shape ('synthetic', same timed work, no fill cost; ladder default)",
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -94,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             db_path=db_path(args),
             progress=progress,
             budget_s=args.budget_s,
+            kv_fill=args.kv_fill or "prefill",
         )
     else:
         if args.dim or args.input:
@@ -106,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             db_path=db_path(args),
             progress=progress,
             budget_s=args.budget_s,
+            kv_fill=args.kv_fill or LADDER_KV_FILL,
         )
     if args.json:
         print_json(summary.to_dict())
@@ -114,28 +125,37 @@ def run(args: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
+_STOP = {"target_precision": "ci", "time_budget": "budget", "max_samples": "max"}
+
+
 def _print_summary(s: BenchSummary) -> None:
-    t = Table(title=f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples")
-    for col in ("model", "precision", "phase", "prompt", "KV depth", "median [ms]", "95% CI [ms]", "n", "stop",
-                "peak RSS [MiB]", "warnings"):  # fmt: skip
-        t.add_column(col, justify="right" if col not in ("model", "precision", "phase", "stop", "warnings") else "left")
+    t = Table(
+        title=f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples",
+        caption="tokens: pN = prompt of N tokens, dN = one decoded token after N cached; "
+        "stop: ci = 95% interval of the median within +-2%, budget = --budget-s spent, max = sample cap",
+    )
+    for col in ("model", "prec", "phase", "tokens", "median [ms]", "95% CI", "n", "stop", "peak RSS [MiB]",
+                "warnings"):  # fmt: skip
+        t.add_column(escape(col), justify="left" if col in ("model", "prec", "phase", "stop", "warnings") else "right")
     for m in s.measurements:
         st = stats.summarize(m.samples_s)
-        ci = "" if st.n < stats.MIN_SAMPLES_FOR_CI95 else f"{st.ci95_low_s * 1e3:.3f}-{st.ci95_high_s * 1e3:.3f}"
+        ci = "" if st.n < stats.MIN_SAMPLES_FOR_CI95 else f"±{st.ci95_rel:.1%}"
+        tokens = {"prefill": f"p{m.prompt_tokens}", "decode": f"d{m.context_tokens}"}.get(m.phase.value, "")
         t.add_row(
             m.model_id,
             m.precision,
             m.phase.value,
-            str(m.prompt_tokens) if m.phase.value == "prefill" else "",
-            str(m.context_tokens) if m.phase.value == "decode" else "",
+            tokens,
             f"{st.median_s * 1e3:.3f}",
             ci,
             str(st.n),
-            m.stop_reason,
+            _STOP.get(m.stop_reason, m.stop_reason),
             f"{m.peak_rss_bytes / MIB:.0f}" if m.peak_rss_bytes else "",
-            ", ".join(w.code.value for w in m.warnings),
+            " ".join(w.code.value for w in m.warnings),
         )
     out = console()
+    if not out.is_terminal:  # a pipe or file gets the whole table (rich would squeeze it into 80 columns)
+        out = Console(highlight=False, width=200)
     out.print(t)
     for o in s.outcomes:
         if o.status != "measured":
