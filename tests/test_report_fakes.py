@@ -151,7 +151,7 @@ def fixed_prediction(s: ModelSpec, precision: str, d: DeviceProfile) -> Predicti
     weights = params * _BYTES_PER_PARAM[precision]
     kv = 4096 * s.num_layers * 2 * s.num_kv_heads * s.head_dim * 4
     total = weights + kv + 60 * 2**20
-    tps = _BANDWIDTH[d.id] / weights
+    tps = _BANDWIDTH.get(d.id, 5e9) / weights
     return prediction(
         s.id,
         precision,
