@@ -222,6 +222,12 @@ def calibrate(
     # host is reproduced exactly); a slower one is compute-bound: it could stream at the best rate, and its own
     # slope becomes the compute term.
     best_s_per_byte = min(r["decode_s_per_byte_dram"] for r in raw.values())
+    # The KV cache is fp32 and read by the same attention kernel whatever the weights' precision: one shared
+    # slope (the median of the per-precision fits, within 0.25-1.5x of the best weight streaming) resists noise.
+    kv_slope = statistics.median(r["decode_s_per_kv_byte"] for r in raw.values())
+    kv_slope = min(max(kv_slope, best_s_per_byte / 1.5), best_s_per_byte / 0.25)
+    for r in raw.values():
+        r["decode_s_per_kv_byte"] = kv_slope
     precs: dict[str, PrecisionCalibration] = {}
     observed_rate = {p: 1.0 / (r["decode_s_per_byte_dram"] * r["bytes_per_weight"]) for p, r in raw.items()}
     bound = {p: r["decode_s_per_byte_dram"] > COMPUTE_BOUND_MARGIN * best_s_per_byte for p, r in raw.items()}

@@ -162,7 +162,7 @@ def _bic(fit: LinearFit, n_params: int) -> float:
 def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_gain: float = 1.1) -> DecodeFit:
     """Fit decode time per token, detecting the cache knee.
 
-    A split is accepted when (1) at least ``min_dram_points`` rungs remain above it, (2) the cache slope is
+    A split is accepted when (1) at least ``min_dram_points`` models remain above it, (2) the cache slope is
     at least ``knee_gain`` times faster per byte than the DRAM slope, and (3) its BIC beats the single-slope
     fit. The per-layer overhead is dropped when the rungs cannot separate it (NNLS sets it to zero) or when
     there are fewer than four points."""
@@ -176,7 +176,11 @@ def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_
     best = nnls_fit(_decode_rows(pts, 0, use_layer), y, _NAMES, labels)
     n_kv = int(any(p.kv_bytes > 0 for p in pts))
     best_bic = _bic(best, 2 + int(use_layer) + n_kv)
-    for n_cache in range(1, len(pts) - min_dram_points + 1):
+    # split only between models (a model measured at several KV depths stays on one side)
+    splits = [i for i in range(1, len(pts)) if pts[i].weight_bytes > pts[i - 1].weight_bytes]
+    for n_cache in splits:
+        if len({p.weight_bytes for p in pts[n_cache:]}) < min_dram_points:
+            continue
         cand = nnls_fit(_decode_rows(pts, n_cache, use_layer), y, _NAMES, labels)
         a_c, a_d = cand.coef("a_cache"), cand.coef("a_dram")
         if a_d <= 0 or a_c <= 0 or a_d < knee_gain * a_c:

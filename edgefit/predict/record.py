@@ -10,6 +10,7 @@ where it came from. A test can then predict exactly what the live calibration di
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -27,16 +28,20 @@ REGENERATE = "python -m edgefit.predict.record --db PATH --out tests/data/calibr
 
 def record(db: Path, run_id: str | None = None) -> dict[str, Any]:
     fingerprint = detect.host_fingerprint()
+    ladder_ids = {
+        r.spec.id for name in ("quick", "full") for r in importlib.import_module("edgefit.ladder").load_ladder(name)
+    }
     with Store(db) as store:
-        if run_id is None:
-            runs = [r for r in store.runs(host_fingerprint=fingerprint) if r.kind.startswith("ladder:")]
-            if not runs:
-                raise PredictError(f"{db}: no ladder run from this host; run `edgefit bench --ladder quick` first")
-            run_id = runs[-1].id
-        ms = store.measurements(run_id=run_id)
-    ladder_ms = [m for m in ms if m.model_id.startswith("ladder-")]
+        runs = [r.id for r in store.runs(host_fingerprint=fingerprint) if r.kind.startswith("ladder:")]
+        for rid in reversed(runs) if run_id is None else [run_id]:
+            ladder_ms = [m for m in store.measurements(run_id=rid) if m.model_id in ladder_ids]
+            if ladder_ms:
+                run_id = rid
+                break
+        else:
+            raise PredictError(f"{db}: no ladder measurements from this host; run `edgefit bench --ladder quick` first")
     host = detect.host_profile()
-    cal = calibrate(ladder_ms or ms, host)
+    cal = calibrate(ladder_ms, host)
     return {
         "what": "edgefit host calibration, recorded from a real ladder run (see edgefit/predict/record.py)",
         "regenerate": REGENERATE,
