@@ -190,6 +190,32 @@ def test_default_db_from_env(
     assert rid[:8] in capsys.readouterr().out
 
 
+def test_compare_two_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.sqlite"
+    env = dataclasses.replace(capture_environment(threads=2), host_fingerprint="h1")
+    slower = tuple(x * 1.25 for x in SAMPLES)
+    with Store(db) as store:
+        a = store.start_run(env, "ladder")
+        store.add_measurement(_measurement(a, "h1", warnings=()))  # DRAM-resident decode
+        store.add_measurement(_measurement(a, "h1", model_id="tiny", warnings=(
+            QualityWarning(WarningCode.FITS_IN_CACHE, 1e6, 1e8, "in cache"),)))  # fmt: skip
+        store.add_measurement(_measurement(a, "h1", model_id="only-a"))
+        b = store.start_run(env, "ladder")
+        store.add_measurement(_measurement(b, "h1", samples_s=slower, warnings=()))
+        store.add_measurement(_measurement(b, "h1", model_id="tiny", samples_s=tuple(x * 1.5 for x in SAMPLES)))
+    r = _json(capsys, ["results", "compare", a[:8], b[:8], "--db", str(db), "--json"])
+    assert (r["matched"], r["only_in_a"], r["only_in_b"], r["same_host"]) == (2, 1, 0, True)
+    rows = {row["model_id"]: row for row in r["rows"]}
+    assert rows["llama-ladder-30m"]["ratio_b_over_a"] == pytest.approx(1.25)
+    assert rows["llama-ladder-30m"]["ci95_overlap"] is False
+    assert rows["tiny"]["fits_in_cache"] is True
+    assert r["max_abs_rel_diff"] == pytest.approx(0.5)
+    assert r["max_abs_rel_diff_decode_dram"] == pytest.approx(0.25)  # the in-cache rung is reported apart
+    assert main(["results", "compare", a[:8], b[:8], "--db", str(db)]) == 0
+    assert "25.0 % on decode of DRAM-resident models" in capsys.readouterr().out
+    assert main(["results", "compare", a[:8], "nope", "--db", str(db)]) == 2
+
+
 def _readme_examples() -> list[str]:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("### Benchmarking", 1)[1].split("\n### ", 1)[0]
@@ -201,13 +227,13 @@ def test_readme_examples_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     examples = _readme_examples()
-    assert len(examples) == 5
+    assert len(examples) == 6
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "db.sqlite"
     monkeypatch.setenv("EDGEFIT_DB", str(db))
     rid = _seed(db)
     for line in examples:
-        argv = [rid[:6] if word == "3f2a" else word for word in line.split()[1:]]
+        argv = [rid[:6] if word in ("3f2a", "9c01") else word for word in line.split()[1:]]
         assert main(argv) == 0, line
         assert capsys.readouterr().out
     assert (tmp_path / "pi5-results.json").exists()

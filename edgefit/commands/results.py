@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgefit.bench.measurement import Measurement
+from edgefit.bench.measurement import Measurement, WarningCode
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
 from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
@@ -44,9 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--out", type=Path, required=True, help="bundle file to write, e.g. pi5-results.json")
     ip = rs.add_parser("import", help="add a JSON bundle's runs and measurements (already present ones skipped)")
     ip.add_argument("file", type=Path, metavar="FILE", help="a bundle written by `edgefit results export`")
-    rs.add_parser("hosts", help="hosts with stored runs (fingerprint, CPU, runs, measurements)")
-    hp = rs.choices["hosts"]
-    for q in (lp, sp, ep, ip, hp):
+    hp = rs.add_parser("hosts", help="hosts with stored runs (fingerprint, CPU, runs, measurements)")
+    cp = rs.add_parser(
+        "compare",
+        help="two runs side by side: each configuration's median and the ratio B/A (run-to-run spread)",
+    )
+    cp.add_argument("run_a", metavar="RUN_A", help="run id or unique prefix (the reference)")
+    cp.add_argument("run_b", metavar="RUN_B", help="run id or unique prefix (compared with RUN_A)")
+    for q in (lp, sp, ep, ip, hp, cp):
         add_json_flag(q)
         add_db_flag(q)
     p.set_defaults(func=run)
@@ -57,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if cmd is None:  # bare `edgefit results` lists
         cmd = "list"
         args.host, args.json, args.db = None, False, None
-    return {"list": _list, "show": _show, "export": _export, "import": _import, "hosts": _hosts}[cmd](args)
+    return {"list": _list, "show": _show, "export": _export, "import": _import, "hosts": _hosts, "compare": _compare}[
+        cmd
+    ](args)
 
 
 def _existing_db(args: argparse.Namespace) -> Path | None:
@@ -286,4 +294,118 @@ def _hosts(args: argparse.Namespace) -> int:
             _when(h.last_seen),
         )
     _print_table(out, table)
+    return 0
+
+
+def _config_key(m: Measurement) -> tuple[object, ...]:
+    return (m.model_id, m.model_hash, m.precision, m.threads, m.provider, m.phase.value, m.prompt_tokens,
+            m.context_tokens)  # fmt: skip
+
+
+def _pooled(ms: tuple[Measurement, ...]) -> dict[tuple[object, ...], list[Measurement]]:
+    # repeats of one configuration within a run (interleaved measurements) are pooled: their samples together
+    out: dict[tuple[object, ...], list[Measurement]] = {}
+    for m in ms:
+        out.setdefault(_config_key(m), []).append(m)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    model_id: str
+    precision: str
+    phase: str
+    prompt_tokens: int
+    context_tokens: int
+    median_a_s: float
+    median_b_s: float
+    ratio_b_over_a: float | None
+    ci95_overlap: bool
+    fits_in_cache: bool
+
+
+def _pair(ma: list[Measurement], mb: list[Measurement]) -> _Pair:
+    sa = summarize([x for m in ma for x in m.samples_s])
+    sb = summarize([x for m in mb for x in m.samples_s])
+    first = ma[0]
+    return _Pair(
+        model_id=first.model_id,
+        precision=first.precision,
+        phase=first.phase.value,
+        prompt_tokens=first.prompt_tokens,
+        context_tokens=first.context_tokens,
+        median_a_s=sa.median_s,
+        median_b_s=sb.median_s,
+        ratio_b_over_a=sb.median_s / sa.median_s if sa.median_s > 0 else None,
+        ci95_overlap=sa.ci95_low_s <= sb.ci95_high_s and sb.ci95_low_s <= sa.ci95_high_s,
+        fits_in_cache=any(w.code is WarningCode.FITS_IN_CACHE for m in (*ma, *mb) for w in m.warnings),
+    )
+
+
+def _spread(pairs: list[_Pair]) -> float | None:
+    rel = [abs(p.ratio_b_over_a - 1.0) for p in pairs if p.ratio_b_over_a is not None]
+    return max(rel) if rel else None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    path = _existing_db(args)
+    if path is None:
+        raise _no_db_error(args)
+    with Store(path) as store:
+        a, b = store.run(args.run_a), store.run(args.run_b)
+        pa, pb = _pooled(store.measurements(run_id=a.id)), _pooled(store.measurements(run_id=b.id))
+    pairs = [_pair(ma, pb[key]) for key, ma in pa.items() if key in pb]
+    spread_all = _spread(pairs)
+    spread_dram = _spread([p for p in pairs if p.phase == "decode" and not p.fits_in_cache])
+    only_a, only_b = len(set(pa) - set(pb)), len(set(pb) - set(pa))
+    if args.json:
+        print_json(
+            {
+                "run_a": a.id,
+                "run_b": b.id,
+                "same_host": a.host_fingerprint == b.host_fingerprint,
+                "matched": len(pairs),
+                "only_in_a": only_a,
+                "only_in_b": only_b,
+                "max_abs_rel_diff": spread_all,
+                "max_abs_rel_diff_decode_dram": spread_dram,
+                "rows": [dataclasses.asdict(p) for p in pairs],
+            }
+        )
+        return 0
+    out = console()
+    out.print(f"A = run {a.id[:8]} ({_when(a.started_at)} UTC), B = run {b.id[:8]} ({_when(b.started_at)} UTC)")
+    if a.host_fingerprint != b.host_fingerprint:
+        out.print(f"note: different hosts ({a.host_fingerprint[:8]} vs {b.host_fingerprint[:8]})")
+    table = Table()
+    for col in ("model", "precision", "phase"):
+        table.add_column(escape(col))
+    for col in ("prompt", "context", "A median [ms]", "B median [ms]", "B/A"):
+        table.add_column(escape(col), justify="right")
+    table.add_column("CI95 overlap")
+    table.add_column("in cache")
+    for p in pairs:
+        _add_row(
+            table,
+            p.model_id,
+            p.precision,
+            p.phase,
+            str(p.prompt_tokens),
+            str(p.context_tokens),
+            f"{p.median_a_s * 1e3:.3f}",
+            f"{p.median_b_s * 1e3:.3f}",
+            "-" if p.ratio_b_over_a is None else f"{p.ratio_b_over_a:.3f}",
+            "yes" if p.ci95_overlap else "no",
+            "yes" if p.fits_in_cache else "",
+        )
+    _print_table(out, table)
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x * 100:.1f} %"
+
+    out.print(
+        f"{len(pairs)} configurations in both runs ({only_a} only in A, {only_b} only in B); largest |B/A - 1|: "
+        f"{pct(spread_all)} overall, {pct(spread_dram)} on decode of DRAM-resident models",
+        markup=False,
+    )
     return 0
