@@ -1,4 +1,4 @@
-"""`edgefit results list|show|export|import|hosts`: look at stored runs and move them between machines.
+"""`edgefit results list|show|compare|hosts|export|import`: look at stored runs and move them between machines.
 
 Statistics shown are computed here from the raw samples (edgefit.stats), never stored. Read-only subcommands
 never create a database; `import` validates the whole bundle before it opens one.
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="list, show, export and import stored measurements (move results between machines)",
         description=(
             "Stored benchmark runs: list them, show one with statistics computed from its raw samples, "
-            "export runs to a versioned JSON bundle, import a bundle (idempotent: importing twice adds nothing)."
+            "compare two runs, list the hosts, export runs to a versioned JSON bundle, import a bundle "
+            "(idempotent: importing twice adds nothing)."
         ),
     )
     rs = p.add_subparsers(dest="results_command", metavar="SUBCOMMAND")
