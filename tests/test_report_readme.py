@@ -1,0 +1,45 @@
+"""Every `edgefit fit` / `edgefit report` example in the README's "Verdicts and reports" section runs, on a
+database seeded with synthetic measurements, with the exit code its comment states (default 0)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from test_report_fakes import seed_synthetic_db
+
+from edgefit.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _examples() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Verdicts and reports", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
+        lines += [ln.strip() for ln in block.splitlines() if ln.strip().startswith("edgefit ")]
+    return lines
+
+
+def test_the_section_has_examples() -> None:
+    assert len(_examples()) >= 4
+
+
+@pytest.mark.parametrize("line", _examples())
+def test_readme_example_runs(line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgefit.report.plots as plots
+
+    monkeypatch.setattr(plots, "render_plots", lambda data: {})  # plots have their own tests; keep this fast
+    db = tmp_path / "db.sqlite"
+    seed_synthetic_db(db, monkeypatch)
+    command, _, comment = line.partition("#")
+    expected = int(m.group(1)) if (m := re.search(r"exit (\d)", comment)) else 0
+    argv = shlex.split(command)[1:]
+    if argv[0] == "report":
+        argv = [a.replace("/tmp/r", str(tmp_path / "r")) for a in argv]
+        if "--out" not in argv:
+            argv += ["--out", str(tmp_path / "reports")]
+    assert main([*argv, "--db", str(db)]) == expected
