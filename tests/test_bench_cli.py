@@ -215,3 +215,19 @@ def test_killed_bench_leaves_a_readable_db_with_finished_measurements(fx: dict[s
         stored = st.measurements()
         assert len(stored) >= n
         assert st.runs()[0].status == "running"  # never finished, and says so
+
+
+def test_readme_bench_examples_parse() -> None:
+    """Every `edgefit bench` example in the README's Benchmarking section is a valid command line."""
+    import shlex
+
+    from edgefit.cli import build_parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Benchmarking", 1)[1].split("\n### ", 1)[0]
+    examples = [line.split("#", 1)[0].split() for line in section.splitlines() if line.startswith("edgefit bench")]
+    assert len(examples) >= 6
+    parser = build_parser()
+    for words in examples:
+        args = parser.parse_args(shlex.split(" ".join(words[1:])))
+        assert args.command == "bench"
