@@ -15,6 +15,7 @@ below the cache knee use the fitted cache slope instead (other devices: DRAM reg
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -208,6 +209,14 @@ def predict(
     dev = _device_figures(device, cal)
     n_threads = _threads(threads, dev)
     notes: list[str] = [choice.note] if choice.note else []
+    if accounting.is_gguf(choice.bytes_precision):
+        # llama.cpp's block-quantized dot kernels are not onnxruntime's MatMulNBits: take the fastest integer
+        # kernel measured here for the compute term (this host's 8-bit MatMulNBits can be far slower than 4-bit)
+        ints = [q for name, q in cal.precisions.items() if name in ("int8", "int4")]
+        best = max(ints, key=lambda q: q.compute_efficiency)
+        if best.compute_efficiency > pc.compute_efficiency:
+            pc = dataclasses.replace(pc, compute_efficiency=best.compute_efficiency)
+            notes.append(f"compute term uses the fastest integer kernel measured here ({best.precision})")
     terms = decode_terms(spec, pc, choice.bytes_precision, dev, cal, context_tokens=context_tokens, threads=n_threads)
     prefill_s = prefill_seconds(spec, pc, dev, cal, prompt_tokens=prompt_tokens, threads=n_threads)
     mem = memory_terms(spec, pc, choice.bytes_precision, context_tokens=context_tokens, prompt_tokens=prompt_tokens)
