@@ -37,6 +37,7 @@ class DeviceOption:
     decode_tokens_per_s: float
     energy_per_1k_tokens_j: float
     power_w: float
+    basis: str = "spec"  # of the speed figure: measured, extrapolated or spec
 
     @property
     def meets(self) -> bool:
@@ -61,6 +62,7 @@ class DeviceOption:
             "usd_per_token_per_s": self.usd_per_token_per_s,
             "energy_per_1k_tokens_j": self.energy_per_1k_tokens_j,
             "power_w": self.power_w,
+            "basis": self.basis,
         }
 
 
@@ -94,6 +96,7 @@ def device_options(
                 decode_tokens_per_s=p.decode_tokens_per_s.value,
                 energy_per_1k_tokens_j=p.energy_per_token_j.value * 1000.0,
                 power_w=p.power_w.value,
+                basis=p.decode_tokens_per_s.basis.value,
             )
         )
     return tuple(options)

@@ -50,13 +50,17 @@ def verdict_matrix(data: ReportData, precision: str) -> Table:
             if v is None:
                 cells.append(Cell("n/a"))
                 continue
-            cells.append(Cell(f"{v.kind.symbol} {fmt.tps(v.prediction.decode_tokens_per_s.value)}", v.kind))
+            tps = v.prediction.decode_tokens_per_s
+            cells.append(Cell(f"{v.kind.symbol} {fmt.tps(tps.value)} {fmt.mark(tps)}", v.kind))
         rows.append(tuple(cells))
     return Table(
         f"Verdicts at {precision}",
         header,
         tuple(rows),
-        note=f"cells: verdict and predicted decode speed [tok/s] at {precision}; columns are device ids (see Devices)",
+        note=(
+            f"cells: verdict and predicted decode speed [tok/s] at {precision} with its basis; columns are device ids "
+            f"(see Devices); {fmt.BASIS_LEGEND}"
+        ),
     )
 
 
@@ -72,7 +76,8 @@ def best_precision_table(data: ReportData) -> Table:
                 cells.append(Cell("✗ none", VerdictKind.DOES_NOT_FIT))
             else:
                 p = best.prediction
-                cells.append(Cell(f"{p.precision} {fmt.tps(p.decode_tokens_per_s.value)}", best.kind))
+                tps = p.decode_tokens_per_s
+                cells.append(Cell(f"{p.precision} {fmt.tps(tps.value)} {fmt.mark(tps)}", best.kind))
         rows.append(tuple(cells))
     return Table(
         "Best precision that meets the workload",
@@ -199,7 +204,7 @@ def procurement_table(data: ReportData, model_id: str) -> Table:
                 Cell(o.kind.symbol, o.kind),
                 _c(o.precision),
                 _c(fmt.usd(o.price_usd)),
-                _c(fmt.tps(o.decode_tokens_per_s)),
+                _c(f"{fmt.tps(o.decode_tokens_per_s)} {fmt.BASIS_MARK.get(o.basis, '?')}"),
                 _c("-" if o.usd_per_token_per_s is None else f"{o.usd_per_token_per_s:,.1f}"),
                 _c(f"{o.energy_per_1k_tokens_j:,.0f}"),
                 _c("yes" if o.device_id in front_ids else ""),
