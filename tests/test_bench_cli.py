@@ -231,3 +231,17 @@ def test_readme_bench_examples_parse() -> None:
     for words in examples:
         args = parser.parse_args(shlex.split(" ".join(words[1:])))
         assert args.command == "bench"
+
+
+def test_inference_failure_names_the_fix_and_dim_repairs_it(
+    fx: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "r.sqlite")
+    rc = main(["bench", str(fx["needs_dim"]), *FAST, "--json", "--db", db])
+    out = capsys.readouterr()
+    assert rc == 2
+    (model,) = json.loads(out.out)["models"]
+    assert model["status"] == "failed" and "--dim" in model["message"] and "x[16]" in model["message"]
+    rc = main(["bench", str(fx["needs_dim"]), "--dim", "n=15", *FAST, "--json", "--db", db])
+    assert rc == 0
+    assert [m["phase"] for m in json.loads(capsys.readouterr().out)["measurements"]] == ["load", "run"]

@@ -110,11 +110,15 @@ class OrtRunner:
         try:
             return list(self._session.run(None, dict(feeds)))
         except Exception as exc:
-            shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
-            raise BenchError(
-                f"{self.path.name}: inference failed with synthesized inputs ({shapes}): "
-                f"{str(exc).splitlines()[0]}; set symbolic dims with --dim NAME=VALUE or scalars with --input"
-            ) from None
+            raise self._failure(feeds, exc) from None
+
+    def _failure(self, feeds: Mapping[str, np.ndarray], exc: Exception) -> BenchError:
+        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return BenchError(
+            f"{self.path.name}: inference failed with synthesized inputs ({shapes}): {first}; "
+            "set symbolic dims with --dim NAME=VALUE or scalars with --input NAME=VALUE"
+        )
 
     def prepare(self, phase: Phase, prompt_tokens: int, context_tokens: int) -> None:
         if self._session is None:
@@ -161,9 +165,12 @@ class OrtRunner:
     def step_s(self) -> float:
         feeds = self._feeds
         run = self._session.run
-        t0 = time.perf_counter()
-        run(None, feeds)
-        return time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            run(None, feeds)
+            return time.perf_counter() - t0
+        except Exception as exc:
+            raise self._failure(feeds, exc) from None
 
     def close(self) -> None:
         self._session = None

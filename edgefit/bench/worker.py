@@ -114,6 +114,10 @@ def main() -> int:
     except MemoryError:
         send({"event": "error", "message": "out of memory in the worker", "kind": "MemoryError"})
         return 2
+    except Exception as exc:  # anything else still reaches the user as one line, never a traceback
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        send({"event": "error", "message": f"worker failed: {type(exc).__name__}: {first}", "kind": "BenchError"})
+        return 2
     send({"event": "done", "stopped": stop["requested"]})
     return 0
 

@@ -122,7 +122,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary.to_dict())
     else:
         _print_summary(summary)
-    return 130 if summary.interrupted else 0
+    if summary.interrupted:
+        return 130
+    # A model that failed (e.g. inference impossible with the synthesized inputs) is bad input: exit 2, after
+    # the summary that says which and why.
+    return 2 if any(o.status == "failed" for o in summary.outcomes) else 0
 
 
 _STOP = {"target_precision": "ci", "time_budget": "budget", "max_samples": "max"}

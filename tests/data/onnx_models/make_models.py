@@ -225,6 +225,17 @@ def make_huge_sparse(folder: Path, gib: int = 64) -> Path:
     return path
 
 
+def make_needs_dim(folder: Path) -> Path:
+    """A Reshape to [3, 5] of an input with symbolic length ``n``: runs only with ``--dim n=15``."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    shape = numpy_helper.from_array(np.array([3, 5], dtype=np.int64), "shape")
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "needs_dim", [x], [y], [shape])
+    path = folder / "needs_dim.onnx"
+    onnx.save(_model(g, 17), str(path))
+    return path
+
+
 def make_all(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     return {
@@ -235,6 +246,7 @@ def make_all(folder: Path) -> dict[str, Path]:
         "recurrent": make_recurrent(folder),
         "tiny_decoder": make_tiny_decoder(folder),
         "external": make_external(folder),
+        "needs_dim": make_needs_dim(folder),
     }
 
 
