@@ -201,7 +201,7 @@ def test_compare_two_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             QualityWarning(WarningCode.FITS_IN_CACHE, 1e6, 1e8, "in cache"),)))  # fmt: skip
         store.add_measurement(_measurement(a, "h1", model_id="only-a"))
         b = store.start_run(env, "ladder")
-        store.add_measurement(_measurement(b, "h1", samples_s=slower, warnings=()))
+        store.add_measurement(_measurement(b, "h1", samples_s=slower, warnings=(), model_hash="rebuilt0000000000"))
         store.add_measurement(_measurement(b, "h1", model_id="tiny", samples_s=tuple(x * 1.5 for x in SAMPLES)))
     r = _json(capsys, ["results", "compare", a[:8], b[:8], "--db", str(db), "--json"])
     assert (r["matched"], r["only_in_a"], r["only_in_b"], r["same_host"]) == (2, 1, 0, True)
@@ -209,6 +209,7 @@ def test_compare_two_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert rows["llama-ladder-30m"]["ratio_b_over_a"] == pytest.approx(1.25)
     assert rows["llama-ladder-30m"]["ci95_overlap"] is False
     assert rows["tiny"]["fits_in_cache"] is True
+    assert rows["tiny"]["same_model_file"] is True and rows["llama-ladder-30m"]["same_model_file"] is False
     assert r["max_abs_rel_diff"] == pytest.approx(0.5)
     assert r["max_abs_rel_diff_decode_dram"] == pytest.approx(0.25)  # the in-cache rung is reported apart
     assert main(["results", "compare", a[:8], b[:8], "--db", str(db)]) == 0

@@ -299,8 +299,9 @@ def _hosts(args: argparse.Namespace) -> int:
 
 
 def _config_key(m: Measurement) -> tuple[object, ...]:
-    return (m.model_id, m.model_hash, m.precision, m.threads, m.provider, m.phase.value, m.prompt_tokens,
-            m.context_tokens)  # fmt: skip
+    # by model id, not file hash: a rung rebuilt between runs (new builder, new seed) is still the same rung;
+    # the comparison says when the files differ
+    return (m.model_id, m.precision, m.threads, m.provider, m.phase.value, m.prompt_tokens, m.context_tokens)
 
 
 def _pooled(ms: tuple[Measurement, ...]) -> dict[tuple[object, ...], list[Measurement]]:
@@ -323,6 +324,7 @@ class _Pair:
     ratio_b_over_a: float | None
     ci95_overlap: bool
     fits_in_cache: bool
+    same_model_file: bool  # same model_hash in both runs
 
 
 def _pair(ma: list[Measurement], mb: list[Measurement]) -> _Pair:
@@ -340,6 +342,7 @@ def _pair(ma: list[Measurement], mb: list[Measurement]) -> _Pair:
         ratio_b_over_a=sb.median_s / sa.median_s if sa.median_s > 0 else None,
         ci95_overlap=sa.ci95_low_s <= sb.ci95_high_s and sb.ci95_low_s <= sa.ci95_high_s,
         fits_in_cache=any(w.code is WarningCode.FITS_IN_CACHE for m in (*ma, *mb) for w in m.warnings),
+        same_model_file={m.model_hash for m in ma} == {m.model_hash for m in mb},
     )
 
 
@@ -385,6 +388,7 @@ def _compare(args: argparse.Namespace) -> int:
         table.add_column(escape(col), justify="right")
     table.add_column("CI95 overlap")
     table.add_column("in cache")
+    table.add_column("model file")
     for p in pairs:
         _add_row(
             table,
@@ -398,6 +402,7 @@ def _compare(args: argparse.Namespace) -> int:
             "-" if p.ratio_b_over_a is None else f"{p.ratio_b_over_a:.3f}",
             "yes" if p.ci95_overlap else "no",
             "yes" if p.fits_in_cache else "",
+            "same" if p.same_model_file else "rebuilt",
         )
     _print_table(out, table)
 
