@@ -183,6 +183,11 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
         )
 
     notes = _memory_notes(prediction, spec, total_bytes)
+    if spec.max_context < workload.context_tokens:
+        notes += (
+            f"{spec.name} supports {spec.max_context} tokens of context, fewer than the {workload.context_tokens} "
+            f"asked: judged at {prediction.context_tokens}",
+        )
     if floor_bytes > mem.total.value:
         notes += (
             f"the predicted total ({_gib(mem.total.value)}) is below the stored weights + KV cache "

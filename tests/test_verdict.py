@@ -172,3 +172,10 @@ def test_memory_never_judged_below_the_stored_weights() -> None:
     assert v.kind is VerdictKind.DOES_NOT_FIT
     assert v.memory_bytes > 400e9  # 406e9 params x 9 bits / 8
     assert any("below the stored weights" in n for n in v.notes)
+
+
+def test_context_beyond_the_model_is_noted() -> None:
+    s = load_spec("phi-3-mini-4k")
+    p = prediction(s.id, "int4", total_gib=3.0, usable_gib=7.0, context_tokens=s.max_context)
+    v = judge(p, s, device(), Workload(context_tokens=2 * s.max_context))
+    assert any(f"supports {s.max_context} tokens" in n for n in v.notes)
