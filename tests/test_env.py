@@ -181,6 +181,7 @@ def test_capture_on_this_host() -> None:
     assert e.ram_bytes is not None and e.available_memory_bytes is not None
     assert 0 < e.available_memory_bytes <= e.ram_bytes
     assert len(e.host_fingerprint) >= 8
+    assert e.timer_resolution_s is not None and 0 < e.timer_resolution_s < 1e-3
     # stable: a second capture names the same host
     assert capture_environment().host_fingerprint == e.host_fingerprint
 

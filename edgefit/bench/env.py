@@ -16,6 +16,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -120,6 +121,7 @@ class Environment:
     temperatures_c: tuple[tuple[str, float], ...]  # (thermal zone type, degrees Celsius)
     throttling: Throttling | None  # Raspberry Pi only (vcgencmd)
     load_avg: tuple[float, float, float] | None  # 1, 5, 15 min
+    timer_resolution_s: float | None = None  # time.perf_counter's resolution, as the OS reports it
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, base units; tuples of pairs become objects."""
@@ -197,6 +199,7 @@ class Environment:
             load_avg=(float(load[0]), float(load[1]), float(load[2]))
             if len(load) == 3 and all(_is_num(x) for x in load)
             else None,
+            timer_resolution_s=opt_f("timer_resolution_s"),
         )
 
 
@@ -432,4 +435,5 @@ def capture_environment(threads: int | None = None) -> Environment:
         temperatures_c=read_thermal(),
         throttling=parse_vcgencmd_throttled(throttled_text) if throttled_text else None,
         load_avg=load,
+        timer_resolution_s=time.get_clock_info("perf_counter").resolution,
     )
