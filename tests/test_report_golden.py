@@ -64,3 +64,15 @@ def test_json_is_base_units_with_basis_and_schema() -> None:
     assert {"edgefit_version", "onnxruntime_version", "host_fingerprint"} <= set(doc["provenance"])
     assert doc["validation"]["summary"]["held_out/decode/int4"]["median_abs_error"] == 0.065
     assert all(d["sources"] for d in doc["devices"])
+
+
+def test_validation_sentences() -> None:
+    from edgefit.report.summary import validation_sentence
+
+    assert "has not been run" in validation_sentence(None)
+    empty = validation_sentence({"summary": {}, "notes": ["rung back-test skipped: fewer than 4 rungs per precision"]})
+    assert "compared nothing (rung back-test skipped" in empty
+    full = validation_sentence(
+        {"summary": {"rung/decode/fp32": {"n": 2, "median_abs_error": 0.05, "max_abs_error": 0.08}}}
+    )
+    assert "decode time median up to 5.0 %, worst 8.0 % (2 comparisons on larger ladder rungs)" in full

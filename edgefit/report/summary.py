@@ -141,7 +141,12 @@ def validation_sentence(validation: Mapping[str, Any] | None) -> str:
     when = validation.get("created_at")
     head = "Back-test on this host (`edgefit validate`" + (f", {when}" if isinstance(when, str) else "") + ")"
     if not parts:
-        return head + " has run but stored no error figures; see results.json."
+        notes = [n for n in validation.get("notes", ()) if isinstance(n, str)]
+        why = f" ({notes[0]})" if notes else ""
+        return (
+            head + f" ran but compared nothing{why}, so the prediction error is unknown: measure more rungs "
+            "(`edgefit bench --ladder quick` on a quiet machine) and run `edgefit validate` again."
+        )
     return (
         head + ": predicting measurements the fit did not see, the error is " + "; ".join(parts) + ". Other devices "
         "add the uncertainty of their datasheet figures on top."
