@@ -104,6 +104,16 @@ def test_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "peak RSS [MiB]" in out and f" {90_000_000 / 2**20:.0f} " in out
 
 
+def test_names_are_printed_literally_not_as_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.sqlite"
+    rid = _seed(db, cpu="[bold]CPU[/bold]")
+    with Store(db) as store:
+        store.add_measurement(_measurement(rid, "pi5-aaaa", model_id="file:[red]m[/red].onnx", context_tokens=1))
+    assert main(["results", "show", rid, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "file:[red]m[/red].onnx" in out and "[bold]CPU[/bold]" in out
+
+
 def test_show_unknown_and_ambiguous_run_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "r.sqlite"
     _seed(db)

@@ -22,7 +22,7 @@ from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
 from edgefit.stats import summarize
 from edgefit.store import HostInfo, RunInfo, Store, load_bundle, measurement_to_dict
-from edgefit.units import MIB
+from edgefit.units import GIB, MIB
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -164,11 +164,23 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     out = console()
     env = info.environment
-    out.print(f"run {info.id}  {info.kind}  {info.status}  started {_when(info.started_at)} UTC")
+    # names from other hosts are printed as text, never as rich markup
+    out.print(f"run {info.id}  {info.kind}  {info.status}  started {_when(info.started_at)} UTC", markup=False)
     out.print(
         f"host {info.host_fingerprint}  {env.cpu_model or '?'} ({env.machine}), "
         f"{env.physical_cores or '?'} cores, {env.os_pretty or env.os_name} {env.os_release}"
+        + (f", {env.board}" if env.board else ""),
+        markup=False,
     )
+    mem = []
+    if env.ram_bytes is not None:
+        mem.append(f"RAM {env.ram_bytes / GIB:.1f} GiB")
+    if env.available_memory_bytes is not None:
+        mem.append(f"available {env.available_memory_bytes / GIB:.1f} GiB")
+    if env.cgroup_memory_limit_bytes is not None:
+        mem.append(f"cgroup limit {env.cgroup_memory_limit_bytes / GIB:.1f} GiB")
+    if mem:
+        out.print(", ".join(mem), markup=False)
     extras = [f"onnxruntime {info.onnxruntime_version or '?'}", f"edgefit {info.edgefit_version}"]
     if env.threads is not None:
         extras.append(f"threads {env.threads}")
@@ -180,7 +192,7 @@ def _show(args: argparse.Namespace) -> int:
         extras.append("throttling " + ",".join(env.throttling.flags))
     if env.temperatures_c:
         extras.append(f"max temp {max(t for _, t in env.temperatures_c):.0f} °C")
-    out.print("  ".join(extras))
+    out.print("  ".join(extras), markup=False)
     if not ms:
         out.print("no measurements in this run")
         return 0
