@@ -337,3 +337,12 @@ def test_interrupted_build_leaves_nothing_and_rebuilds(tmp_path: Path, monkeypat
     assert list(tmp_path.iterdir()) == []
     built = build_model(spec, "int4", out=tmp_path / "m.onnx")
     assert not built.reused and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "m.onnx.json"]
+
+
+def test_positions_beyond_max_context_fail_loudly(tmp_path: Path) -> None:
+    """The RoPE cache holds max_context positions; onnxruntime refuses more rather than reading past it."""
+    spec = _spec(max_context=16, num_layers=1)
+    sess = _session(build_model(spec, "fp32", out=tmp_path / "m.onnx").path)
+    assert _run(sess, spec, _ids(spec, 16), None)[0].shape[1] == 16
+    with pytest.raises(Exception, match="RotaryEmbedding"):
+        _run(sess, spec, _ids(spec, 17), None)

@@ -29,15 +29,16 @@ from edgefit.onnxbuild.weights import ExternalDataWriter, RandomMatrix, random_n
 MS = "com.microsoft"
 OPSET = 21
 # RoPE cos/sin caches hold one row per position up to the card's max_context, capped here: a 128k-context card
-# would otherwise carry 64 MiB of cache (head_dim 128) that is not a weight. Positions beyond the cap fail loudly
-# in RotaryEmbedding; benchmarks run far shorter contexts.
+# would otherwise carry 64 MiB of cache (head_dim 128) that is not a weight. Positions beyond the cache fail loudly
+# (onnxruntime 1.32: "Updating cos_cache and sin_cache in RotaryEmbedding is not currently supported", tested);
+# benchmarks run far shorter contexts.
 MAX_ROPE_POSITIONS = 32768
 _INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class PrecisionPlan:
-    """How one precision is built: ``weight_dtype`` for float builds, ``bits`` for MatMulNBits builds."""
+    """How one precision is built: float weights (``float16`` or float32), or MatMulNBits with ``bits``."""
 
     name: str
     bits: int | None  # 4 or 8 for MatMulNBits; None for float builds
@@ -68,13 +69,8 @@ class DecoderGraph:
         self.block_size = block_size
         self.nodes: list[NodeProto] = []
         self.initializers: list[TensorProto] = []  # weights (external) and RoPE caches (inline)
-        self._n = 0
 
     # ---- small helpers -------------------------------------------------------------------------------------
-    def _name(self, base: str) -> str:
-        self._n += 1
-        return f"{base}/{self._n}"
-
     def node(
         self, op: str, inputs: list[str], *, name: str, outputs: int = 1, domain: str = "", **attrs: Any
     ) -> list[str]:
