@@ -102,3 +102,11 @@ def test_parse_formats() -> None:
     assert parse_formats("md, html,md") == ("md", "html")
     with pytest.raises(UsageError, match="choose from md,html,json,csv"):
         parse_formats("pdf")
+
+
+def test_code_spans_escape_before_marking_up() -> None:
+    from edgefit.report.html import code_spans
+
+    assert str(code_spans("run `edgefit validate` now")) == "run <code>edgefit validate</code> now"
+    assert str(code_spans("`<script>`x")) == "<code>&lt;script&gt;</code>x"
+    assert "<b>" not in str(code_spans("<b>`bold`</b>"))

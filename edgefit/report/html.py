@@ -4,10 +4,12 @@ from a user (device names, model names, reasons) goes through jinja2's autoescap
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from edgefit.report import sections
 from edgefit.report.data import ReportData
@@ -15,15 +17,23 @@ from edgefit.report.data import ReportData
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+def code_spans(text: str) -> markupsafe.Markup:
+    """Escape ``text`` first, then turn `backtick` spans into <code>: nothing from the text becomes markup."""
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup(re.sub(r"`([^`<>]+)`", r"<code>\1</code>", escaped))
+
+
 def _environment() -> jinja2.Environment:
     # autoescape=True unconditionally: select_autoescape() keys on the file suffix, and ours is ".html.j2".
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=False,
         keep_trailing_newline=True,
     )
+    env.filters["code"] = code_spans
+    return env
 
 
 def render_html(data: ReportData, plots_svg: Mapping[str, bytes] | None = None) -> str:
