@@ -74,7 +74,7 @@ def host_state(
         with Store(db_path) as store:
             measured = store.measurements(host_fingerprint=fingerprint)
     with Store(db_path) as store:
-        validation = store.latest_validation(host_fingerprint=fingerprint) or store.latest_validation()
+        validation = store.latest_validation(host_fingerprint=fingerprint)  # this host's only, never another's
     host = detect.host_profile()
     calibration = predict.calibrate(measured, host)
     return HostState(host, fingerprint, measured, calibration, validation, ran)
