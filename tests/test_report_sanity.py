@@ -89,3 +89,23 @@ def test_report_command_end_to_end(
     results = json.loads((out / "results.json").read_text())
     assert results["provenance"]["measurements"] > 0
     assert {r["precision"] for r in results["results"]} == set(pipeline.REPORT_PRECISIONS)
+
+
+def test_report_quotes_this_hosts_validation_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgefit.report.plots as plots
+    from edgefit.store import Store
+
+    monkeypatch.setattr(plots, "render_plots", lambda data: {})
+    db = tmp_path / "db.sqlite"
+    fingerprint = seed_synthetic_db(db, monkeypatch)
+    other = {"summary": {"rung/decode/fp32": {"n": 3, "median_abs_error": 0.5, "max_abs_error": 0.9}}}
+    mine = {"summary": {"held_out/decode/int4": {"n": 2, "median_abs_error": 0.031, "max_abs_error": 0.044}}}
+    with Store(db) as store:
+        store.save_validation(mine, host_fingerprint=fingerprint)
+        store.save_validation(other, host_fingerprint="another-host")
+    out = tmp_path / "rep"
+    argv = ["report", "--out", str(out), "--db", str(db), "--format", "md", "--model", "qwen2.5-0.5b"]
+    assert main([*argv, "--device", "raspberry-pi-5-8gb"]) == 0
+    md = (out / "report.md").read_text()
+    assert "decode time median up to 3.1 %, worst 4.4 % (2 comparisons on held-out models)" in md
+    assert "50.0 %" not in md
