@@ -174,20 +174,21 @@ class _Session:
         self.measurements: list[Measurement] = []
         self.outcomes: list[ModelOutcome] = []
         self.llc = _llc_bytes()
+        self.ref_probe: float | None = None
 
     def measure(self, t: _Target, *, estimate: int | None, build_s: float | None) -> None:
         job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill)
         model_hash = file_sha256_16(t.path)
-        state: dict[str, Any] = {"load_s": None, "ref_probe": None, "count": 0, "peak": None}
+        state: dict[str, Any] = {"load_s": None, "count": 0, "peak": None}
         ctx_base = QualityContext(t.weight_read_bytes_per_token, self.llc, None, self.policy.target_rel_ci)
         self.progress.describe(f"{t.model_id} {t.precision}")
 
         def on_result(r: PhaseResult) -> None:
             if r.phase == Phase.LOAD.value:
                 state["load_s"] = r.samples_s[0]
-            if state["ref_probe"] is None and r.probe_bandwidth_bytes_per_s:
-                state["ref_probe"] = r.probe_bandwidth_bytes_per_s
-            ctx = QualityContext(ctx_base.weight_read_bytes_per_token, self.llc, state["ref_probe"],
+            if self.ref_probe is None and r.probe_bandwidth_bytes_per_s:
+                self.ref_probe = r.probe_bandwidth_bytes_per_s  # drift is judged against the run's first probe
+            ctx = QualityContext(ctx_base.weight_read_bytes_per_token, self.llc, self.ref_probe,
                                  self.policy.target_rel_ci)  # fmt: skip
             m = Measurement(
                 model_id=t.model_id,

@@ -3,7 +3,8 @@
 Per model (one worker process):
 
     load ──> for each (phase, prompt, context) in the plan:
-                 prepare (untimed) ─> [bandwidth probe, decode only] ─> warmups (recorded, discarded)
+                 prepare (untimed) ─> [bandwidth probe: before the model's first decode measurement]
+                 ─> warmups (recorded, discarded)
                  ─> read steady RSS ─> samples until the median's 95 % CI is within ±target
                                         or the time budget is spent or max_samples is reached
                  ─> emit PhaseResult (stop_reason says which rule stopped it)
@@ -41,7 +42,10 @@ class MeasurePolicy:
     max_samples: int = 2000
     warmups: int = 2
     target_rel_ci: float = 0.02  # stop once the median's 95 % CI half-width is within ±2 % of it
-    probe_s: float = 0.1  # bandwidth probe beside each decode measurement; 0 disables
+    # Bandwidth probe once per model, just before its first decode measurement (all its decode rows carry it);
+    # 0 disables. Once, not per depth: each probe streams a working set of 4x the LLC three times or more,
+    # ~0.5-1 s on the 2-core VM, which per depth would cost ~20 s of the quick ladder's 120 s.
+    probe_s: float = 0.1
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0 or self.min_samples < 1 or self.max_samples < self.min_samples or self.warmups < 0:
@@ -275,6 +279,13 @@ def measure_model(
     checked between measurements (Ctrl-C finishes the current one, then stops)."""
     started = _now_iso()
     load_s = runner.load()
+    cached: dict[str, float | None] = {}
+
+    def once(duration_s: float) -> float | None:
+        if "bw" not in cached:
+            cached["bw"] = probe(duration_s)
+        return cached["bw"]
+
     emit(
         PhaseResult(
             phase=Phase.LOAD.value,
@@ -295,5 +306,5 @@ def measure_model(
     for ph in plan.phases:
         if should_stop():
             break
-        emit(measure_phase(runner, ph, plan.policy, probe=probe))
+        emit(measure_phase(runner, ph, plan.policy, probe=once))
     runner.close()

@@ -21,14 +21,14 @@ from edgefit.units import MIB
 HIGH_CV = 0.05
 MIN_SAMPLES = 6  # fewer and the median has no 95 % interval (stats.MIN_SAMPLES_FOR_CI95)
 BUSY_OTHERS_CORES = 0.25  # other processes took a quarter of a core or more while we measured
-DRIFT_REL = 0.10  # the bandwidth probe moved > 10 % within one model's measurements
+DRIFT_REL = 0.10  # the bandwidth probe moved > 10 % since the run's first probe
 
 
 @dataclass(frozen=True, slots=True)
 class QualityContext:
     weight_read_bytes_per_token: int
     last_level_cache_bytes: int | None
-    reference_probe_bytes_per_s: float | None  # this model's first probe
+    reference_probe_bytes_per_s: float | None  # the run's first bandwidth probe
     target_rel_ci: float = 0.02
     cores: int | None = None
 
@@ -113,8 +113,9 @@ def assess(r: PhaseResult, ctx: QualityContext) -> tuple[QualityWarning, ...]:
                     WarningCode.DRIFT,
                     drift,
                     DRIFT_REL,
-                    f"memory bandwidth probe moved {drift:.0%} ({ref / 1e9:.1f} -> {bw / 1e9:.1f} GB/s) within this "
-                    "model's run; the machine's state changed: compare with care or re-run",
+                    f"memory bandwidth probe moved {drift:.0%} since the run's first probe ({ref / 1e9:.1f} -> "
+                    f"{bw / 1e9:.1f} GB/s): the machine's state changed; fits normalise with the probe, but "
+                    "compare raw figures with care or re-run",
                 )
             )
     return tuple(out)
