@@ -371,6 +371,8 @@ def run_ladder(
                     notes.append(f"skipped {spec.id} {prec}: {exc}")
                     continue
                 built = build(spec, prec)
+                if session.stop.requested:  # Ctrl-C during the build: stop before measuring
+                    break
                 target = _Target(
                     model_id=spec.id,
                     precision=prec,
@@ -399,7 +401,7 @@ def run_ladder(
 
 
 def bench_file(
-    paths: Sequence[Path | str],
+    paths: Sequence[Path | str] | Path | str,
     dims: dict[str, int] | None = None,
     inputs: dict[str, float] | None = None,
     threads: int | None = None,
@@ -417,6 +419,8 @@ def bench_file(
     dims, inputs = dict(dims or {}), dict(inputs or {})
     threads = threads or default_threads()
     db = Path(db_path) if db_path is not None else default_db_path()
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
     if not paths:
         raise UsageError("no model files given; pass one or more paths to .onnx files")
     infos = [inspect_model_file(p) for p in paths]
