@@ -39,6 +39,35 @@ def embedding_bytes(spec: ModelSpec) -> int:
     return spec.vocab_size * spec.hidden_size * 4
 
 
+# Logits are the largest activation of a prefill (every position, fp32): onnxruntime holds about one copy behind
+# a MatMul/MatMulNBits LM head and about two behind the tied float Gemm(transB) + Reshape (measured: 1.09x and
+# 2.16x of P x vocab x 4 bytes for a 512-token prefill, vocab 150k, onnxruntime 1.32).
+LOGITS_COPIES_MATMUL = 1.1
+LOGITS_COPIES_TIED_GEMM = 2.15
+
+
+def is_tied_float(spec: ModelSpec, precision: str) -> bool:
+    return spec.tied_embeddings and (precision in ("fp32", *FLOAT_UPCAST))
+
+
+def known_resident_bytes(spec: ModelSpec, precision: str) -> int:
+    """Weights resident for reasons physics knows (not fitted): the fp32 embedding table, plus the packed copy
+    onnxruntime makes of it when a tied float LM head reads it through Gemm(transB=1)."""
+    emb = embedding_bytes(spec)
+    return emb * (2 if is_tied_float(spec, precision) else 1)
+
+
+def activation_bytes(spec: ModelSpec, precision: str, *, prompt_tokens: int, context_tokens: int) -> int:
+    """Peak activations of a prefill of ``prompt_tokens`` on a cache of ``context_tokens``: logits for every
+    position, hidden and MLP buffers, one layer's attention scores (fp32)."""
+    p = max(int(prompt_tokens), 1)
+    copies = LOGITS_COPIES_TIED_GEMM if is_tied_float(spec, precision) else LOGITS_COPIES_MATMUL
+    logits = copies * p * spec.vocab_size * 4
+    hidden = 4 * p * (spec.hidden_size * 4 + spec.intermediate_size * 3)
+    scores = 4 * spec.num_heads * p * (p + max(int(context_tokens), 0))
+    return int(logits + hidden + scores)
+
+
 def largest_tensor_bytes(spec: ModelSpec, precision: str) -> int:
     """The largest single initializer as stored: what onnxruntime copies or prepacks at once while loading."""
     bpw = 4.0 if precision in ("fp32", *FLOAT_UPCAST) else bytes_per_weight(precision)

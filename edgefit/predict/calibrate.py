@@ -397,52 +397,68 @@ def _dram_rms(res: tuple[float, ...], labels: tuple[str, ...], keep: tuple[str, 
 
 
 def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, Any]:
-    """peak RSS = base + k * weights as loaded + k_t * largest tensor (the load transient); steady without it.
+    """peak RSS = base + k * (weights other than the embedding) + what physics already knows:
 
-    The embedding is an fp32 Gather for every precision and is held as is; only the MatMul weights are
-    prepacked (int4 accuracy-level-4 keeps ~1.27x their file bytes), so the regressor is the MatMul part and
-    the embedding is added at factor 1."""
-    peak_pts: dict[str, Measurement] = {}
+        + the embedding (an fp32 Gather table, held as is)
+        + a packed copy of it when a tied float LM head reads it through Gemm(transB)
+        + activations of the largest prefill the worker ran (its KV fill of the deepest context: logits for every
+          position dominate for large vocabularies) + the KV cache
+
+    Only ``base`` (Python + onnxruntime) and ``k`` (prepacking: ~1.0 fp32, more for MatMulNBits) are fitted:
+    the ladder shares one vocabulary, so a logits coefficient could not be separated from ``base`` there."""
+    by_model: dict[str, list[Measurement]] = {}
     for m in ms:
         if m.peak_rss_bytes:
-            peak_pts[m.model_id] = m  # one point per model (the latest wins)
+            by_model.setdefault(m.model_id, []).append(m)
+    peak_pts = {mid: max(lst, key=lambda m: m.peak_rss_bytes or 0) for mid, lst in by_model.items()}
+    empty = {
+        "rss_dropped": (),
+        "rss_base_bytes": 0.0,
+        "rss_weight_factor": 1.0,
+        "rss_transient_factor": 0.0,
+        "steady_rss_weight_factor": 1.0,
+        "rss_rms_rel": 0.0,
+    }
     if not peak_pts:
-        return {
-            "rss_dropped": (),
-            "rss_base_bytes": 0.0,
-            "rss_weight_factor": 1.0,
-            "rss_transient_factor": 0.0,
-            "steady_rss_weight_factor": 1.0,
-            "rss_rms_rel": 0.0,
-        }
+        return empty
     dropped = _inherited_peaks(peak_pts)
-    rows, y, steady_rows, steady_y = [], [], [], []
-    for mid, m in peak_pts.items():
+    rows, y, labels = [], [], []
+    for mid, lst in by_model.items():
+        if mid in dropped:
+            continue
         spec = specs[mid]
-        emb = accounting.embedding_bytes(spec)
-        rest = max(m.weight_file_bytes - emb, 0)
-        big = accounting.largest_tensor_bytes(spec, precision)
-        if mid not in dropped:
-            rows.append([1.0, float(rest), float(big)])
-            y.append(float(m.peak_rss_bytes or 0) - emb)
-        if m.steady_rss_bytes:
-            steady_rows.append([1.0, float(rest)])
-            steady_y.append(float(m.steady_rss_bytes) - emb)
-    if not rows:  # every peak was inherited: steady RSS only, no transient
-        rows, y = [[r[0], r[1], 0.0] for r in steady_rows], list(steady_y)
-    fit = nnls_fit(rows, y, ("base", "k", "transient"))
-    steady_k = fit.coef("k")
-    if len(steady_rows) >= 2:
-        sfit = nnls_fit(steady_rows, steady_y, ("base", "k"))
-        steady_k = sfit.coef("k") or steady_k
+        m = peak_pts[mid]
+        fill = max(max(x.prompt_tokens, x.context_tokens) for x in lst)
+        depth = max(x.context_tokens for x in lst)
+        known = accounting.known_resident_bytes(spec, precision) + accounting.activation_bytes(
+            spec, precision, prompt_tokens=fill, context_tokens=depth
+        )
+        rest = max(m.weight_file_bytes - accounting.embedding_bytes(spec), 0)
+        rows.append([1.0, float(rest)])
+        y.append(float(m.peak_rss_bytes or 0) - known - accounting.kv_bytes(spec, depth))
+        labels.append(mid)
+    if not rows:
+        return empty | {"rss_dropped": tuple(sorted(dropped))}
+    fit = nnls_fit(rows, y, ("base", "k"), labels)
     return {
         "rss_base_bytes": fit.coef("base"),
         "rss_weight_factor": fit.coef("k"),
-        "rss_transient_factor": fit.coef("transient"),
-        "steady_rss_weight_factor": steady_k,
-        "rss_rms_rel": fit.rms_rel,
+        "rss_transient_factor": 0.0,  # peak == steady RSS in the worker: the load transient is not visible
+        "steady_rss_weight_factor": fit.coef("k"),
+        "rss_rms_rel": _rss_rms(rows, y, fit.coef("base"), fit.coef("k"), peak_pts, labels),
         "rss_dropped": tuple(sorted(dropped)),
     }
+
+
+def _rss_rms(
+    rows: list[list[float]], y: list[float], base: float, k: float, peaks: Mapping[str, Measurement], labels: list[str]
+) -> float:
+    """RMS of the residuals relative to the whole peak (not to the fitted remainder, which can be small)."""
+    rel = [
+        (yi - (base + k * r[1])) / float(peaks[lab].peak_rss_bytes or 1)
+        for r, yi, lab in zip(rows, y, labels, strict=True)
+    ]
+    return float((sum(e * e for e in rel) / len(rel)) ** 0.5)
 
 
 def _inherited_peaks(points: Mapping[str, Measurement]) -> set[str]:

@@ -24,7 +24,8 @@ _EST = {"estimated": True, "note": "synthetic"}
 class Physics:
     """Ground truth for one precision. Decode: call + layer*L + weights/bandwidth (cache_speedup x faster per
     byte below knee_bytes of weights) + KV bytes/kv_bandwidth. Prefill: call + flops/flops_per_s (less efficient
-    for short prompts). Peak RSS: base + k*(non-embedding weights) + embedding + transient*largest tensor."""
+    for short prompts). Peak RSS: base + k*(non-embedding weights) + embedding (+ its packed copy when tied
+    float) + activations of the KV-fill prefill + KV cache."""
 
     bandwidth_bytes_per_s: float
     kv_bandwidth_bytes_per_s: float = 25e9  # attention streaming the KV cache
@@ -37,7 +38,6 @@ class Physics:
     prefill_call_s: float = 2e-3
     rss_base_bytes: float = 50 * 2**20
     rss_k: float = 1.0
-    rss_transient: float = 1.0
 
 
 def ladder_specs(n: int = 6, *, start_hidden: int = 256) -> tuple[ModelSpec, ...]:
@@ -76,11 +76,11 @@ def prefill_seconds(spec: ModelSpec, phys: Physics, prompt_tokens: int) -> float
     return phys.prefill_call_s + flops * (1 + phys.prefill_half_tokens / prompt_tokens) / phys.prefill_flops_per_s
 
 
-def peak_rss_bytes(spec: ModelSpec, precision: str, phys: Physics) -> int:
-    emb = accounting.embedding_bytes(spec)
-    rest = accounting.weight_bytes(spec, precision) - emb
-    big = accounting.largest_tensor_bytes(spec, precision)
-    return int(phys.rss_base_bytes + emb + phys.rss_k * rest + phys.rss_transient * big)
+def peak_rss_bytes(spec: ModelSpec, precision: str, phys: Physics, *, fill_tokens: int = 512) -> int:
+    rest = accounting.weight_bytes(spec, precision) - accounting.embedding_bytes(spec)
+    known = accounting.known_resident_bytes(spec, precision)
+    act = accounting.activation_bytes(spec, precision, prompt_tokens=fill_tokens, context_tokens=fill_tokens)
+    return int(phys.rss_base_bytes + known + phys.rss_k * rest + act + accounting.kv_bytes(spec, fill_tokens))
 
 
 def measurements(
@@ -103,7 +103,7 @@ def measurements(
     k = 0
     for prec, phys in physics.items():
         for spec in specs:
-            rss = peak_rss_bytes(spec, prec, phys)
+            rss = peak_rss_bytes(spec, prec, phys, fill_tokens=max([*depths, *prompts]))
             common = {
                 "model_id": spec.id,
                 "model_hash": "synthetic",
@@ -115,7 +115,7 @@ def measurements(
                 "weight_file_bytes": accounting.weight_bytes(spec, prec),
                 "weight_read_bytes_per_token": accounting.read_bytes_per_token(spec, prec),
                 "peak_rss_bytes": rss,
-                "steady_rss_bytes": rss - int(phys.rss_transient * accounting.largest_tensor_bytes(spec, prec)),
+                "steady_rss_bytes": rss,
                 "load_s": 0.05 + accounting.weight_bytes(spec, prec) / 1e9,
                 "stop_reason": "max_samples",
                 "host_fingerprint": "synthetic-host",

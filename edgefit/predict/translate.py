@@ -166,24 +166,17 @@ def memory_terms(
     total = accounting.weight_bytes(spec, bytes_precision)
     if accounting.is_gguf(bytes_precision):
         # llama.cpp memory-maps the GGUF file as is (embedding quantized too, no prepacked copy)
-        weights, transient = float(total), 0.0
+        weights = float(total)
     else:
-        emb = accounting.embedding_bytes(spec)
-        weights = emb + pc.rss_weight_factor * max(total - emb, 0)
-        transient = pc.rss_transient_factor * accounting.largest_tensor_bytes(spec, bytes_precision)
-    # activations of the largest call (the prompt): hidden/MLP buffers, attention scores, logits for every position
-    p = max(prompt_tokens, 1)
-    act = ACTIVATION_BYTES_PER_FLOAT * (
-        p * (spec.hidden_size * 4 + spec.intermediate_size * 3)
-        + spec.num_heads * p * (p + context_tokens)
-        + p * spec.vocab_size
-    )
+        rest = max(total - accounting.embedding_bytes(spec), 0)
+        weights = accounting.known_resident_bytes(spec, bytes_precision) + pc.rss_weight_factor * rest
+    act = accounting.activation_bytes(spec, bytes_precision, prompt_tokens=prompt_tokens, context_tokens=context_tokens)
     return MemoryTerms(
         weights_bytes=int(weights),
         kv_cache_bytes=accounting.kv_bytes(spec, context_tokens, bytes_precision),
         activations_bytes=int(act),
         runtime_bytes=int(pc.rss_base_bytes),
-        transient_bytes=int(transient),
+        transient_bytes=0,
     )
 
 

@@ -100,6 +100,8 @@ def compare(
     peaks: dict[tuple[str, str], list[Measurement]] = {}
     for m in measurements:
         spec = specs.get(m.model_id)
+        if m.peak_rss_bytes and spec is not None and m.precision in calibration.precisions:
+            peaks.setdefault((m.model_id, m.precision), []).append(m)
         if spec is None or m.precision not in calibration.precisions or not m.samples_s:
             continue
         raw = _median(m.samples_s)
@@ -113,12 +115,11 @@ def compare(
             p = predict(spec, m.precision, host, calibration, context_tokens=0, prompt_tokens=m.prompt_tokens)
             est = p.prefill_s
             out.append(_cmp(kind, m, "prefill", m.prompt_tokens, est.value, est.low, est.high, raw, raw))
-        if m.peak_rss_bytes:
-            peaks.setdefault((m.model_id, m.precision), []).append(m)
     for (mid, prec), ms in sorted(peaks.items()):
         spec = specs[mid]
         depth = max(m.context_tokens for m in ms)
-        prompt = max(m.prompt_tokens for m in ms)
+        # the worker fills the cache for its deepest decode with one prefill of that many tokens
+        prompt = max(max(m.prompt_tokens, m.context_tokens) for m in ms)
         p = predict(spec, prec, host, calibration, context_tokens=depth, prompt_tokens=prompt)
         peak = float(max(m.peak_rss_bytes or 0 for m in ms))
         tot = p.memory.total
