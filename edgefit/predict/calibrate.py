@@ -145,6 +145,12 @@ def _median(samples: Iterable[float]) -> float:
     return float(statistics.median(samples))
 
 
+def time_statistic(samples: Iterable[float]) -> float:
+    """The time a measurement stands for: the median of its raw samples (lower quantiles were tried against
+    CPU contention on the shared VM and did not make held-out predictions better)."""
+    return _median(samples)
+
+
 def _host_figures(host: DeviceProfile, ref_probe: float) -> tuple[float, float, float, list[str]]:
     notes: list[str] = []
     stream = host.measured_bandwidth_bytes_per_s
@@ -300,7 +306,7 @@ def _fit_precision(
                 weight_bytes=float(m.weight_read_bytes_per_token),
                 kv_bytes=float(kv),
                 layers=spec.num_layers,
-                seconds=_median(m.samples_s) * factor_of[id(m)],
+                seconds=time_statistic(m.samples_s) * factor_of[id(m)],
             )
         )
     dfit = fit_decode(points)
@@ -319,11 +325,13 @@ def _fit_precision(
     measured: dict[str, dict[str, float]] = {}
     for m in dec:
         entry = measured.setdefault(m.model_id, {})
-        entry[f"decode@{m.context_tokens}"] = _median(m.samples_s) * factor_of[id(m)]
+        entry[f"decode@{m.context_tokens}"] = time_statistic(m.samples_s) * factor_of[id(m)]
         if m.peak_rss_bytes:
             entry["peak_rss_bytes"] = max(entry.get("peak_rss_bytes", 0.0), float(m.peak_rss_bytes))
     for m in pre:
-        measured.setdefault(m.model_id, {})[f"prefill@{m.prompt_tokens}"] = _median(m.samples_s) * factor_of[id(m)]
+        measured.setdefault(m.model_id, {})[f"prefill@{m.prompt_tokens}"] = (
+            time_statistic(m.samples_s) * factor_of[id(m)]
+        )
     return {
         "precision": precision,
         "threads": threads,
@@ -363,7 +371,7 @@ def _fit_prefill(
     pre = [m for m in pre if m.prompt_tokens > 0]
     if not pre:
         return empty
-    y = [_median(m.samples_s) * factor_of[id(m)] for m in pre]
+    y = [time_statistic(m.samples_s) * factor_of[id(m)] for m in pre]
     labels = [f"{m.model_id}@{m.prompt_tokens}" for m in pre]
     flops = [float(accounting.prompt_flops(specs[m.model_id], m.prompt_tokens)) for m in pre]
     use_layer = len({specs[m.model_id].num_layers for m in pre}) > 1 and len(pre) >= 4

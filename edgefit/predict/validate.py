@@ -24,7 +24,7 @@ from edgefit.bench.measurement import Measurement, Phase
 from edgefit.catalog import ModelSpec
 from edgefit.errors import PredictError
 from edgefit.predict import accounting
-from edgefit.predict.calibrate import Calibration, calibrate
+from edgefit.predict.calibrate import Calibration, calibrate, time_statistic
 from edgefit.predict.translate import predict
 from edgefit.profiles import DeviceProfile
 
@@ -104,7 +104,7 @@ def compare(
             peaks.setdefault((m.model_id, m.precision), []).append(m)
         if spec is None or m.precision not in calibration.precisions or not m.samples_s:
             continue
-        raw = _median(m.samples_s)
+        raw = time_statistic(m.samples_s)
         if m.phase == Phase.DECODE:
             p = predict(spec, m.precision, host, calibration, context_tokens=m.context_tokens, prompt_tokens=1)
             est = p.decode_s_per_token
