@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     fingerprint = detect.host_fingerprint()
     precisions = tuple(x.strip() for x in args.precision.split(",") if x.strip())
     if args.no_build:
-        ladder, run_ids = _latest_ladder(db, fingerprint)
-        held: list[Measurement] = []
+        ladder, held, run_ids = _latest_ladder(db, fingerprint)
         notes: list[str] = []
     else:
         models = tuple(x.strip() for x in args.models.split(",") if x.strip())
@@ -85,15 +85,19 @@ def _fields(r: ValidationResult) -> dict[str, Any]:
     return {f: getattr(r, f) for f in r.__dataclass_fields__}
 
 
-def _latest_ladder(db: Path, fingerprint: str) -> tuple[list[Measurement], list[str]]:
+def _latest_ladder(db: Path, fingerprint: str) -> tuple[list[Measurement], list[Measurement], list[str]]:
     if not db.exists():
         raise PredictError(f"{db}: no results database; run `edgefit bench --ladder quick` first")
+    ladder_ids = {
+        r.spec.id for n in ("quick", "full") for r in importlib.import_module("edgefit.ladder").load_ladder(n)
+    }
     with Store(db) as store:
         runs = [r for r in store.runs(host_fingerprint=fingerprint) if r.kind.startswith("ladder:")]
         for r in reversed(runs):
             ms = store.measurements(run_id=r.id)
-            if ms:
-                return list(ms), [r.id]
+            ladder = [m for m in ms if m.model_id in ladder_ids]
+            if ladder:  # other models in the same run (an earlier `validate`'s held-out ones) are held out again
+                return ladder, [m for m in ms if m.model_id not in ladder_ids], [r.id]
     raise PredictError(f"{db}: no ladder run from this host; run `edgefit bench --ladder quick` first")
 
 
@@ -103,18 +107,28 @@ def _fmt(figure: str, v: float) -> str:
 
 def _print_human(r: ValidationResult) -> None:
     c = console()
-    t = Table(show_edge=False, title="predicted vs measured on this host (decode/prefill in ms, peak RSS in MiB)")
-    for col in ("kind", "model", "precision", "figure", "tokens", "predicted", "measured", "error %", "in interval"):
-        t.add_column(col, justify="right" if col in ("tokens", "predicted", "measured", "error %") else "left")
-    for x in r.comparisons:
-        t.add_row(
-            x.kind, x.model_id, x.precision, x.figure, str(x.workload_tokens), _fmt(x.figure, x.predicted),
-            _fmt(x.figure, x.measured), f"{x.error_rel * 100:+.1f}", "yes" if x.within_interval else "no",
-        )  # fmt: skip
-    c.print(t)
-    s = Table(show_edge=False, title="summary (|error|)")
-    for col in ("group", "n", "median |error| %", "max |error| %", "target % (median/max)", "met"):
-        s.add_column(col)
+    titles = {
+        "rung": "larger ladder rungs predicted from the smaller ones",
+        "held_out": "held-out architectures predicted from the ladder",
+    }
+    for kind in ("rung", "held_out"):
+        rows = [x for x in r.comparisons if x.kind == kind]
+        if not rows:
+            continue
+        t = Table(show_edge=False, title=f"{titles[kind]} (decode, prefill: ms; peak RSS: MiB)")
+        t.add_column("model", no_wrap=True)
+        for col in ("prec", "figure", "tokens", "predicted", "measured", "error %", "in interval"):
+            left = col in ("prec", "figure", "in interval")
+            t.add_column(col, justify="left" if left else "right", no_wrap=True, min_width=len(col) if left else None)
+        for x in rows:
+            t.add_row(
+                x.model_id, x.precision, x.figure, str(x.workload_tokens), _fmt(x.figure, x.predicted),
+                _fmt(x.figure, x.measured), f"{x.error_rel * 100:+.1f}", "yes" if x.within_interval else "no",
+            )  # fmt: skip
+        c.print(t)
+    s = Table(show_edge=False, title="summary of |error| (%)")
+    for col in ("group", "n", "median", "max", "target", "met"):
+        s.add_column(col, no_wrap=True)
     for key, e in r.summary.items():
         target = met = ""
         if "meets_target" in e:

@@ -257,7 +257,9 @@ def calibrate(
         r["prefill_efficiency"] = (1.0 / r["prefill_s_per_flop"]) / gemm if r["prefill_s_per_flop"] > 0 else 0.0
         precs[p] = PrecisionCalibration(**r)
         lo, hi = PLAUSIBLE_EFFICIENCY
-        checks = [("bandwidth", bandwidth_eff, False), ("decode compute", r["compute_efficiency"], False)]
+        checks = [("bandwidth", bandwidth_eff, False)]
+        if compute_bound:  # a memory-bound precision's compute efficiency is a prior, not a measurement
+            checks.append(("decode compute", r["compute_efficiency"], False))
         checks.append(("prefill compute", r["prefill_efficiency"], p in ("int8", "int4")))
         for what, eff, quantized in checks:
             # int8/int4 prefill runs on VNNI/AMX integer units: above the fp32 GEMM probe is expected there
