@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +112,8 @@ class RandomMatrix:
             return np.ascontiguousarray(self.transposed().T)
         w = np.empty((self.k, self.n), dtype=np.float32)
         w3 = w.reshape(self.k // GRANULE, GRANULE, self.n)
-        for i in range(self.n_chunks):
+
+        def fill(i: int) -> None:
             c = self.chunk(i)
             m0 = i * CHUNK_GRANULES
             m, m1 = m0, m0 + c.shape[1]
@@ -120,6 +122,8 @@ class RandomMatrix:
                 take = min(self.n - n0, m1 - m)
                 w3[b, :, n0 : n0 + take] = c[:, m - m0 : m - m0 + take]
                 m += take
+
+        in_parallel(fill, self.n_chunks)  # chunks fill disjoint parts of w
         return w
 
     def transposed(self) -> Array:
@@ -127,6 +131,16 @@ class RandomMatrix:
         if not self.granular:
             return random_vector(self.seed, self.name, (self.n, self.k))
         return np.ascontiguousarray(self.matmul_b().T)
+
+
+def in_parallel(fn: Callable[[int], None], count: int) -> None:
+    """fn(0) .. fn(count - 1) on ``_THREADS`` threads (numpy releases the GIL in its loops); errors propagate."""
+    if count == 1 or _THREADS == 1:
+        for i in range(count):
+            fn(i)
+        return
+    with ThreadPoolExecutor(_THREADS) as pool:
+        list(pool.map(fn, range(count)))
 
 
 def quantize_granules(g: Array, bits: int) -> tuple[NDArray[np.uint8], Array]:
@@ -299,12 +313,7 @@ class ExternalDataWriter:
             qweight[row] = packed
             scales[row] = chunk_scales
 
-        if src.n_chunks == 1 or _THREADS == 1:
-            for i in range(src.n_chunks):
-                work(i)
-        else:
-            with ThreadPoolExecutor(_THREADS) as pool:
-                list(pool.map(work, range(src.n_chunks)))  # chunks write disjoint rows
+        in_parallel(work, src.n_chunks)  # chunks write disjoint rows
         self._file.write(qweight.data.cast("B"))
         return scales.reshape(layout.n, nb)
 
