@@ -288,6 +288,8 @@ def predict(
         "decode_overhead_s": terms.overhead_s,
         "extrapolation_log_ratio": math.log(read / pc.max_read_bytes) if pc.max_read_bytes > 0 else 0.0,
     }
+    if dev.is_host and pc.load_bytes_per_s > 0:  # storage differs too much between devices to translate
+        calib["load_s"] = pc.load_base_s + accounting.weight_bytes(spec, choice.bytes_precision) / pc.load_bytes_per_s
     return Prediction(
         model_id=spec.id,
         precision=precision,
