@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"precisions to measure and check, comma-separated (default {','.join(DEFAULT_PRECISIONS)})",
     )
     p.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=1.0,
+        help="seconds of timed samples per measurement (default 1.0, twice the ladder's: more samples per model)",
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -66,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
                 "a few minutes"
             )
         ladder, held, run_ids, notes = measure_fresh(
-            db, models=models, precisions=precisions, threads=args.threads, progress=not args.json
-        )
+            db, models=models, precisions=precisions, threads=args.threads, progress=not args.json,
+            budget_s=args.budget_s,
+        )  # fmt: skip
     ladder = [m for m in ladder if m.precision in precisions] or ladder
     result = validate(ladder, host, held_out_measurements=held, run_ids=run_ids)
     if notes:

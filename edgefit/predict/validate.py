@@ -249,6 +249,7 @@ def measure_fresh(
     precisions: Sequence[str] = DEFAULT_PRECISIONS,
     threads: int | None = None,
     progress: bool = False,
+    budget_s: float = 1.0,
 ) -> tuple[list[Measurement], list[Measurement], list[str], list[str]]:
     """The quick ladder and the held-out models in ONE benchmark run, interleaved by size (each held-out model
     right after the ladder rung nearest below it), with the benchmarker's worker: the same measurement path and
@@ -269,7 +270,7 @@ def measure_fresh(
 
     order: list[Any] = sorted([*rungs, *held], key=size)
     summary = bench.run_ladder("quick", precisions=precisions, threads=threads, db_path=db, progress=progress,
-                               rungs=order, executor=_fresh_probe_executor())  # fmt: skip
+                               rungs=order, executor=_fresh_probe_executor(), budget_s=budget_s)  # fmt: skip
     held_ids = {h.spec.id for h in held}
     ladder = [m for m in summary.measurements if m.model_id not in held_ids]
     out = [m for m in summary.measurements if m.model_id in held_ids]
