@@ -101,6 +101,7 @@ class Calibration:
     host_detect_stream_bytes_per_s: float = 0.0  # `edgefit detect`'s figures, for the record
     host_detect_gemm_flops_per_s: float = 0.0
     contention_ratio: float = 1.0  # probe median during the ladder / detect's STREAM (clipped 0.05..1.2)
+    host_isa: str = "x86_64"
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,6 +277,7 @@ def calibrate(
         host_detect_stream_bytes_per_s=detect_stream,
         host_detect_gemm_flops_per_s=detect_gemm,
         contention_ratio=contention,
+        host_isa=host.isa,
         host_cores=host.cpu_cores,
         host_clock_hz=clock,
         reference_probe_bytes_per_s=ref_probe,

@@ -76,8 +76,7 @@ def _device_figures(device: DeviceProfile, cal: Calibration) -> _Device:
     ratio = cal.host_clock_hz / clock if clock > 0 and cal.host_clock_hz > 0 else 1.0
     # the fitted overheads are at the ladder's (possibly busy) conditions: bring them to a quiet host first
     ratio *= cal.contention_ratio
-    host_isa = "x86_64"  # the calibration's host; kept simple: edgefit's hosts so far are x86-64 or aarch64
-    return _Device(False, bw, bool(mbw), gemm, gemm_measured, device.cpu_cores, ratio, device.isa == host_isa)
+    return _Device(False, bw, bool(mbw), gemm, gemm_measured, device.cpu_cores, ratio, device.isa == cal.host_isa)
 
 
 def _threads(threads: int | None, dev: _Device) -> int:
