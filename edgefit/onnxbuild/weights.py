@@ -10,11 +10,12 @@ G[j, m] = W[32b + j, n] in chunks of ``CHUNK_GRANULES`` granules, each chunk fro
                     --transpose--> B rows [m, blob] --scatter--> B [N, n_blocks, blob] (bytes, held whole)
     float builds:   G chunk [32, m] --row segments--> W[32b : 32b+32, n0:n1] of MatMul's B [K, N]
 
-fp32 and int8/int4 models of one seed hold the same weights, quantized. Quantized builds never hold the float
-tensor (only its quantized bytes, 1/8 to 1/4 of its size); float builds hold it once plus one 4 MiB chunk.
-Matrices with K not a multiple of 32, and the embedding ([vocab, hidden], read by a Gather), are generated
-row-major from a single stream instead. A tensor's values never depend on build order, so a truncated model
-(``layers=N``) holds exactly the first N layers of the full one.
+fp32 and int8/int4 models of one seed hold the same weights, quantized. Quantized builds of these matrices never
+hold the float tensor (only its quantized bytes, 1/8 to 1/4 of its size); float builds hold it once plus a few
+4 MiB chunks. Matrices with K not a multiple of 32, and the embedding ([vocab, hidden], read by a Gather; also
+the tied LM head), are generated row-major from a single stream instead, and held whole in float32.
+A tensor's values never depend on build order, so a truncated model (``layers=N``) holds exactly the first N
+layers of the full one.
 
 Quantization (com.microsoft MatMulNBits, symmetric, no zero points)::
 
