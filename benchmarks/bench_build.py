@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,11 @@ def test_build_quick_ladder(benchmark: Any, tmp_path: Path) -> None:
     counter = iter(range(1000))
 
     def run() -> None:
-        results.append(_build_once(tmp_path / f"round{next(counter)}"))
+        out = tmp_path / f"round{next(counter)}"
+        try:
+            results.append(_build_once(out))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)  # ~4 GiB of models: do not leave them in the shared /tmp
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     r = results[-1]
