@@ -80,7 +80,7 @@ def _print_human(pred: Prediction, max_ctx: int) -> None:
     t.add_row(escape("peak memory [GiB]"), *_interval(mem.total, 2**30, "{:.2f}"))
     t.add_row(escape("  weights as loaded [GiB]"), f"{mem.weights_bytes / 2**30:.2f}", "", "")
     t.add_row(escape("  KV cache [GiB]"), f"{mem.kv_cache_bytes / 2**30:.2f}", "", "")
-    t.add_row(escape("  activations / load peak [GiB]"), f"{mem.activations_bytes / 2**30:.2f}", "", "")
+    t.add_row(escape("  activations [GiB]"), f"{mem.activations_bytes / 2**30:.2f}", "", "")
     t.add_row(escape("  runtime [GiB]"), f"{mem.runtime_bytes / 2**30:.2f}", "", "")
     t.add_row(escape("usable RAM [GiB]"), f"{mem.usable_ram_bytes / 2**30:.2f}", "", "spec")
     t.add_row(escape("power [W]"), *_interval(pred.power_w, 1.0, "{:.1f}"))

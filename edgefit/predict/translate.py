@@ -147,16 +147,11 @@ class MemoryTerms:
     kv_cache_bytes: int
     activations_bytes: int
     runtime_bytes: int
-    transient_bytes: int  # extra at load (largest tensor): the peak is steady + max(transient, activations)
 
     @property
     def total_bytes(self) -> int:
-        return (
-            self.weights_bytes
-            + self.kv_cache_bytes
-            + self.runtime_bytes
-            + max(self.activations_bytes, self.transient_bytes)
-        )
+        # the load transient (largest tensor) never showed above the steady RSS in the worker: not modelled
+        return self.weights_bytes + self.kv_cache_bytes + self.runtime_bytes + self.activations_bytes
 
 
 def memory_terms(
@@ -175,7 +170,6 @@ def memory_terms(
         kv_cache_bytes=accounting.kv_bytes(spec, context_tokens, bytes_precision),
         activations_bytes=int(act),
         runtime_bytes=int(pc.rss_base_bytes),
-        transient_bytes=0,
     )
 
 
@@ -303,7 +297,7 @@ def predict(
         memory=MemoryBreakdown(
             weights_bytes=mem.weights_bytes,
             kv_cache_bytes=mem.kv_cache_bytes,
-            activations_bytes=max(mem.activations_bytes, mem.transient_bytes),
+            activations_bytes=mem.activations_bytes,
             runtime_bytes=mem.runtime_bytes,
             total=mem_total,
             usable_ram_bytes=device.usable_ram_bytes,
