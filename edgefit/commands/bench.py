@@ -130,13 +130,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 _STOP = {"target_precision": "ci", "time_budget": "budget", "max_samples": "max"}
+# Short labels keep the table readable in 80 columns; --json and `edgefit results show` carry the full codes.
+_WARN = {
+    "high_variance": "var",
+    "too_few_samples": "few",
+    "time_budget_exhausted": "budget",
+    "busy_machine": "busy",
+    "throttled": "throttled",
+    "fits_in_cache": "cache",
+    "drift": "drift",
+}
 
 
 def _print_summary(s: BenchSummary) -> None:
     t = Table(
         title=f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples",
-        caption="tokens: pN = prompt of N tokens, dN = one decoded token after N cached; "
-        "stop: ci = 95% interval of the median within +-2%, budget = --budget-s spent, max = sample cap",
+        caption="tokens: pN = prompt of N tokens, dN = one decoded token after N cached. stop: ci = 95% interval "
+        "of the median within ±2%, budget = --budget-s spent, max = sample cap. warnings: var = high variance, "
+        "few = too few samples, budget = CI target not reached, busy = other processes used the CPU, cache = "
+        "weights fit the last-level cache, drift = bandwidth probe moved, throttled = thermal throttling",
     )
     for col in ("model", "prec", "phase", "tokens", "median [ms]", "95% CI", "n", "stop", "peak RSS [MiB]",
                 "warnings"):  # fmt: skip
@@ -155,7 +167,7 @@ def _print_summary(s: BenchSummary) -> None:
             str(st.n),
             _STOP.get(m.stop_reason, m.stop_reason),
             f"{m.peak_rss_bytes / MIB:.0f}" if m.peak_rss_bytes else "",
-            " ".join(w.code.value for w in m.warnings),
+            " ".join(_WARN.get(w.code.value, w.code.value) for w in m.warnings),
         )
     out = console()
     if not out.is_terminal:  # a pipe or file gets the whole table (rich would squeeze it into 80 columns)
