@@ -68,16 +68,6 @@ def activation_bytes(spec: ModelSpec, precision: str, *, prompt_tokens: int, con
     return int(logits + hidden + scores)
 
 
-def largest_tensor_bytes(spec: ModelSpec, precision: str) -> int:
-    """The largest single initializer as stored: what onnxruntime copies or prepacks at once while loading."""
-    bpw = 4.0 if precision in ("fp32", *FLOAT_UPCAST) else bytes_per_weight(precision)
-    h, v, i = spec.hidden_size, spec.vocab_size, spec.intermediate_size
-    matmuls = [h * i, h * spec.num_heads * spec.head_dim]
-    if not spec.tied_embeddings or bpw != 4.0:
-        matmuls.append(h * v)  # untied LM head, or the quantized copy of a tied one
-    return int(max(embedding_bytes(spec), bpw * max(matmuls)))
-
-
 def weight_bytes(spec: ModelSpec, precision: str) -> int:
     return int(catalog.weight_bytes(spec, catalog.get_precision(precision)))
 

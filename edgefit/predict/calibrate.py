@@ -68,11 +68,9 @@ class PrecisionCalibration:
     prefill_prompts: tuple[int, ...]
     prefill_efficiency: float  # (1/s_per_flop) / GEMM probe
     prefill_rms_rel: float
-    # memory: rss = base + k_weights * weight bytes (+ k_transient * largest tensor at peak)
+    # memory: peak rss = base + k * non-embedding weights + known terms (embedding, activations, KV: _fit_memory)
     rss_base_bytes: float
     rss_weight_factor: float
-    rss_transient_factor: float
-    steady_rss_weight_factor: float
     rss_rms_rel: float
     # load: t = load_base_s + bytes / load_bytes_per_s
     load_base_s: float
@@ -427,8 +425,6 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
         "rss_dropped": (),
         "rss_base_bytes": 0.0,
         "rss_weight_factor": 1.0,
-        "rss_transient_factor": 0.0,
-        "steady_rss_weight_factor": 1.0,
         "rss_rms_rel": 0.0,
     }
     if not peak_pts:
@@ -455,8 +451,6 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
     return {
         "rss_base_bytes": fit.coef("base"),
         "rss_weight_factor": fit.coef("k"),
-        "rss_transient_factor": 0.0,  # peak == steady RSS in the worker: the load transient is not visible
-        "steady_rss_weight_factor": fit.coef("k"),
         "rss_rms_rel": _rss_rms(rows, y, fit.coef("base"), fit.coef("k"), peak_pts, labels),
         "rss_dropped": tuple(sorted(dropped)),
     }
