@@ -145,10 +145,17 @@ class Verdict:
 
 
 def memory_floor_bytes(spec: ModelSpec, prediction: Prediction) -> int:
-    """The least a runtime can hold: the weights as stored (scales included) plus the KV cache at the context.
+    """The least onnxruntime can hold for this model: the weights as stored, quantized matrices times the
+    catalog's prepack factor (int4 x1.27, int8 x1.05: ONNXRUNTIME-NOTES.md), plus the KV cache at the context.
     A predicted total below it means a calibration went wrong (e.g. RSS read while weights were still
-    memory-mapped); the verdict then uses this floor and says so."""
-    return int(catalog.weight_bytes(spec, prediction.precision)) + prediction.memory.kv_cache_bytes
+    memory-mapped); the verdict then uses this floor and says so. GGUF and fp16 count their stored bytes."""
+    precision = catalog.get_precision(prediction.precision)
+    kv = prediction.memory.kv_cache_bytes
+    if precision.kind != "onnx_int":
+        return int(catalog.weight_bytes(spec, precision)) + kv
+    parts = catalog.weight_bytes_by_part(spec, precision)
+    quantized = parts.layers + parts.lm_head  # MatMulNBits weights get prepacked; the fp32 embedding does not
+    return int(parts.embeddings + parts.final_norm + quantized * precision.prepack_factor) + kv
 
 
 def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, workload: Workload) -> Verdict:
@@ -190,8 +197,9 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
         )
     if floor_bytes > mem.total.value:
         notes += (
-            f"the predicted total ({_gib(mem.total.value)}) is below the stored weights + KV cache "
-            f"({_gib(floor_bytes)}); judged on the latter: re-run `edgefit bench` on a quiet machine to recalibrate",
+            f"the predicted total ({_gib(mem.total.value)}) is below what onnxruntime holds for these weights "
+            f"(prepacked) + KV cache ({_gib(floor_bytes)}); judged on the latter: re-run `edgefit bench` on a quiet "
+            "machine to recalibrate",
         )
     if problems:
         order = list(VerdictKind)[::-1]  # weights_not_public first ... fits last

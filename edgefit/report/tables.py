@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from edgefit.procurement import cheapest_meeting, devices_needed, pareto_front
 from edgefit.report import fmt
 from edgefit.report.data import ReportData
-from edgefit.verdict import VerdictKind, model_params, naive_weight_bytes
+from edgefit.verdict import Verdict, VerdictKind, model_params, naive_weight_bytes
 
 # Aggregate demand the report sizes a fleet for (tokens/s over all users; ~20 readers at 5 tok/s).
 FLEET_DEMAND_TOKENS_PER_S = 100.0
@@ -154,7 +154,7 @@ def memory_table(data: ReportData, precision: str) -> Table:
                 _c(fmt.gib(m.weights_bytes)),
                 _c(fmt.gib(m.kv_cache_bytes)),
                 _c(fmt.gib(m.runtime_bytes + m.activations_bytes)),
-                _c(f"{fmt.gib(any_v.memory_bytes)} {fmt.mark(m.total)}"),
+                _c(f"{fmt.gib(any_v.memory_bytes)} {fmt.mark(m.total)}" + _floor_flag(any_v)),
                 _c(f"{any_v.memory_bytes / naive:.2f}x" if naive > 0 else "-"),
             )
         )
@@ -165,9 +165,15 @@ def memory_table(data: ReportData, precision: str) -> Table:
         note=(
             "params x bits is what a user computes in their head (GB = 10^9 B); onnxruntime holds more: "
             "quantization scales, prepacked int4 copies, the embedding table kept in fp32, the KV cache at the "
-            "full context and its own working memory."
+            "full context and its own working memory. (floor): the predicted total was below the weights as "
+            "onnxruntime holds them (prepacked) + KV cache, so that floor is shown and judged."
         ),
     )
+
+
+def _floor_flag(v: Verdict) -> str:
+    """Marks a total judged on the weights' own size because the predicted total was below it."""
+    return " (floor)" if v.memory_bytes > v.prediction.memory.total.value else ""
 
 
 def procurement_table(data: ReportData, model_id: str) -> Table:
