@@ -139,7 +139,7 @@ FIXED_SPECS = (
     spec("toy-70b", hidden=8192, layers=80, vocab=128256, intermediate=28672, name="Toy 70B"),
     spec("closed-8b", hidden=4096, layers=32, vocab=128256, intermediate=14336, open_weights=False, name="Closed 8B"),
 )
-_BYTES_PER_PARAM = {"fp32": 4.0, "int8": 1.2, "int4": 0.8}
+_PREPACK = {"fp32": 1.0, "int8": 1.05, "int4": 1.27}
 _BANDWIDTH = {"small-board-2gb": 4e9, "mid-board-8gb": 10e9, "big-box-32gb": 60e9}
 
 
@@ -147,8 +147,11 @@ def fixed_prediction(s: ModelSpec, precision: str, d: DeviceProfile) -> Predicti
     """A deterministic toy predictor: memory = params x bytes/param + KV + runtime; speed = bandwidth / bytes."""
     from edgefit.verdict import model_params
 
+    from edgefit.catalog import weight_bytes
+
     params = model_params(s)
-    weights = params * _BYTES_PER_PARAM[precision]
+    # stored bytes, prepacked (int4 x1.27, int8 x1.05), plus 5 %: above the verdict's memory floor
+    weights = weight_bytes(s, precision) * _PREPACK[precision] * 1.05
     kv = 4096 * s.num_layers * 2 * s.num_kv_heads * s.head_dim * 4
     total = weights + kv + 60 * 2**20
     tps = _BANDWIDTH.get(d.id, 5e9) / weights
