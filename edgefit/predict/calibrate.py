@@ -407,15 +407,11 @@ def _dram_rms(res: tuple[float, ...], labels: tuple[str, ...], keep: tuple[str, 
 
 
 def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, Any]:
-    """peak RSS = base + k * (weights other than the embedding) + what physics already knows:
-
-        + the embedding (an fp32 Gather table, held as is)
-        + a packed copy of it when a tied float LM head reads it through Gemm(transB)
-        + activations of the largest prefill the worker ran (its KV fill of the deepest context: logits for every
-          position dominate for large vocabularies) + the KV cache
-
-    Only ``base`` (Python + onnxruntime) and ``k`` (prepacking: ~1.0 fp32, more for MatMulNBits) are fitted:
-    the ladder shares one vocabulary, so a logits coefficient could not be separated from ``base`` there."""
+    """peak RSS = base + k * (weights other than the embedding) + what physics already knows (accounting):
+    the tied-float embedding and its packed copy, and the larger of the load transient (largest weight) and the
+    activations of the longest prefill measured + the KV cache. Only ``base`` (Python + onnxruntime) and ``k``
+    (prepacking: ~1.0 fp32, ~1.4 int4 MatMulNBits here) are fitted: the ladder shares one vocabulary, so a logits
+    coefficient could not be separated from ``base`` there."""
     by_model: dict[str, list[Measurement]] = {}
     for m in ms:
         if m.peak_rss_bytes:
@@ -436,14 +432,16 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
             continue
         spec = specs[mid]
         m = peak_pts[mid]
-        fill = max(max(x.prompt_tokens, x.context_tokens) for x in lst)
+        # the longest prefill the worker ran (the KV cache of deeper decodes is filled with noise by default)
+        prompt = max((x.prompt_tokens for x in lst if x.phase == Phase.PREFILL), default=1)
         depth = max(x.context_tokens for x in lst)
-        known = accounting.known_resident_bytes(spec, precision) + accounting.activation_bytes(
-            spec, precision, prompt_tokens=fill, context_tokens=depth
-        )
+        run = accounting.activation_bytes(spec, precision, prompt_tokens=prompt, context_tokens=0)
+        run += accounting.kv_bytes(spec, depth)
+        known = accounting.known_resident_bytes(spec, precision)
+        known += max(run, accounting.load_transient_bytes(spec, precision))
         rest = max(m.weight_file_bytes - accounting.embedding_bytes(spec), 0)
         rows.append([1.0, float(rest)])
-        y.append(float(m.peak_rss_bytes or 0) - known - accounting.kv_bytes(spec, depth))
+        y.append(float(m.peak_rss_bytes or 0) - known)
         labels.append(mid)
     if not rows:
         return empty | {"rss_dropped": tuple(sorted(dropped))}

@@ -76,11 +76,16 @@ def prefill_seconds(spec: ModelSpec, phys: Physics, prompt_tokens: int) -> float
     return phys.prefill_call_s + flops * (1 + phys.prefill_half_tokens / prompt_tokens) / phys.prefill_flops_per_s
 
 
-def peak_rss_bytes(spec: ModelSpec, precision: str, phys: Physics, *, fill_tokens: int = 512) -> int:
+def peak_rss_bytes(
+    spec: ModelSpec, precision: str, phys: Physics, *, prompt_tokens: int = 128, depth: int = 512
+) -> int:
     rest = accounting.weight_bytes(spec, precision) - accounting.embedding_bytes(spec)
     known = accounting.known_resident_bytes(spec, precision)
-    act = accounting.activation_bytes(spec, precision, prompt_tokens=fill_tokens, context_tokens=fill_tokens)
-    return int(phys.rss_base_bytes + known + phys.rss_k * rest + act + accounting.kv_bytes(spec, fill_tokens))
+    run = accounting.activation_bytes(spec, precision, prompt_tokens=prompt_tokens, context_tokens=0)
+    run += accounting.kv_bytes(spec, depth)
+    return int(
+        phys.rss_base_bytes + known + phys.rss_k * rest + max(run, accounting.load_transient_bytes(spec, precision))
+    )
 
 
 def measurements(
@@ -103,7 +108,7 @@ def measurements(
     k = 0
     for prec, phys in physics.items():
         for spec in specs:
-            rss = peak_rss_bytes(spec, prec, phys, fill_tokens=max([*depths, *prompts]))
+            rss = peak_rss_bytes(spec, prec, phys, prompt_tokens=max(prompts), depth=max(depths))
             common = {
                 "model_id": spec.id,
                 "model_hash": "synthetic",

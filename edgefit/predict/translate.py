@@ -6,7 +6,7 @@
     decode  = max(weight_bytes / (bw_eff * bw),  2*weights / (compute_eff * gemm))
               + kv_bytes / (kv_eff * bw) + overheads * cpu_ratio
     prefill = flops / (prefill_eff * gemm) * prompt_shape + overheads * cpu_ratio
-    memory  = base + embedding + k_prepack * other weights + KV(context) + activations   vs usable RAM
+    memory  = base + k_prepack * weights (+ tied-float embedding x2) + max(KV + activations, load transient)
     power   = load_w [idle_w .. max_w];  energy/token = power * decode s/token
 
 On the host itself the same formula is used with the host's probe figures, so it reproduces the fit; models
@@ -147,11 +147,13 @@ class MemoryTerms:
     kv_cache_bytes: int
     activations_bytes: int
     runtime_bytes: int
+    load_transient_bytes: int  # while loading: the largest weight being prepacked
 
     @property
     def total_bytes(self) -> int:
-        # the load transient (largest tensor) never showed above the steady RSS in the worker: not modelled
-        return self.weights_bytes + self.kv_cache_bytes + self.runtime_bytes + self.activations_bytes
+        # peak = resident weights + runtime + the larger of the load transient and the run's activations + KV
+        run = self.activations_bytes + self.kv_cache_bytes
+        return self.weights_bytes + self.runtime_bytes + max(run, self.load_transient_bytes)
 
 
 def memory_terms(
@@ -170,6 +172,9 @@ def memory_terms(
         kv_cache_bytes=accounting.kv_bytes(spec, context_tokens, bytes_precision),
         activations_bytes=int(act),
         runtime_bytes=int(pc.rss_base_bytes),
+        load_transient_bytes=0
+        if accounting.is_gguf(bytes_precision)
+        else accounting.load_transient_bytes(spec, bytes_precision),
     )
 
 
@@ -297,7 +302,7 @@ def predict(
         memory=MemoryBreakdown(
             weights_bytes=mem.weights_bytes,
             kv_cache_bytes=mem.kv_cache_bytes,
-            activations_bytes=mem.activations_bytes,
+            activations_bytes=max(mem.activations_bytes, mem.load_transient_bytes - mem.kv_cache_bytes, 0),
             runtime_bytes=mem.runtime_bytes,
             total=mem_total,
             usable_ram_bytes=device.usable_ram_bytes,

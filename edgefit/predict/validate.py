@@ -118,8 +118,7 @@ def compare(
     for (mid, prec), ms in sorted(peaks.items()):
         spec = specs[mid]
         depth = max(m.context_tokens for m in ms)
-        # the worker fills the cache for its deepest decode with one prefill of that many tokens
-        prompt = max(max(m.prompt_tokens, m.context_tokens) for m in ms)
+        prompt = max((m.prompt_tokens for m in ms if m.phase == Phase.PREFILL), default=1)
         p = predict(spec, prec, host, calibration, context_tokens=depth, prompt_tokens=prompt)
         peak = float(max(m.peak_rss_bytes or 0 for m in ms))
         tot = p.memory.total
