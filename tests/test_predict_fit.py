@@ -149,3 +149,12 @@ def test_implausible_efficiency_is_a_warning_not_silence() -> None:
     cal = calibrate(ms, sy.device(measured_bandwidth_bytes_per_s=1e12), specs={s.id: s for s in specs})
     assert any("implausible" in w and "bandwidth" in w for w in cal.warnings)
     assert not math.isnan(cal.precisions["fp32"].bandwidth_efficiency)
+
+
+def test_robust_fit_is_not_dragged_by_one_slowed_measurement() -> None:
+    pts = _points(knee=None, speedup=1.0)
+    slowed = [*pts[:5], DecodePoint("r5", pts[5].weight_bytes, 0.0, pts[5].layers, pts[5].seconds * 3), *pts[6:]]
+    fit = fit_decode(slowed)
+    assert 1 / fit.a_dram_s_per_byte == pytest.approx(22e9, rel=0.01)
+    plain = nnls_fit([[1.0, p.weight_bytes] for p in slowed], [p.seconds for p in slowed], ("c", "a"), robust=False)
+    assert abs(1 / plain.coef("a") / 22e9 - 1) > 0.03  # what least squares alone would have made of it

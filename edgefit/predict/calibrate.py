@@ -384,7 +384,7 @@ def _fit_prefill(
             [1.0, float(specs[m.model_id].num_layers) if use_layer else 0.0, f * (1.0 + half / m.prompt_tokens)]
             for m, f in zip(pre, flops, strict=True)
         ]
-        fit = nnls_fit(rows, y, ("call_s", "layer_s", "s_per_flop"), labels)
+        fit = nnls_fit(rows, y, ("call_s", "layer_s", "s_per_flop"), labels, robust=True)
         if fit.coef("s_per_flop") > 0 and (best is None or fit.rms_rel < best[1].rms_rel * (1 - 1e-6)):
             best = (half, fit)
     if best is None:

@@ -53,6 +53,23 @@ class LinearFit:
         }
 
 
+HUBER_K = 1.5
+ROBUST_ITERATIONS = 6
+MIN_ROBUST_SCALE = 0.02  # repeat-to-repeat noise on a quiet host: never downweight below it
+
+
+def _nnls(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    active = [j for j in range(x.shape[1]) if np.any(x[:, j] != 0.0)]
+    coef = np.zeros(x.shape[1])
+    while active:
+        sol, *_ = np.linalg.lstsq(x[:, active] * w[:, None], y * w, rcond=None)
+        if np.all(sol >= 0.0):
+            coef[active] = sol
+            break
+        active.pop(int(np.argmin(sol)))
+    return coef
+
+
 def nnls_fit(
     rows: Sequence[Sequence[float]],
     y: Sequence[float],
@@ -60,26 +77,26 @@ def nnls_fit(
     labels: Sequence[str] | None = None,
     *,
     relative: bool = True,
+    robust: bool = False,
 ) -> LinearFit:
     """Least squares with non-negative coefficients (a small active-set loop: drop the most negative
-    coefficient and refit). ``relative`` weights each row by 1/y."""
+    coefficient and refit). ``relative`` weights each row by 1/y. ``robust``: Huber reweighting (a few
+    iterations), so one measurement slowed by another process cannot drag the slope; points within
+    ``HUBER_K`` robust standard deviations keep full weight."""
     x = np.asarray(rows, dtype=float)
     yv = np.asarray(y, dtype=float)
     if x.ndim != 2 or x.shape[0] != yv.shape[0] or x.shape[1] != len(names):
         raise ValueError("nnls_fit: shape mismatch")  # programming error
     if x.shape[0] == 0:
         raise PredictError("no measurements to fit; run `edgefit bench --ladder quick` first")
-    w = 1.0 / np.maximum(np.abs(yv), 1e-300) if relative else np.ones_like(yv)
-    active = [j for j in range(x.shape[1]) if np.any(x[:, j] != 0.0)]
-    coef = np.zeros(x.shape[1])
-    while active:
-        xa = x[:, active] * w[:, None]
-        sol, *_ = np.linalg.lstsq(xa, yv * w, rcond=None)
-        if np.all(sol >= 0.0):
-            coef[:] = 0.0
-            coef[active] = sol
-            break
-        active.pop(int(np.argmin(sol)))
+    w0 = 1.0 / np.maximum(np.abs(yv), 1e-300) if relative else np.ones_like(yv)
+    coef = _nnls(x, yv, w0)
+    for _ in range(ROBUST_ITERATIONS if robust and x.shape[0] > x.shape[1] + 1 else 0):
+        fitted = x @ coef
+        r = (yv - fitted) * w0
+        scale = max(1.4826 * float(np.median(np.abs(r))), MIN_ROBUST_SCALE)
+        hub = np.minimum(1.0, HUBER_K * scale / np.maximum(np.abs(r), 1e-300))
+        coef = _nnls(x, yv, w0 * np.sqrt(hub))
     fitted = x @ coef
     res_rel = np.where(fitted > 0, (yv - fitted) / np.where(fitted > 0, fitted, 1.0), 0.0)
     ss_tot = float(np.sum((yv - yv.mean()) ** 2))
@@ -173,7 +190,7 @@ def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_
     labels = [p.label for p in pts]
     use_layer = len(pts) >= 4 and len({p.layers for p in pts}) > 1
     best_n_cache = 0
-    best = nnls_fit(_decode_rows(pts, 0, use_layer), y, _NAMES, labels)
+    best = nnls_fit(_decode_rows(pts, 0, use_layer), y, _NAMES, labels, robust=True)
     n_kv = int(any(p.kv_bytes > 0 for p in pts))
     best_bic = _bic(best, 2 + int(use_layer) + n_kv)
     # split only between models (a model measured at several KV depths stays on one side)
@@ -181,7 +198,7 @@ def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_
     for n_cache in splits:
         if len({p.weight_bytes for p in pts[n_cache:]}) < min_dram_points:
             continue
-        cand = nnls_fit(_decode_rows(pts, n_cache, use_layer), y, _NAMES, labels)
+        cand = nnls_fit(_decode_rows(pts, n_cache, use_layer), y, _NAMES, labels, robust=True)
         a_c, a_d = cand.coef("a_cache"), cand.coef("a_dram")
         if a_d <= 0 or a_c <= 0 or a_d < knee_gain * a_c:
             continue
