@@ -180,7 +180,6 @@ class _Session:
         job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill)
         model_hash = file_sha256_16(t.path)
         state: dict[str, Any] = {"load_s": None, "count": 0, "peak": None}
-        ctx_base = QualityContext(t.weight_read_bytes_per_token, self.llc, None, self.policy.target_rel_ci)
         self.progress.describe(f"{t.model_id} {t.precision}")
 
         def on_result(r: PhaseResult) -> None:
@@ -188,8 +187,7 @@ class _Session:
                 state["load_s"] = r.samples_s[0]
             if self.ref_probe is None and r.probe_bandwidth_bytes_per_s:
                 self.ref_probe = r.probe_bandwidth_bytes_per_s  # drift is judged against the run's first probe
-            ctx = QualityContext(ctx_base.weight_read_bytes_per_token, self.llc, self.ref_probe,
-                                 self.policy.target_rel_ci)  # fmt: skip
+            ctx = QualityContext(t.weight_read_bytes_per_token, self.llc, self.ref_probe, self.policy.target_rel_ci)
             m = Measurement(
                 model_id=t.model_id,
                 model_hash=model_hash,
