@@ -269,27 +269,10 @@ def measure_fresh(
 
     order: list[Any] = sorted([*rungs, *held], key=size)
     summary = bench.run_ladder("quick", precisions=precisions, threads=threads, db_path=db, progress=progress,
-                               rungs=order, executor=_fresh_probe_executor(), budget_s=budget_s)  # fmt: skip
+                               rungs=order, budget_s=budget_s)  # fmt: skip
     held_ids = {h.spec.id for h in held}
     ladder = [m for m in summary.measurements if m.model_id not in held_ids]
     out = [m for m in summary.measurements if m.model_id in held_ids]
     notes = list(summary.notes)
     notes += [f"{o.model_id} {o.precision}: {o.status} {o.message}" for o in summary.outcomes if o.status != "measured"]
     return ladder, out, [summary.run_id] if summary.run_id else [], notes
-
-
-def _fresh_probe_executor() -> Any:
-    """The benchmarker's worker executor with a probe that frees its 1.2 GiB arrays after every reading.
-
-    Why: the worker reads its peak RSS from ``ru_maxrss``, which Linux carries across fork+exec from the parent;
-    a parent holding the probe's arrays would give every smaller model the parent's high-water mark."""
-    from edgefit import probes
-    from edgefit.bench.executor import WorkerExecutor
-
-    def probe(duration_s: float) -> float | None:
-        try:
-            return float(probes.quick_bandwidth(duration_s=duration_s))
-        finally:
-            probes.release_buffers()
-
-    return WorkerExecutor(probe=probe)
