@@ -466,9 +466,10 @@ def _rss_rms(
 
 
 def _inherited_peaks(points: Mapping[str, Measurement]) -> set[str]:
-    """Peak RSS read from ``ru_maxrss`` keeps the high-water mark a worker inherited from its parent at fork
-    (Linux saves it across exec): every model smaller than the parent then shows the *same* peak. A peak shared
-    (within 2 %) by models whose steady RSS differs by more than 15 % belongs to no model: leave it out."""
+    """A guard for results measured before the worker read VmHWM: ``ru_maxrss`` keeps the high-water mark a
+    worker inherits from its parent at fork (Linux saves it across exec), so every model smaller than the parent
+    showed the *same* peak. A peak shared (within 2 %) by models whose steady RSS differs by more than 15 %
+    belongs to no model: leave it out."""
     items = [(mid, float(m.peak_rss_bytes or 0), float(m.steady_rss_bytes or 0)) for mid, m in points.items()]
     out: set[str] = set()
     for mid, peak, steady in items:
