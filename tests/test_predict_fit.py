@@ -158,3 +158,31 @@ def test_robust_fit_is_not_dragged_by_one_slowed_measurement() -> None:
     assert 1 / fit.a_dram_s_per_byte == pytest.approx(22e9, rel=0.01)
     plain = nnls_fit([[1.0, p.weight_bytes] for p in slowed], [p.seconds for p in slowed], ("c", "a"), robust=False)
     assert abs(1 / plain.coef("a") / 22e9 - 1) > 0.03  # what least squares alone would have made of it
+
+
+def test_cpu_share_left_by_other_processes_normalises_times() -> None:
+    """On a shared machine the bench records the cores other processes used during the samples; a measurement
+    that had only half the cores took twice as long and is brought back to the run's median conditions."""
+    import dataclasses
+
+    from edgefit.bench.measurement import QualityWarning, WarningCode
+
+    specs = sy.ladder_specs(6)
+    truth = {"fp32": sy.Physics(22e9), "int4": sy.Physics(13e9, rss_k=1.27)}
+    quiet = sy.measurements(specs, truth)
+    busy = []
+    for i, m in enumerate(quiet):
+        others = 1.0 if i % 2 else 0.0  # every other measurement shared the 2 cores with a 1-core job
+        warn = QualityWarning(WarningCode.BUSY_MACHINE, others, 0.25, "busy") if others else None
+        slow = 2.0 / (2.0 - others)
+        busy.append(dataclasses.replace(m, samples_s=tuple(t * slow for t in m.samples_s),
+                                        warnings=(warn,) if warn else ()))  # fmt: skip
+    host = sy.device()
+    ref = calibrate(quiet, host, specs={s.id: s for s in specs})
+    cal = calibrate(busy, host, specs={s.id: s for s in specs})
+    assert cal.drift_source == "cpu" and ref.drift_source == "probe"
+    # the median conditions of the busy run are 0.75 of the cores: times at that reference are 1/0.75 slower
+    for p in ("fp32", "int4"):
+        a, b = ref.precisions[p], cal.precisions[p]
+        assert b.decode_s_per_byte_dram == pytest.approx(a.decode_s_per_byte_dram / 0.75, rel=0.02)
+        assert b.decode_rms_rel < 0.02  # the alternating slow-downs are gone, not averaged in

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgefit.bench.measurement import Measurement, Phase
+from edgefit.bench.measurement import Measurement, Phase, WarningCode
 from edgefit.catalog import ModelSpec
 from edgefit.errors import PredictError
 from edgefit.predict import accounting
@@ -36,6 +36,7 @@ COMPUTE_BOUND_MARGIN = 1.10
 # rate; assume it could go this much faster before it binds (prior, stated in notes).
 UNOBSERVED_COMPUTE_HEADROOM = 2.0
 PLAUSIBLE_EFFICIENCY = (0.05, 1.2)
+MIN_CPU_SHARE = 0.15  # never assume a measurement got less than this share of the cores
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class Calibration:
     host_cores: int
     host_clock_hz: float
     reference_probe_bytes_per_s: float
-    drift_ratio: float  # max/min bandwidth probe over the measurements used
+    drift_ratio: float  # max/min of the drift quantity (CPU share or bandwidth probe) over the measurements used
     precisions: Mapping[str, PrecisionCalibration]
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -100,6 +101,8 @@ class Calibration:
     host_detect_gemm_flops_per_s: float = 0.0
     contention_ratio: float = 1.0  # probe median during the ladder / detect's STREAM (clipped 0.05..1.2)
     host_isa: str = "x86_64"
+    drift_source: str = "probe"  # what normalised the times: "cpu" (share left by others) or "probe"
+    reference_condition: float = 0.0  # median of that quantity over the run (the reference conditions)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +129,7 @@ class Calibration:
         return cls(precisions=precs, **top)
 
 
-def _probes_beside(ms: list[Measurement]) -> list[float | None]:
+def _probes_beside(ms: Sequence[Measurement]) -> list[float | None]:
     """Each measurement's bandwidth probe; prefill (and load) measurements have none of their own, so they take
     the median probe of the same model's decode measurements in the same run (the same worker, seconds apart)."""
     by_model: dict[tuple[str | None, str, str], list[float]] = {}
@@ -138,6 +141,39 @@ def _probes_beside(ms: list[Measurement]) -> list[float | None]:
         near = by_model.get((m.run_id, m.model_id, m.precision))
         out.append(m.probe_bandwidth_bytes_per_s or (float(statistics.median(near)) if near else None))
     return out
+
+
+def _others_cores(m: Measurement) -> float | None:
+    """CPU cores other processes used *during* this measurement's samples (the bench's busy-machine warning)."""
+    for w in m.warnings:
+        if w.code == WarningCode.BUSY_MACHINE:
+            return float(w.value)
+    return None
+
+
+def conditions(ms: Sequence[Measurement], source: str, cores: int) -> list[float | None]:
+    """How fast the host could run each measurement, in relative units (higher = less disturbed).
+
+    ``cpu``: the share of the cores left by other processes during the samples, (cores - others) / cores (a
+    measurement without a busy-machine warning had the host to itself). Measured *during* the samples, it
+    tracks CPU time-slicing better than a bandwidth probe taken before them, and covers prefill directly.
+    ``probe``: the bandwidth probe beside the measurement (prefill borrows its model's)."""
+    if source == "cpu":
+        n = max(cores, 1)
+        return [max(n - (_others_cores(m) or 0.0), MIN_CPU_SHARE * n) / n for m in ms]
+    return _probes_beside(ms)
+
+
+def drift_source(ms: Sequence[Measurement]) -> str:
+    """``cpu`` when the run recorded other processes' CPU use (a shared machine), else ``probe``."""
+    return "cpu" if any(_others_cores(m) is not None for m in ms) else "probe"
+
+
+def normalisation(ms: Sequence[Measurement], calibration: Calibration) -> list[float]:
+    """Factors that bring measured times to the calibration's reference conditions (t_ref = t * factor)."""
+    vals = conditions(ms, calibration.drift_source, calibration.host_cores)
+    ref = calibration.reference_condition
+    return [v / ref if (v and ref) else 1.0 for v in vals]
 
 
 def _median(samples: Iterable[float]) -> float:
@@ -182,8 +218,12 @@ def calibrate(
     if not ms:
         raise PredictError("no ladder measurements in the database; run `edgefit bench --ladder quick` first")
     spec_map = accounting.resolve_specs({m.model_id for m in ms}, given=specs)
-    factors, ref_probe, drift = drift_factors(_probes_beside(ms))
+    # Drift: each time is brought to the run's median conditions (see ``conditions``); the probe median is the
+    # bandwidth reference for the efficiencies either way.
+    source = drift_source(ms)
+    factors, ref_condition, drift = drift_factors(conditions(ms, source, host.cpu_cores))
     factor_of = {id(m): f for m, f in zip(ms, factors, strict=True)}
+    _, ref_probe, probe_drift = drift_factors(_probes_beside(ms))
     detect_stream, detect_gemm, clock, notes = _host_figures(host, ref_probe)
     # Drift-proofing of the efficiencies: the reference is the probe median *during the ladder* (the quick probe
     # is the same triad on the same working set as detect's STREAM), not a STREAM figure measured at another
@@ -200,9 +240,10 @@ def calibrate(
             f"{detect_stream / 1e9:.1f} GB/s at `edgefit detect`; efficiencies use the probe beside the ladder"
         )
     if drift > 1.15:
+        how = "the CPU share other processes left" if source == "cpu" else "the bandwidth probe"
         warnings.append(
-            f"bandwidth probe drifted {drift:.2f}x (max/min) while measuring; decode times were normalised by "
-            "the probe beside each measurement"
+            f"conditions drifted {drift:.2f}x (max/min; bandwidth probe {probe_drift:.2f}x) while measuring; times "
+            f"were normalised by {how} during each measurement"
         )
     fingerprints = Counter(m.host_fingerprint for m in ms)
     if len(fingerprints) > 1:
@@ -275,6 +316,8 @@ def calibrate(
         host_detect_stream_bytes_per_s=detect_stream,
         host_detect_gemm_flops_per_s=detect_gemm,
         contention_ratio=contention,
+        drift_source=source,
+        reference_condition=ref_condition,
         host_isa=host.isa,
         host_cores=host.cpu_cores,
         host_clock_hz=clock,

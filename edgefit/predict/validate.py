@@ -5,9 +5,9 @@
                           embeddings, ~0.5-1.1B parameters), built and measured by the same worker in the same
                           time window as a fresh quick ladder, predicted from that ladder's calibration
 
-Every comparison is ``predicted / measured - 1``. Decode times are compared after the same drift
-normalisation the calibration uses (measured time x its probe / the calibration's reference probe); the raw
-error is kept beside it. The result is a plain dict for ``Store.save_validation`` so reports can quote it.
+Every comparison is ``predicted / measured - 1``. Times are compared after the same drift normalisation the
+calibration uses (``calibrate.normalisation``: to the ladder's median conditions); the raw error is kept
+beside it. The result is a plain dict for ``Store.save_validation`` so reports can quote it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from edgefit.bench.measurement import Measurement, Phase
 from edgefit.catalog import ModelSpec
 from edgefit.errors import PredictError
 from edgefit.predict import accounting
-from edgefit.predict.calibrate import Calibration, calibrate, time_statistic
+from edgefit.predict.calibrate import Calibration, calibrate, normalisation, time_statistic
 from edgefit.predict.translate import predict
 from edgefit.profiles import DeviceProfile
 
@@ -96,9 +96,9 @@ def compare(
 ) -> list[Comparison]:
     """Predict every decode/prefill measurement (and each model's peak RSS) of ``measurements`` on the host."""
     out: list[Comparison] = []
-    ref = calibration.reference_probe_bytes_per_s
     peaks: dict[tuple[str, str], list[Measurement]] = {}
-    for m in measurements:
+    factors = normalisation(measurements, calibration)
+    for m, factor in zip(measurements, factors, strict=True):
         spec = specs.get(m.model_id)
         if m.peak_rss_bytes and spec is not None and m.precision in calibration.precisions:
             peaks.setdefault((m.model_id, m.precision), []).append(m)
@@ -108,13 +108,11 @@ def compare(
         if m.phase == Phase.DECODE:
             p = predict(spec, m.precision, host, calibration, context_tokens=m.context_tokens, prompt_tokens=1)
             est = p.decode_s_per_token
-            probe = m.probe_bandwidth_bytes_per_s
-            norm = raw * probe / ref if (probe and ref) else raw
-            out.append(_cmp(kind, m, "decode", m.context_tokens, est.value, est.low, est.high, norm, raw))
+            out.append(_cmp(kind, m, "decode", m.context_tokens, est.value, est.low, est.high, raw * factor, raw))
         elif m.phase == Phase.PREFILL and m.prompt_tokens > 0:
             p = predict(spec, m.precision, host, calibration, context_tokens=0, prompt_tokens=m.prompt_tokens)
             est = p.prefill_s
-            out.append(_cmp(kind, m, "prefill", m.prompt_tokens, est.value, est.low, est.high, raw, raw))
+            out.append(_cmp(kind, m, "prefill", m.prompt_tokens, est.value, est.low, est.high, raw * factor, raw))
     for (mid, prec), ms in sorted(peaks.items()):
         spec = specs[mid]
         depth = max(m.context_tokens for m in ms)
