@@ -230,14 +230,19 @@ def calibrate(
     # time. No GEMM probe runs beside the ladder, so the GEMM figure is scaled by the same busy-ness ratio
     # (contention from other processes slows compute and memory alike, to first order).
     contention = ref_probe / detect_stream if ref_probe > 0 and detect_stream > 0 else 1.0
+    if source == "cpu":
+        # the run says how much of the cores it had at its reference conditions: a GEMM (and the per-token
+        # overheads) scale with exactly that share, whatever the bandwidth probe read
+        contention = ref_condition
     contention = min(max(contention, 0.05), 1.2)
     stream = ref_probe if ref_probe > 0 else detect_stream
     gemm = detect_gemm * contention
     warnings: list[str] = []
     if contention < 0.8:
         warnings.append(
-            f"the host was busy while the ladder ran: bandwidth probe median {ref_probe / 1e9:.1f} GB/s vs "
-            f"{detect_stream / 1e9:.1f} GB/s at `edgefit detect`; efficiencies use the probe beside the ladder"
+            f"the host was busy while the ladder ran (other processes left {contention:.0%} of it at the median; "
+            f"bandwidth probe median {ref_probe / 1e9:.1f} GB/s vs {detect_stream / 1e9:.1f} GB/s at "
+            "`edgefit detect`): efficiencies are taken against the conditions during the ladder"
         )
     if drift > 1.15:
         how = "the CPU share other processes left" if source == "cpu" else "the bandwidth probe"
