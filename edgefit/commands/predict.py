@@ -93,7 +93,7 @@ def _print_human(pred: Prediction, max_ctx: int) -> None:
     c.print(
         f"calibration: {cal.get('calibration_precision')} ladder, bandwidth efficiency "
         f"{float(cal.get('bandwidth_efficiency', 0.0)):.2f}, decode compute efficiency "
-        f"{float(cal.get('compute_efficiency', 0.0)):.2f}, probe drift {float(cal.get('drift_ratio', 1.0)):.2f}x; "
+        f"{float(cal.get('compute_efficiency', 0.0)):.2f}, drift {float(cal.get('drift_ratio', 1.0)):.2f}x; "
         f"DRAM-regime rungs: {cal.get('dram_rungs') or '-'}"
     )
     for n in pred.notes:

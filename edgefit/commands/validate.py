@@ -144,6 +144,6 @@ def _print_human(r: ValidationResult) -> None:
         med, mx = f"{e['median_abs_error'] * 100:.1f}", f"{e['max_abs_error'] * 100:.1f}"
         s.add_row(key, str(e["n"]), med, mx, target, met)
     c.print(s)
-    c.print(f"probe drift during the ladder: {r.drift_ratio:.2f}x (decode compared after probe normalisation)")
+    c.print(f"drift during the ladder: {r.drift_ratio:.2f}x (times compared after the same normalisation)")
     for n in r.notes:
         c.print(f"note: {n}")
