@@ -11,6 +11,7 @@ the figure is the median of the per-round harness/bare ratios. Target: within 3 
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -30,16 +31,16 @@ from edgefit.onnxbuild import build_model
 RUNG = "ladder-124m"  # fp32: 380 MiB read per token, DRAM-resident here
 DEPTH = 128
 THREADS = 2
-ROUNDS = 5
-BARE_STEPS = 60
+ROUNDS = 11
+BUDGET_S = 1.0  # both sides sample for about this long per round, so both see the same kind of neighbours
 
 
-def _harness_decode_s(path: Path) -> float:
-    plan = MeasurePlan((PhasePlan(Phase.DECODE, 1, DEPTH),), MeasurePolicy(budget_s=2.0, probe_s=0))
+def _harness_decode_s(path: Path) -> tuple[float, float]:
+    plan = MeasurePlan((PhasePlan(Phase.DECODE, 1, DEPTH),), MeasurePolicy(budget_s=BUDGET_S, probe_s=0))
     got: list[PhaseResult] = []
     WorkerExecutor().run(ModelJob(path, THREADS, plan), got.append, StopFlag())
     (decode,) = [r for r in got if r.phase == "decode"]
-    return stats.median(decode.samples_s)
+    return stats.median(decode.samples_s), min(decode.samples_s)
 
 
 def _bare_session(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
@@ -60,41 +61,45 @@ def _bare_session(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
     return sess, feeds
 
 
-def _bare_decode_s(sess: Any, feeds: dict[str, np.ndarray]) -> float:
-    for _ in range(3):
+def _bare_decode_s(sess: Any, feeds: dict[str, np.ndarray]) -> tuple[float, float]:
+    for _ in range(2):
         sess.run(None, feeds)
-    samples = []
-    for _ in range(BARE_STEPS):
+    samples: list[float] = []
+    while sum(samples) < BUDGET_S:
         t0 = time.perf_counter()
         sess.run(None, feeds)
         samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    return statistics.median(samples), min(samples)
 
 
 def test_harness_matches_bare_onnxruntime_decode(benchmark: Any) -> None:
     (rung,) = [r for r in load_ladder("full") if r.spec.id == RUNG]
     path = build_model(rung.spec, "fp32").path
     sess, feeds = _bare_session(path)
-    rounds: list[tuple[float, float]] = []
+    rounds: list[tuple[tuple[float, float], tuple[float, float]]] = []
 
     def one_round() -> None:
-        h = _harness_decode_s(path)
-        b = _bare_decode_s(sess, feeds)
-        rounds.append((h, b))
+        rounds.append((_harness_decode_s(path), _bare_decode_s(sess, feeds)))
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
-    ratios = [h / b for h, b in rounds]
+    ratios = [h[0] / b[0] for h, b in rounds]
     ratio = statistics.median(ratios)
+    # Secondary figure, robust to neighbours: the fastest step either side ever saw.
+    min_ratio = min(h[1] for h, _ in rounds) / min(b[1] for _, b in rounds)
     benchmark.extra_info.update(
         {
             "model": f"{RUNG} fp32, decode at KV depth {DEPTH}, {THREADS} threads",
-            "harness_median_s": [h for h, _ in rounds],
-            "bare_median_s": [b for _, b in rounds],
+            "harness_median_s": [h[0] for h, _ in rounds],
+            "bare_median_s": [b[0] for _, b in rounds],
             "ratio_per_round": ratios,
             "ratio_median": ratio,
+            "ratio_of_minima": min_ratio,
+            "load_average_1m": os.getloadavg()[0],
         }
     )
-    print(f"\nharness/bare decode ratio per round: {', '.join(f'{r:.3f}' for r in ratios)}; median {ratio:.3f}")
+    print(f"\nharness/bare decode median ratio per round: {', '.join(f'{r:.3f}' for r in ratios)}")
+    load = os.getloadavg()[0]
+    print(f"median of ratios {ratio:.3f}; ratio of fastest steps {min_ratio:.3f}; load average {load:.2f}")
     for h, b in rounds:
-        print(f"  harness {h * 1e3:.2f} ms  bare {b * 1e3:.2f} ms")
+        print(f"  harness {h[0] * 1e3:.2f} ms (min {h[1] * 1e3:.2f})  bare {b[0] * 1e3:.2f} ms (min {b[1] * 1e3:.2f})")
     assert ratio == pytest.approx(1.0, abs=0.03)
