@@ -61,3 +61,23 @@ def test_synthetic_fill_has_the_prefill_shapes(decoder: Path) -> None:
 def test_unknown_fill_mode_is_refused(decoder: Path) -> None:
     with pytest.raises(ValueError, match="kv_fill"):
         OrtRunner(decoder, inspect_model_file(decoder), threads=1, kv_fill="zeros")
+
+
+def test_worker_imports_neither_onnx_nor_the_campaign() -> None:
+    """The worker's RSS is the model's: no onnx (~15 MiB), no builder, no second parse of the model."""
+    import subprocess
+    import sys
+
+    code = "import sys, edgefit.bench.worker; print(sorted(m for m in ('onnx', 'edgefit.bench.campaign', "
+    code += "'edgefit.onnxbuild', 'edgefit.bench.modelfile') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_model_info_round_trips_through_json(decoder: Path) -> None:
+    import json
+
+    from edgefit.bench.modelinfo import info_from_dict, info_to_dict
+
+    info = inspect_model_file(decoder)
+    assert info_from_dict(json.loads(json.dumps(info_to_dict(info)))) == info

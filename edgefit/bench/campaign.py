@@ -152,6 +152,7 @@ class _Target:
     dims: dict[str, int] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
     kv_fill: str = "prefill"
+    info: ModelFileInfo | None = None  # user files: inspected already (the ladder's are inspected by the executor)
 
 
 def decoder_plan(
@@ -177,8 +178,8 @@ class _Session:
         self.ref_probe: float | None = None
 
     def measure(self, t: _Target, *, estimate: int | None, build_s: float | None) -> None:
-        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill)
-        model_hash = file_sha256_16(t.path)
+        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill, t.info)
+        model_hash = t.info.sha256_16 if t.info is not None and t.info.sha256_16 else file_sha256_16(t.path)
         state: dict[str, Any] = {"load_s": None, "count": 0, "peak": None}
         self.progress.describe(f"{t.model_id} {t.precision}")
 
@@ -472,6 +473,7 @@ def _file_target(
         dims=dims,
         scalars=scalars,
         kv_fill=kv_fill,
+        info=info,
     )
 
 

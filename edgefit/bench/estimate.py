@@ -14,7 +14,7 @@ process with numpy, psutil and onnxruntime imported measured 64 MiB RSS here, he
 
 from __future__ import annotations
 
-from edgefit.bench.modelfile import ModelFileInfo
+from edgefit.bench.modelinfo import ModelFileInfo
 from edgefit.units import MIB
 
 BASE_PROCESS_BYTES = 64 * MIB

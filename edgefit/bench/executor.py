@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgefit.bench.loop import MeasurePlan, PhaseResult, measure_model
+from edgefit.bench.modelfile import inspect_model_file
+from edgefit.bench.modelinfo import ModelFileInfo
 from edgefit.bench.runner import Runner
 from edgefit.bench.worker import job_to_json
 from edgefit.errors import BenchError, EdgefitError, MemoryGuardError, ModelFileError
@@ -43,6 +45,7 @@ class ModelJob:
     dims: dict[str, int] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
     kv_fill: str = "prefill"  # how the worker fills the KV cache for decode depths: "prefill" | "synthetic"
+    info: ModelFileInfo | None = None  # inspected here when None, so the worker never imports onnx
 
 
 class StopFlag:
@@ -119,6 +122,7 @@ class WorkerExecutor:
         return 120.0 + len(job.plan.phases) * (4 * job.plan.policy.budget_s + 30.0)
 
     def run(self, job: ModelJob, on_result: Callable[[PhaseResult], None], stop: StopFlag) -> None:
+        info = job.info if job.info is not None else inspect_model_file(job.model_path, hash_file=False)
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "edgefit.bench.worker"],
@@ -140,7 +144,9 @@ class WorkerExecutor:
             error: dict[str, Any] | None = None
             try:
                 assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
-                line = job_to_json(job.model_path, job.threads, job.plan, job.dims, job.scalars, job.kv_fill) + "\n"
+                line = (
+                    job_to_json(job.model_path, job.threads, job.plan, job.dims, job.scalars, job.kv_fill, info) + "\n"
+                )
                 proc.stdin.write(line.encode())
                 proc.stdin.flush()
                 if stop.requested:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgefit.bench.modelfile import ModelFileInfo, TensorInfo
+from edgefit.bench.modelinfo import ModelFileInfo, TensorInfo
 
 DEFAULT_DIM = 16
 

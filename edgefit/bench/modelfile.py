@@ -19,14 +19,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from edgefit.bench.modelinfo import ModelFileInfo, TensorInfo
 from edgefit.errors import ModelFileError
+
+__all__ = ["ModelFileInfo", "TensorInfo", "file_sha256_16", "inspect_model_file"]
 
 # Ops whose only purpose is to reshape/cast a token id on its way to the embedding Gather.
 _PASS_THROUGH_OPS = frozenset({"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity"})
@@ -35,59 +37,6 @@ _QUANTIZED_OPS = frozenset(
     {"MatMulNBits", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "QGemm", "DequantizeLinear"}
 )
 _PAST_PREFIXES = ("past_key_values", "past")
-
-
-@dataclass(frozen=True, slots=True)
-class TensorInfo:
-    """A graph input or output. ``shape`` entries: an int (fixed), a str (symbolic dim name), None (unknown)."""
-
-    name: str
-    dtype: str  # numpy dtype name: float32, int64, bool, ...
-    shape: tuple[int | str | None, ...] | None  # None: rank unknown
-
-    @property
-    def symbolic_dims(self) -> tuple[str, ...]:
-        return tuple(d for d in (self.shape or ()) if isinstance(d, str))
-
-
-@dataclass(frozen=True, slots=True)
-class ModelFileInfo:
-    path: Path
-    sha256_16: str  # first 16 hex of the .onnx file's sha256 (external data not hashed: too slow for GBs)
-    opset: int  # default-domain opset
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
-    params: int  # weight elements (MatMulNBits: K x N, scales not counted)
-    weight_file_bytes: int  # bytes of all initializers as stored, external data included
-    weight_read_bytes_per_token: int  # bytes of initializers not only used as a Gather table
-    largest_tensor_bytes: int
-    float16_weight_bytes: int  # fp16 weights are upcast to fp32 by the CPU provider: they double in RAM
-    external_data_bytes: int
-    token_inputs: tuple[str, ...]  # int inputs that index an embedding Gather (directly or via casts)
-    vocab_size: int | None  # rows of that Gather's table
-    past_inputs: tuple[str, ...]  # past KV cache inputs, in graph order
-    present_outputs: tuple[str, ...]  # matching present outputs, same order
-    control_flow_ops: tuple[str, ...]  # If / Loop / Scan found (subgraphs included)
-    node_count: int
-    has_quantized_ops: bool = False  # MatMulNBits, QLinearMatMul, ...: weights are prepacked larger
-
-    @property
-    def is_decoder(self) -> bool:
-        return bool(self.past_inputs) and len(self.past_inputs) == len(self.present_outputs)
-
-    @property
-    def symbolic_dims(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for t in self.inputs:
-            for d in t.symbolic_dims:
-                seen.setdefault(d, None)
-        return tuple(seen)
-
-    def input(self, name: str) -> TensorInfo:
-        for t in self.inputs:
-            if t.name == name:
-                return t
-        raise KeyError(name)
 
 
 def inspect_model_file(path: Path | str, *, hash_file: bool = True) -> ModelFileInfo:

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefit.bench.feeds import FeedSpec, past_dim_index, synthesize
 from edgefit.bench.measurement import Phase
-from edgefit.bench.modelfile import ModelFileInfo
+from edgefit.bench.modelinfo import ModelFileInfo
 from edgefit.errors import BenchError
 
 PROVIDER = "CPUExecutionProvider"

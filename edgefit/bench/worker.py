@@ -3,7 +3,7 @@ with a real ``OrtRunner``, and writes one JSON line per finished measurement to 
 this model alone and the parent stores each result the moment it arrives.
 
     stdin : {"model_path": ..., "threads": N, "phases": [[phase, prompt, context], ...], "policy": {...},
-             "dims": {...}, "scalars": {...}}                 (first line: the job)
+             "dims": {...}, "scalars": {...}, "kv_fill": ..., "info": ModelFileInfo}   (first line: the job)
             {"bandwidth_bytes_per_s": x}                       (reply to each probe request)
     stdout: {"event": "result", "result": PhaseResult}   (one per measurement, load first)
             {"event": "probe", "duration_s": d}          (before each decode measurement: parent probes, replies)
@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from edgefit.bench.feeds import FeedSpec
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult, measure_model
 from edgefit.bench.measurement import Phase
-from edgefit.bench.modelfile import inspect_model_file
+from edgefit.bench.modelinfo import ModelFileInfo, info_from_dict, info_to_dict
 from edgefit.bench.runner import OrtRunner
 from edgefit.errors import EdgefitError
 
@@ -37,6 +37,7 @@ def job_to_json(
     dims: dict[str, int] | None = None,
     scalars: dict[str, float] | None = None,
     kv_fill: str = "prefill",
+    info: ModelFileInfo | None = None,
 ) -> str:
     p = plan.policy
     return json.dumps(
@@ -55,6 +56,7 @@ def job_to_json(
             "dims": dims or {},
             "scalars": scalars or {},
             "kv_fill": kv_fill,
+            "info": None if info is None else info_to_dict(info),
         }
     )
 
@@ -88,7 +90,12 @@ def main() -> int:
     try:
         job = json.loads(sys.stdin.readline())
         path = Path(job["model_path"])
-        info = inspect_model_file(path, hash_file=False)
+        if job.get("info") is not None:
+            info = info_from_dict(job["info"])
+        else:  # a job written by hand: inspect here (imports onnx, which then counts in this RSS)
+            from edgefit.bench.modelfile import inspect_model_file
+
+            info = inspect_model_file(path, hash_file=False)
         spec = FeedSpec(dims={k: int(v) for k, v in job["dims"].items()}, scalars=dict(job["scalars"]))
         plan = _plan_from(job)
         deepest = max((ph.context_tokens for ph in plan.phases if ph.phase == Phase.DECODE), default=0)
