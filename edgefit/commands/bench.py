@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure the benchmark ladder or your .onnx files here (one subprocess per model)",
         description=(
             "Measure load time, peak/steady RSS, prefill latency (16/64/128-token prompts) and decode latency per "
-            "token at KV depths 0/128/512 of the built ladder models, or of your own .onnx files, with onnxruntime "
-            "on the CPU. Each measurement repeats until the median's 95%% interval is within +-2%% or --budget-s "
-            "of samples is spent; raw samples go to the results database. Ctrl-C stops after the current "
-            "measurement and keeps the finished ones (exit 130)."
+            "token at KV depths 0/128/512 of the built ladder models with onnxruntime on the CPU, one worker "
+            "process per model. Your own .onnx files: decoders (past_key_values.* inputs) at prompts 16/64 and "
+            "depths 0/64, other models one inference with synthesized inputs. Each measurement repeats until the "
+            "median's 95% interval is within +-2% or --budget-s of samples is spent; raw samples go to the results "
+            "database. Ctrl-C stops after the current measurement and keeps the finished ones (exit 130)."
         ),
     )
     p.add_argument("models", nargs="*", metavar="MODEL.onnx", help="your .onnx files (instead of the ladder)")
