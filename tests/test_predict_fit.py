@@ -186,3 +186,13 @@ def test_cpu_share_left_by_other_processes_normalises_times() -> None:
         a, b = ref.precisions[p], cal.precisions[p]
         assert b.decode_s_per_byte_dram == pytest.approx(a.decode_s_per_byte_dram / 0.75, rel=0.02)
         assert b.decode_rms_rel < 0.02  # the alternating slow-downs are gone, not averaged in
+
+
+def test_rungs_the_benchmark_saw_in_cache_never_set_the_dram_slope() -> None:
+    # noisy enough that BIC alone would not separate the two regimes: the bench's cache flag does
+    pts = _points(knee=150 * MIB, speedup=1.4)
+    fit = fit_decode(pts, in_cache={"r0", "r1", "r2", "r3"})
+    assert fit.cache_labels == ("r0", "r1", "r2", "r3")
+    assert 1 / fit.a_dram_s_per_byte == pytest.approx(22e9, rel=1e-3)
+    # flags on all but one model leave too few above them: detection decides instead
+    assert fit_decode(pts, in_cache={f"r{i}" for i in range(7)}).dram_labels != ("r7",)

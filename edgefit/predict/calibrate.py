@@ -361,7 +361,8 @@ def _fit_precision(
                 seconds=time_statistic(m.samples_s) * factor_of[id(m)],
             )
         )
-    dfit = fit_decode(points)
+    in_cache = {m.model_id for m in dec if any(w.code == WarningCode.FITS_IN_CACHE for w in m.warnings)}
+    dfit = fit_decode(points, in_cache=in_cache)
     # prefill: normalised like decode, by the probe of the same model's decode measurements (see calibrate)
     pf = _fit_prefill(pre, specs, factor_of)
     mem = _fit_memory(precision, ms, specs)

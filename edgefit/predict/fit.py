@@ -22,7 +22,7 @@ measures every rung at several KV depths, which separates the two.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,25 +176,37 @@ def _bic(fit: LinearFit, n_params: int) -> float:
     return n * math.log(ss / n) + n_params * math.log(max(n, 2))
 
 
-def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_gain: float = 1.1) -> DecodeFit:
+def fit_decode(
+    points: Sequence[DecodePoint],
+    *,
+    min_dram_points: int = 2,
+    knee_gain: float = 1.1,
+    in_cache: Iterable[str] = (),
+) -> DecodeFit:
     """Fit decode time per token, detecting the cache knee.
 
-    A split is accepted when (1) at least ``min_dram_points`` models remain above it, (2) the cache slope is
-    at least ``knee_gain`` times faster per byte than the DRAM slope, and (3) its BIC beats the single-slope
-    fit. The per-layer overhead is dropped when the rungs cannot separate it (NNLS sets it to zero) or when
-    there are fewer than four points."""
+    ``in_cache``: models known to be cache-resident (the benchmark compares their weights with the host's
+    last-level cache and says so): they never set the DRAM slope, whatever the noise. Beyond them, a split is
+    accepted when (1) at least ``min_dram_points`` models remain above it, (2) the cache slope is at least
+    ``knee_gain`` times faster per byte than the DRAM slope, and (3) its BIC beats the fit without it. The
+    per-layer overhead is dropped when the rungs cannot separate it (NNLS sets it to zero) or when there are
+    fewer than four points."""
     if not points:
         raise PredictError("no decode measurements to fit; run `edgefit bench --ladder quick` first")
     pts = sorted(points, key=lambda p: p.weight_bytes)
     y = [p.seconds for p in pts]
     labels = [p.label for p in pts]
     use_layer = len(pts) >= 4 and len({p.layers for p in pts}) > 1
-    best_n_cache = 0
-    best = nnls_fit(_decode_rows(pts, 0, use_layer), y, _NAMES, labels, robust=True)
     n_kv = int(any(p.kv_bytes > 0 for p in pts))
-    best_bic = _bic(best, 2 + int(use_layer) + n_kv)
+    known = set(in_cache)
+    forced = max((i + 1 for i, p in enumerate(pts) if p.label in known), default=0)
+    if len({p.weight_bytes for p in pts[forced:]}) < min_dram_points:
+        forced = 0  # too few models left above the cache to fit a DRAM slope: fall back to detection
+    best_n_cache = forced
+    best = nnls_fit(_decode_rows(pts, forced, use_layer), y, _NAMES, labels, robust=True)
+    best_bic = _bic(best, 2 + int(use_layer) + n_kv + int(forced > 0))
     # split only between models (a model measured at several KV depths stays on one side)
-    splits = [i for i in range(1, len(pts)) if pts[i].weight_bytes > pts[i - 1].weight_bytes]
+    splits = [i for i in range(forced + 1, len(pts)) if pts[i].weight_bytes > pts[i - 1].weight_bytes]
     for n_cache in splits:
         if len({p.weight_bytes for p in pts[n_cache:]}) < min_dram_points:
             continue
@@ -218,7 +230,7 @@ def fit_decode(points: Sequence[DecodePoint], *, min_dram_points: int = 2, knee_
         call_s=best.coef("call_s"),
         layer_s=best.coef("layer_s"),
         a_dram_s_per_byte=a_dram,
-        a_cache_s_per_byte=best.coef("a_cache") if best_n_cache else None,
+        a_cache_s_per_byte=(best.coef("a_cache") or None) if best_n_cache else None,
         a_kv_s_per_byte=a_kv,
         knee_bytes=knee,
         dram_labels=tuple(dict.fromkeys(p.label for p in pts[best_n_cache:])),
