@@ -76,3 +76,20 @@ def test_validation_sentences() -> None:
         {"summary": {"rung/decode/fp32": {"n": 2, "median_abs_error": 0.05, "max_abs_error": 0.08}}}
     )
     assert "decode time median up to 5.0 %, worst 8.0 % (2 comparisons on larger ladder rungs)" in full
+
+
+def test_shared_calibration_warnings_are_listed_once() -> None:
+    import dataclasses
+
+    data = fixed_report()
+    shared, own = "calibration: host was busy", "needs more than usable"
+    verdicts = tuple(
+        dataclasses.replace(
+            v, prediction=dataclasses.replace(v.prediction, warnings=(shared, own) if i == 0 else (shared,))
+        )
+        for i, v in enumerate(data.verdicts)
+    )
+    doc = results_document(dataclasses.replace(data, verdicts=verdicts))
+    assert doc["common_warnings"] == [shared]
+    assert doc["results"][0]["warnings"] == [own]
+    assert all(r["warnings"] == [] for r in doc["results"][1:])

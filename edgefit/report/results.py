@@ -64,6 +64,14 @@ def verdict_dict(v: Verdict, generate_tokens: int | None = None) -> dict[str, An
 
 
 def results_document(data: ReportData) -> dict[str, Any]:
+    """Warnings every prediction shares (they come from the calibration) are listed once, as
+    ``common_warnings``; each result keeps only its own."""
+    common = _common_warnings(data)
+    results = []
+    for v in data.verdicts:
+        r = verdict_dict(v, data.workload.generate_tokens)
+        r["warnings"] = [w for w in r["warnings"] if w not in common]
+        results.append(r)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "edgefit.results",
@@ -73,7 +81,8 @@ def results_document(data: ReportData) -> dict[str, Any]:
         "precisions": list(data.precisions),
         "devices": [_device_dict(d) for d in data.devices],
         "models": [_model_dict(data, s.id) for s in data.specs],
-        "results": [verdict_dict(v, data.workload.generate_tokens) for v in data.verdicts],
+        "common_warnings": sorted(common),
+        "results": results,
         "answers": _answers(data),
         "procurement": _procurement(data),
         "scaling": [
@@ -94,6 +103,11 @@ def results_document(data: ReportData) -> dict[str, Any]:
             for s in data.skipped
         ],
     }
+
+
+def _common_warnings(data: ReportData) -> set[str]:
+    sets = [set(v.prediction.warnings) for v in data.verdicts]
+    return set.intersection(*sets) if sets else set()
 
 
 def _device_dict(d: Any) -> dict[str, Any]:
