@@ -144,10 +144,9 @@ _BANDWIDTH = {"small-board-2gb": 4e9, "mid-board-8gb": 10e9, "big-box-32gb": 60e
 
 
 def fixed_prediction(s: ModelSpec, precision: str, d: DeviceProfile) -> Prediction:
-    """A deterministic toy predictor: memory = params x bytes/param + KV + runtime; speed = bandwidth / bytes."""
-    from edgefit.verdict import model_params
-
+    """A deterministic toy predictor: memory = stored weights x prepack + KV + runtime; speed = bandwidth / bytes."""
     from edgefit.catalog import weight_bytes
+    from edgefit.verdict import model_params
 
     params = model_params(s)
     # stored bytes, prepacked (int4 x1.27, int8 x1.05), plus 5 %: above the verdict's memory floor
