@@ -89,3 +89,15 @@ def test_empty_db_without_ladder_is_a_clear_error(tmp_path: Path, monkeypatch: p
 
     with pytest.raises(PredictError, match="no measurements for this host"):
         pipeline.host_state(tmp_path / "empty.sqlite", run_ladder_if_empty=False)
+
+
+def test_answers_in_words_and_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--model", "llama-3.1-70b", "--device", "raspberry-pi-5-8gb"]
+    assert main([*argv, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "largest model on raspberry-pi-5-8gb: qwen2.5-0.5b at" in out
+    assert "best precision for llama-3.1-70b on raspberry-pi-5-8gb: none meets the workload" in out
+    assert main([*argv, "--json", "--db", str(db)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (largest,) = doc["answers"]["largest_model"]
+    assert largest["model_id"] == "qwen2.5-0.5b"

@@ -134,7 +134,7 @@ def select_precisions(refs: Sequence[str], default: Sequence[str] = DEFAULT_PREC
 
 def run(args: argparse.Namespace) -> int:
     from edgefit.report import pipeline, terminal
-    from edgefit.report.results import verdict_dict
+    from edgefit.report.results import answers, verdict_dict
 
     workload = workload_from_args(args)
     devices = select_devices(args.device)
@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 "workload": workload.to_dict(),
                 "ok": ok,
                 "results": [verdict_dict(v, workload.generate_tokens) for v in data.verdicts],
+                "answers": answers(data),
                 "skipped": [_skip(s) for s in data.skipped],
                 "devices_over_price_cap": [d.id for d in over_price],
             }
@@ -171,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             terminal.print_reasons(out, failed)
         elif len(data.verdicts) <= REASONS_FOR_AT_MOST:
             terminal.print_reasons(out, data.verdicts)
+        terminal.print_answers(out, data)
         for s in data.skipped:
             out.print(f"[dim]not predicted: {s.model_id} @ {s.precision} on {s.device_id}: {s.reason}[/]")
     if args.require and not ok:

@@ -83,7 +83,7 @@ def results_document(data: ReportData) -> dict[str, Any]:
         "models": [_model_dict(data, s.id) for s in data.specs],
         "common_warnings": sorted(common),
         "results": results,
-        "answers": _answers(data),
+        "answers": answers(data),
         "procurement": _procurement(data),
         "scaling": [
             {
@@ -142,7 +142,8 @@ def _model_dict(data: ReportData, model_id: str) -> dict[str, Any]:
     }
 
 
-def _answers(data: ReportData) -> dict[str, Any]:
+def answers(data: ReportData) -> dict[str, Any]:
+    """Per model x device the best precision (least quantized meeting the workload); per device the largest model."""
     best = []
     for s in data.specs:
         for d in data.devices:

@@ -85,6 +85,31 @@ def print_reasons(console: Console, verdicts: Iterable[Verdict], *, notes: bool 
                 console.print(f"  [dim]note: {_escape(note)}[/]")
 
 
+def print_answers(console: Console, data: ReportData, *, max_pairs: int = 12) -> None:
+    """The two questions the matrix answers, in words: per device the largest model meeting the workload, and
+    (for a few model x device pairs, with several precisions) the least-quantized precision that meets it."""
+    if len(data.runnable_precisions) > 1 and len(data.specs) * len(data.devices) <= max_pairs:
+        for spec in data.specs_by_size():
+            for device in data.devices:
+                best = data.best_precision(spec.id, device.id)
+                answer = (
+                    f"{best.prediction.precision} ({fmt.tps(best.prediction.decode_tokens_per_s.value)} tok/s)"
+                    if best
+                    else "none meets the workload"
+                )
+                console.print(_escape(f"best precision for {spec.id} on {device.id}: {answer}"))
+    if len(data.specs) > 1:
+        for device in data.devices:
+            v = data.largest_model(device.id)
+            answer = (
+                f"{v.prediction.model_id} at {v.prediction.precision} "
+                f"({fmt.tps(v.prediction.decode_tokens_per_s.value)} tok/s)"
+                if v
+                else "none of these models meets the workload"
+            )
+            console.print(_escape(f"largest model on {device.id}: {answer}"))
+
+
 def print_written(console: Console, paths: Sequence[Path], out_dir: Path) -> None:
     main = [p for p in paths if p.parent == out_dir]
     plots = [p for p in paths if p.parent != out_dir]
