@@ -77,7 +77,7 @@ def test_report_command_end_to_end(
     db = tmp_path / "db.sqlite"
     seed_synthetic_db(db, monkeypatch)
     out = tmp_path / "rep"
-    argv = ["report", "--out", str(out), "--db", str(db), "--format", "md,json,csv", "--json"]
+    argv = ["report", "--out", str(out), "--db", str(db), "--format", "md,json,csv", "--json", "--demand", "250"]
     argv += ["--model", "qwen2.5-0.5b", "--model", "llama-3.1-405b", "--device", "raspberry-pi-5-8gb"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -89,6 +89,8 @@ def test_report_command_end_to_end(
     results = json.loads((out / "results.json").read_text())
     assert results["provenance"]["measurements"] > 0
     assert {r["precision"] for r in results["results"]} == set(pipeline.REPORT_PRECISIONS)
+    assert [p["fleet_demand_tokens_per_s"] for p in results["procurement"]] == [250.0]
+    assert "devices for 250 tok/s" in md
 
 
 def test_report_quotes_this_hosts_validation_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

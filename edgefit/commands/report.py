@@ -4,11 +4,13 @@ write report.md, report.html, results.json, results.csv and the plots."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections import Counter
 from pathlib import Path
 
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
 from edgefit.commands.fit import add_workload_flags, select_devices, select_specs, workload_from_args
+from edgefit.errors import UsageError
 
 DEFAULT_OUT = Path("reports")
 
@@ -37,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", action="append", default=[], metavar="ID", help="only these devices (repeat)")
     p.add_argument("--model", action="append", default=[], metavar="ID|CARD", help="only these models (repeat)")
     add_workload_flags(p)
+    p.add_argument(
+        "--demand",
+        type=float,
+        default=100.0,
+        metavar="TOK_PER_S",
+        help="aggregate tokens/s the procurement tables size a fleet of devices for (default 100)",
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -49,13 +58,17 @@ def run(args: argparse.Namespace) -> int:
 
     workload = workload_from_args(args)
     formats = parse_formats(args.format)
+    if not (args.demand > 0 and math.isfinite(args.demand)):
+        raise UsageError(f"--demand: expected a positive tokens/s figure, found {args.demand!r}")
     specs = select_specs(args.model)
     err = err_console()
     state = pipeline.host_state(db_path(args), ladder=args.ladder, progress=not args.json, say=lambda m: err.print(m))
     devices = select_devices(args.device)
     if not args.device:
         devices = (state.host, *devices)  # this host first: its figures are the measured ones
-    data = pipeline.build_report_data(state, specs, devices, pipeline.REPORT_PRECISIONS, workload)
+    data = pipeline.build_report_data(
+        state, specs, devices, pipeline.REPORT_PRECISIONS, workload, demand_tokens_per_s=args.demand
+    )
     written = write_report(data, args.out, formats)
 
     if args.json:

@@ -62,6 +62,7 @@ class ReportData:
     provenance: Mapping[str, Any] = field(default_factory=dict)  # versions, host, time, calibration
     skipped: tuple[Skipped, ...] = ()
     host_device_id: str | None = None  # "host" when this host's own predictions are included
+    demand_tokens_per_s: float = 100.0  # aggregate demand the procurement tables size a fleet for (~20 readers)
 
     # --- lookups ---
     def verdict(self, model_id: str, precision: str, device_id: str) -> Verdict | None:

@@ -104,6 +104,7 @@ def build_report_data(
     workload: Workload,
     *,
     include_scaling: bool = True,
+    demand_tokens_per_s: float = 100.0,
 ) -> ReportData:
     verdicts, skipped = collect_verdicts(specs, devices, precisions, workload, predictor(state, workload))
     scaling = scaling_points(state, specs) if include_scaling else ()
@@ -118,6 +119,7 @@ def build_report_data(
         provenance=provenance(state),
         skipped=skipped,
         host_device_id=state.host.id if any(d.id == state.host.id for d in devices) else None,
+        demand_tokens_per_s=demand_tokens_per_s,
     )
 
 

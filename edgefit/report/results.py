@@ -13,7 +13,7 @@ from typing import Any
 from edgefit.predict.prediction import Estimate, Prediction
 from edgefit.procurement import cheapest_meeting, pareto_front
 from edgefit.report.data import SCHEMA_VERSION, ReportData, figure_sources
-from edgefit.report.tables import FLEET_DEMAND_TOKENS_PER_S, procurement_models
+from edgefit.report.tables import procurement_models
 from edgefit.verdict import Verdict, model_params, naive_weight_bytes
 
 
@@ -178,7 +178,7 @@ def _procurement(data: ReportData) -> list[dict[str, Any]]:
         out.append(
             {
                 "model_id": model_id,
-                "fleet_demand_tokens_per_s": FLEET_DEMAND_TOKENS_PER_S,
+                "fleet_demand_tokens_per_s": data.demand_tokens_per_s,
                 "options": [o.to_dict() for o in options],
                 "cheapest_device_id": cheapest.device_id if cheapest else None,
                 "pareto_device_ids": [o.device_id for o in pareto_front(options)],

@@ -12,9 +12,6 @@ from edgefit.report import fmt
 from edgefit.report.data import ReportData
 from edgefit.verdict import Verdict, VerdictKind, model_params, naive_weight_bytes
 
-# Aggregate demand the report sizes a fleet for (tokens/s over all users; ~20 readers at 5 tok/s).
-FLEET_DEMAND_TOKENS_PER_S = 100.0
-
 
 @dataclass(frozen=True, slots=True)
 class Cell:
@@ -189,7 +186,7 @@ def procurement_table(data: ReportData, model_id: str) -> Table:
         "USD per tok/s",
         "energy [J per 1k tokens]",
         "Pareto",
-        f"devices for {FLEET_DEMAND_TOKENS_PER_S:.0f} tok/s",
+        f"devices for {data.demand_tokens_per_s:g} tok/s",
     )
     rows = []
     ranked = sorted(
@@ -197,7 +194,7 @@ def procurement_table(data: ReportData, model_id: str) -> Table:
         key=lambda o: (not o.meets, o.usd_per_token_per_s is None, o.usd_per_token_per_s or 0.0, o.device_id),
     )
     for o in ranked:
-        fleet = devices_needed(o, FLEET_DEMAND_TOKENS_PER_S) if o.meets and o.decode_tokens_per_s > 0 else None
+        fleet = devices_needed(o, data.demand_tokens_per_s) if o.meets and o.decode_tokens_per_s > 0 else None
         fleet_text = "-"
         if fleet is not None:
             fleet_text = f"{fleet.devices}" + (f" ({fmt.usd(fleet.total_price_usd)})" if fleet.total_price_usd else "")
