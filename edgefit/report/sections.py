@@ -133,13 +133,23 @@ def build(data: ReportData) -> Document:
 
 
 def _memory_notes(data: ReportData) -> tuple[str, ...]:
-    """One surprise note per model (the first precision that has one), not one per device."""
-    seen: dict[str, str] = {}
-    for v in data.verdicts:
-        if v.notes and v.prediction.model_id not in seen:
-            seen[v.prediction.model_id] = v.notes[0]
-    by_size = [s.id for s in data.specs_by_size()]
-    return tuple(f"{data.spec(m).name}: {seen[m]}" for m in by_size if m in seen)
+    """One "more than params x bits" note per model (int4's when it has one: the case that surprises most), then
+    one line for predictions whose total was raised to the weights' own size."""
+    surprise: dict[str, str] = {}
+    floored = 0
+    for v in sorted(data.verdicts, key=lambda v: v.prediction.precision != "int4"):
+        for note in v.notes:
+            if " bits would be " in note and v.prediction.model_id not in surprise:
+                surprise[v.prediction.model_id] = note
+        floored += v.memory_bytes > v.prediction.memory.total.value
+    out = [f"{data.spec(s.id).name}: {surprise[s.id]}" for s in data.specs_by_size() if s.id in surprise]
+    if floored:
+        out.append(
+            f"{floored} of {len(data.verdicts)} predicted totals were below what onnxruntime holds for the weights "
+            "(prepacked) + KV cache and were judged on that floor instead: the memory calibration of this host "
+            "needs a rerun of `edgefit bench` on a quiet machine"
+        )
+    return tuple(out)
 
 
 def _skipped(data: ReportData) -> tuple[str, ...]:
