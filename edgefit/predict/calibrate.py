@@ -1,8 +1,10 @@
 """Host calibration: the measured ladder reduced to efficiencies and overheads, per precision.
 
-    measurements ──> drift factors (probe beside each one / median probe)
+    measurements ──> drift factors: each time to the run's median conditions (the CPU share other processes
+                     left during it, when the bench recorded that; else the bandwidth probe beside it)
                  ──> per precision: decode fit (knee-aware), prefill fit, memory fit, load fit
-                 ──> efficiencies vs this host's probes (STREAM bandwidth, fp32 GEMM)
+                 ──> efficiencies vs this host's probes *at the same conditions* (the bandwidth probe median
+                     during the ladder; detect's GEMM x the CPU share the ladder had)
 
 Decode is modelled as ``max(memory term, compute term) + overheads`` so the bound can switch on another device.
 The memory capability of the host is the fastest per-byte DRAM slope of any precision (fp32 here: it streams

@@ -240,11 +240,12 @@ def fit_decode(
 
 
 def drift_factors(probes: Sequence[float | None]) -> tuple[tuple[float, ...], float, float]:
-    """Per-measurement factors that bring each time to the reference probe (the median probe).
+    """Per-measurement factors that bring each time to the reference conditions (the median).
 
-    A measurement taken while the bandwidth probe read ``p`` would have taken ``t * p / p_ref`` at the
-    reference conditions: a busier host (lower probe) runs slower, so its time is scaled down. Missing probes
-    get factor 1. Returns (factors, reference probe bytes/s, drift = max/min probe)."""
+    ``probes`` is any "how fast could the host run now" quantity (a bandwidth probe, the CPU share other
+    processes left): a measurement taken at ``p`` would have taken ``t * p / p_ref`` at the reference: a busier
+    host (lower ``p``) runs slower, so its time is scaled down. Missing values get factor 1. Returns (factors,
+    reference value, drift = max/min)."""
     vals = [p for p in probes if p is not None and p > 0]
     if not vals:
         return tuple(1.0 for _ in probes), 0.0, 1.0
