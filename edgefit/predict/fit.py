@@ -200,8 +200,10 @@ def fit_decode(
     n_kv = int(any(p.kv_bytes > 0 for p in pts))
     known = set(in_cache)
     forced = max((i + 1 for i, p in enumerate(pts) if p.label in known), default=0)
-    if len({p.weight_bytes for p in pts[forced:]}) < min_dram_points:
-        forced = 0  # too few models left above the cache to fit a DRAM slope: fall back to detection
+    # keep at least ``min_dram_points`` models for the DRAM slope: the largest flagged ones go back to DRAM
+    # (a last-level-cache figure read from a VM can be larger than what the VM really gets)
+    while forced > 0 and len({p.weight_bytes for p in pts[forced:]}) < min_dram_points:
+        forced = max(i for i in range(forced) if i == 0 or pts[i].weight_bytes > pts[i - 1].weight_bytes)
     best_n_cache = forced
     best = nnls_fit(_decode_rows(pts, forced, use_layer), y, _NAMES, labels, robust=True)
     best_bic = _bic(best, 2 + int(use_layer) + n_kv + int(forced > 0))
