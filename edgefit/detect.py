@@ -363,6 +363,30 @@ def busy_before_probing(interval_s: float = 0.25) -> float:
     return float(psutil.cpu_percent(interval=interval_s))
 
 
+class _OthersLoad:
+    """CPU seconds other processes used while this one probed (all CPUs' busy time minus this process's own)."""
+
+    def __init__(self) -> None:
+        self.wall0 = time.perf_counter()
+        self.busy0 = self._busy()
+        self.own0 = self._own()
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+    @staticmethod
+    def _own() -> float:
+        t = psutil.Process().cpu_times()
+        return float(t.user + t.system)
+
+    def cores(self) -> float:
+        wall = time.perf_counter() - self.wall0
+        others = (self._busy() - self.busy0) - (self._own() - self.own0)
+        return max(0.0, others / wall) if wall > 0 else 0.0
+
+
 def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str], None] | None = None) -> Detection:
     """``detect_host`` plus the probe results by name (triad, copy, gemv, gemm) and warnings."""
     say = progress or (lambda _msg: None)
@@ -389,6 +413,7 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
     usable = min(max(usable, 16 * MIB), int(vm.total))
     llc = probes.last_level_cache_bytes()
 
+    others = _OthersLoad()
     say("memory bandwidth: STREAM-like triad and copy")
     results = probes.stream_probes(duration_s=0.4 * probe_seconds)
     say("memory bandwidth: fp32 GEMV read")
@@ -397,6 +422,14 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
     energy0, t0 = _rapl_energy_j(), time.perf_counter()
     results["gemm"] = probes.gemm_flops(duration_s=0.35 * probe_seconds)
     energy1, t1 = _rapl_energy_j(), time.perf_counter()
+    ncpu = psutil.cpu_count() or 1
+    others_cores = others.cores()
+    if others_cores > 0.25 * ncpu:
+        warnings.append(
+            f"busy machine: other processes used {others_cores:.1f} of {ncpu} CPUs on average while probing; the "
+            f"measured bandwidth and GEMM figures are lower and noisier than this machine can do; re-run "
+            f"`edgefit detect` when it is idle"
+        )
 
     battery = _battery_figure(read_by)
     has_battery = battery is not None or bool(getattr(psutil, "sensors_battery", lambda: None)())

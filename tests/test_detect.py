@@ -184,3 +184,16 @@ def test_profile_figures_come_from_the_probes_and_a_busy_machine_is_flagged(monk
     assert gemm is not None and peak is not None and gemm.value == 1e15
     assert peak.value == 1e15 and "raised to the measured GEMM" in (peak.note or "")  # never below what was measured
     assert p.ram_bytes == psutil.virtual_memory().total
+
+
+def test_load_from_other_processes_during_probing_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = probes.ProbeResult(1e10, "bytes_per_s", (1e10, 1e10, 1e10), "fake")
+    monkeypatch.setattr(detect, "busy_before_probing", lambda: 0.0)
+    monkeypatch.setattr(probes, "stream_probes", lambda duration_s: {"triad": fake, "copy": fake})
+    monkeypatch.setattr(probes, "gemv_bandwidth", lambda duration_s: fake)
+    monkeypatch.setattr(probes, "gemm_flops", lambda duration_s: dataclasses.replace(fake, unit="flops_per_s"))
+    monkeypatch.setattr(detect._OthersLoad, "cores", lambda self: 1.5 * (psutil.cpu_count() or 1))
+    found = detect.detect_host_with_probes(0.1)
+    assert len(found.warnings) == 1 and "while probing" in found.warnings[0]
+    monkeypatch.setattr(detect._OthersLoad, "cores", lambda self: 0.0)
+    assert detect.detect_host_with_probes(0.1).warnings == ()
