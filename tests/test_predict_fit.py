@@ -73,6 +73,24 @@ def test_kv_bytes_get_their_own_slope() -> None:
     assert 1 / fit.a_kv_s_per_byte == pytest.approx(25e9, rel=1e-3)
 
 
+def test_implausible_rss_fit_falls_back_to_the_catalog_prepack_factor() -> None:
+    # a busy or broken run whose peaks barely grow with the weights (k ~ 0.1) must not shrink big models' memory
+    specs = sy.ladder_specs(5)
+    truth = {"int4": sy.Physics(13e9, rss_k=0.1, rss_base_bytes=400 * MIB)}
+    ms = sy.measurements(specs, truth, noise_rel=0.0)
+    cal = calibrate(ms, sy.device(), specs={s.id: s for s in specs})
+    int4 = cal.precisions["int4"]
+    assert int4.rss_weight_factor_source == "prior"
+    assert int4.rss_weight_factor == pytest.approx(1.27)
+    assert any("peak-RSS fit was implausible" in w for w in cal.warnings)
+    # a plausible truth is fitted, not replaced
+    ok = calibrate(
+        sy.measurements(specs, {"int4": sy.Physics(13e9, rss_k=1.3)}), sy.device(), specs={s.id: s for s in specs}
+    )
+    assert ok.precisions["int4"].rss_weight_factor_source == "fit"
+    assert ok.precisions["int4"].rss_weight_factor == pytest.approx(1.3, rel=0.02)
+
+
 def test_drift_factors_normalise_to_the_median_probe() -> None:
     factors, ref, drift = drift_factors([20e9, None, 25e9, 30e9])
     assert ref == 25e9

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edgefit.bench.measurement import Measurement, Phase, WarningCode
-from edgefit.catalog import ModelSpec
+from edgefit.catalog import ModelSpec, get_precision
 from edgefit.errors import PredictError
 from edgefit.predict import accounting
 from edgefit.predict.fit import DecodePoint, drift_factors, fit_decode, nnls_fit
@@ -41,6 +41,10 @@ PLAUSIBLE_EFFICIENCY = (0.05, 1.2)
 # Decode streams weights read-only; the triad probe moves 3 arrays and does not count write-allocate traffic,
 # so reading can run faster than the probe (tinyllama-1.1b fp32 decode read 30 GB/s beside a 20 GB/s probe here).
 PLAUSIBLE_BANDWIDTH_EFFICIENCY = (0.05, 1.6)
+# RAM held per byte of (non-embedding) weights in the file. Prepacking copies weights (fp32 ~1.0, int8 ~1.05,
+# int4 acc4 ~1.27, ONNXRUNTIME-NOTES.md): no runtime holds much less than the file once it has run, and more than
+# twice it would be a leak. A fit outside this range (too few rungs, a busy run) is replaced by the prior.
+PLAUSIBLE_RSS_WEIGHT_FACTOR = (0.8, 2.0)
 MIN_CPU_SHARE = 0.15  # never assume a measurement got less than this share of the cores
 
 
@@ -87,6 +91,7 @@ class PrecisionCalibration:
     max_prompt_flops: float
     measured: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # model id -> figures
     rss_dropped: tuple[str, ...] = ()  # peak-RSS points left out (an inherited high-water mark, not the model's)
+    rss_weight_factor_source: str = "fit"  # "fit", or "prior" (catalog prepack factor) when the fit was implausible
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +315,11 @@ def calibrate(
         if compute_bound:  # a memory-bound precision's compute efficiency is a prior, not a measurement
             checks.append(("decode compute", r["compute_efficiency"], False, PLAUSIBLE_EFFICIENCY))
         checks.append(("prefill compute", r["prefill_efficiency"], p in ("int8", "int4"), PLAUSIBLE_EFFICIENCY))
+        if r.get("rss_weight_factor_source") == "prior":
+            warnings.append(
+                f"{p}: the peak-RSS fit was implausible or had a single model; memory uses the catalog's prepack "
+                f"factor {r['rss_weight_factor']:.2f} x the weights instead"
+            )
         for what, eff, quantized, (lo, hi) in checks:
             # int8/int4 prefill runs on VNNI/AMX integer units: above the fp32 GEMM probe is expected there
             if eff < lo or (eff > hi and not quantized):
@@ -473,7 +483,8 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
     empty = {
         "rss_dropped": (),
         "rss_base_bytes": 0.0,
-        "rss_weight_factor": 1.0,
+        "rss_weight_factor": get_precision(precision).prepack_factor,
+        "rss_weight_factor_source": "prior",
         "rss_rms_rel": 0.0,
     }
     if not peak_pts:
@@ -499,10 +510,18 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
     if not rows:
         return empty | {"rss_dropped": tuple(sorted(dropped))}
     fit = nnls_fit(rows, y, ("base", "k"), labels)
+    base, k, source = fit.coef("base"), fit.coef("k"), "fit"
+    lo, hi = PLAUSIBLE_RSS_WEIGHT_FACTOR
+    if len(rows) < 2 or not lo <= k <= hi:
+        # one point cannot separate base from k, and an implausible k would shrink (or inflate) every large
+        # model's memory: keep the measured base, take k from the catalog's measured prepack factor
+        k, source = get_precision(precision).prepack_factor, "prior"
+        base = max(statistics.median(yi - k * r[1] for r, yi in zip(rows, y, strict=True)), 0.0)
     return {
-        "rss_base_bytes": fit.coef("base"),
-        "rss_weight_factor": fit.coef("k"),
-        "rss_rms_rel": _rss_rms(rows, y, fit.coef("base"), fit.coef("k"), peak_pts, labels),
+        "rss_base_bytes": base,
+        "rss_weight_factor": k,
+        "rss_weight_factor_source": source,
+        "rss_rms_rel": _rss_rms(rows, y, base, k, peak_pts, labels),
         "rss_dropped": tuple(sorted(dropped)),
     }
 
