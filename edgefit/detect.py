@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import platform
 import re
@@ -25,18 +24,18 @@ from pathlib import Path
 
 import psutil
 
-from edgefit import __version__, probes
+from edgefit import __version__, memory, probes
 from edgefit.errors import ProfileError
 from edgefit.paths import cache_dir
+from edgefit.profile_toml import profile_to_toml
 from edgefit.profiles import (
-    SCHEMA_VERSION,
     ComputeEngine,
     CpuCluster,
     DeviceProfile,
     Figure,
     with_id,
 )
-from edgefit.units import GB, GIB, KIB, MIB
+from edgefit.units import GB, GIB, MIB
 
 HOST_ID = "host"
 # A STREAM triad on a healthy DDR/LPDDR system reaches roughly 60-85 % of the theoretical peak; 0.75 is the
@@ -46,7 +45,7 @@ _X86_FEATURES: tuple[str, ...] = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx51
 _X86_FEATURES += ("avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 _ARM_FEATURES = ("fp", "asimd", "asimdhp", "asimddp", "fphp", "i8mm", "bf16", "sve", "sve2", "sme")
 # (implementer, part) from /proc/cpuinfo -> core name (Arm Ltd = 0x41; the TRMs list the part numbers)
-_ARM_PARTS = {
+ARM_PARTS: dict[str, str] = {
     "0xd03": "Cortex-A53",
     "0xd04": "Cortex-A35",
     "0xd05": "Cortex-A55",
@@ -144,23 +143,6 @@ def _max_clock_hz(cpu: int) -> float | None:
     return float(khz) * 1e3 if khz and khz.isdigit() else None
 
 
-def cgroup_memory_limit_bytes() -> int | None:
-    """The cgroup v2 ``memory.max`` or v1 ``memory.limit_in_bytes`` of this process; None if unlimited."""
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        text = _read(path)
-        if text and text.isdigit() and int(text) < 2**60:  # v1 writes a huge number for "no limit"
-            return int(text)
-    return None
-
-
-def _cgroup_memory_usage_bytes() -> int | None:
-    for path in ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes"):
-        text = _read(path)
-        if text and text.isdigit():
-            return int(text)
-    return None
-
-
 # --- CPU -----------------------------------------------------------------------------------------------------
 
 
@@ -196,7 +178,7 @@ def arm_clusters(procs: list[dict[str, str]], read_by: str) -> tuple[CpuCluster,
     for b in procs:
         by_part.setdefault(b.get("CPU part", "?"), []).append(int(b["processor"]))
     return tuple(
-        CpuCluster(_ARM_PARTS.get(part, f"Arm core {part}"), len(cpus), _clock_figure(cpus, procs, read_by))
+        CpuCluster(ARM_PARTS.get(part, f"Arm core {part}"), len(cpus), _clock_figure(cpus, procs, read_by))
         for part, cpus in sorted(by_part.items(), key=lambda kv: kv[1][0])
     )
 
@@ -404,11 +386,11 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
     facts = _read_cpu(read_by)
     isa = _isa()
     vm = psutil.virtual_memory()
-    limit = cgroup_memory_limit_bytes()
-    usable = int(vm.available)
+    avail = memory.memory_availability()
+    usable = avail.available_bytes
     usable_how = "psutil.virtual_memory().available at detect time"
+    limit = avail.cgroup.limit_bytes if avail.cgroup is not None else None
     if limit is not None:
-        usable = min(usable, max(limit - (_cgroup_memory_usage_bytes() or 0), 0))
         usable_how += f", capped by the cgroup memory limit ({limit / GIB:.2f} GiB) minus its current usage"
     usable = min(max(usable, 16 * MIB), int(vm.total))
     llc = probes.last_level_cache_bytes()
@@ -518,90 +500,6 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
 
 
 # --- writing and caching -------------------------------------------------------------------------------------
-
-# kind -> (scale, unit) used to write a figure back in human units
-_WRITE_UNITS = {
-    "bytes_per_s": (GB, "GB/s"),
-    "flops_per_s": (1e9, "GFLOPS"),
-    "ops_per_s": (1e12, "TOPS"),
-    "hz": (1e9, "GHz"),
-    "w": (1.0, "W"),
-    "wh": (1.0, "Wh"),
-    "usd": (1.0, "USD"),
-}
-
-
-def _toml_str(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
-def _toml_value(fig: Figure) -> str:
-    if fig.unit == "bytes":
-        v = int(fig.value)
-        for factor, name in ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")):
-            if v % factor == 0:
-                return f"{v // factor} {name}"
-        return f"{v} B"
-    scale, unit = _WRITE_UNITS[fig.unit]
-    return f"{fig.value / scale:.9g} {unit}"
-
-
-def _toml_figure(fig: Figure, extra: str = "") -> str:
-    parts = [f"value = {_toml_str(_toml_value(fig))}"]
-    if fig.source:
-        parts.append(f"source = {_toml_str(fig.source)}")
-    if fig.estimated:
-        parts.append("estimated = true")
-    for key in ("note", "method"):
-        text = getattr(fig, key)
-        if text:
-            parts.append(f"{key} = {_toml_str(text)}")
-    return "{ " + ", ".join(parts) + extra + " }"
-
-
-def profile_to_toml(p: DeviceProfile, header: str = "") -> str:
-    """The profile in the device_profiles/README.md format; ``DeviceProfile.from_toml`` reads it back."""
-    s = _toml_str
-    lines = [f"# {line}" for line in header.splitlines()]
-    lines += [f"schema_version = {SCHEMA_VERSION}", f"id = {s(p.id)}", f"name = {s(p.name)}"]
-    lines += [f"vendor = {s(p.vendor)}"] if p.vendor else []
-    lines += [f"kind = {s(p.kind)}"] + ([f"notes = {s(p.notes)}"] if p.notes else [])
-    lines += ["", "[cpu]", f"model = {s(p.cpu_model)}", f"isa = {s(p.isa)}"]
-    lines += ["features = [" + ", ".join(s(f) for f in p.cpu_features) + "]", "clusters = ["]
-    for c in p.clusters:
-        lines.append(f"  {{ name = {s(c.name)}, cores = {c.cores}, max_clock = {_toml_figure(c.max_clock_hz)} }},")
-    lines.append("]")
-    if p.last_level_cache:
-        lines.append(f"last_level_cache = {_toml_figure(p.last_level_cache)}")
-    lines += ["", "[memory]", f"type = {s(p.memory_type)}"]
-    for key in ("ram", "usable_ram", "bandwidth", "measured_bandwidth", "measured_read_bandwidth"):
-        fig = getattr(p, key)
-        if fig is not None:
-            lines.append(f"{key} = {_toml_figure(fig)}")
-    for e in p.engines:
-        lines += ["", f"[compute.{e.kind}]", f"provider = {s(e.provider)}"]
-        lines += [f"name = {s(e.name)}"] if e.name else []
-        for key, fig in (
-            ("peak_fp32", e.peak_fp32_flops_per_s),
-            ("peak_fp16", e.peak_fp16_flops_per_s),
-            ("peak_int8", e.peak_int8_ops_per_s),
-            ("measured_fp32", e.measured_fp32_flops_per_s),
-        ):
-            if fig is not None:
-                lines.append(f"{key} = {_toml_figure(fig)}")
-    lines += ["", "[power]"]
-    for key, fig in (
-        ("idle", p.idle_power),
-        ("load", p.load_power),
-        ("max", p.max_power),
-        ("budget", p.power_budget),
-        ("battery", p.battery),
-    ):
-        if fig is not None:
-            lines.append(f"{key} = {_toml_figure(fig)}")
-    if p.price is not None:
-        lines += ["", "[price]", f"usd = {_toml_figure(p.price, f', date = {s(p.price_date or _today()[:7])}')}"]
-    return "\n".join(lines) + "\n"
 
 
 def save_profile(profile: DeviceProfile, path: str | Path) -> DeviceProfile:

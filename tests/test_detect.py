@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from edgefit import detect, probes
+from edgefit import detect, memory, probes
 from edgefit.cli import main
 from edgefit.errors import ProfileError
 from edgefit.profiles import DeviceProfile, iter_figures
@@ -147,19 +147,18 @@ def test_guess_kind(isa: str, board: str | None, hypervisor: bool, battery: bool
     assert detect.guess_kind(isa, board, hypervisor, battery, model) == kind
 
 
-@pytest.mark.parametrize(
-    ("files", "expected"),
-    [
-        ({"/sys/fs/cgroup/memory.max": "max"}, None),
-        ({"/sys/fs/cgroup/memory.max": "4294967296"}, 4294967296),
-        ({"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712"}, None),
-        ({"/sys/fs/cgroup/memory/memory.limit_in_bytes": "2147483648"}, 2147483648),
-        ({}, None),
-    ],
-)
-def test_cgroup_memory_limit(files: dict[str, str], expected: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(detect, "_read", lambda path: files.get(str(path)))
-    assert detect.cgroup_memory_limit_bytes() == expected
+def test_usable_ram_is_capped_by_the_cgroup_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # inside a container with a 2 GiB limit of which 0.5 GiB is used, usable RAM is 1.5 GiB, not the host's free RAM
+    fake = probes.ProbeResult(1e10, "bytes_per_s", (1e10, 1e10, 1e10), "fake")
+    monkeypatch.setattr(detect, "busy_before_probing", lambda: 0.0)
+    monkeypatch.setattr(probes, "stream_probes", lambda duration_s: {"triad": fake, "copy": fake})
+    monkeypatch.setattr(probes, "gemv_bandwidth", lambda duration_s: fake)
+    monkeypatch.setattr(probes, "gemm_flops", lambda duration_s: dataclasses.replace(fake, unit="flops_per_s"))
+    cg = memory.CgroupMemory(version=2, path="/sys/fs/cgroup/x", limit_bytes=2 * 2**30, usage_bytes=2**29)
+    monkeypatch.setattr(memory, "read_cgroup_memory", lambda *a, **k: cg)
+    p = detect.detect_host_with_probes(0.1).profile
+    assert p.usable_ram_bytes == int(1.5 * 2**30)
+    assert "cgroup memory limit (2.00 GiB)" in (p.usable_ram.method or "")
 
 
 def test_profile_figures_come_from_the_probes_and_a_busy_machine_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:

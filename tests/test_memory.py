@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edgefit.bench import memory
-from edgefit.bench.memory import CgroupMemory, MemoryAvailability
+from edgefit import memory
 from edgefit.errors import MemoryGuardError
+from edgefit.memory import CgroupMemory, MemoryAvailability
 from edgefit.units import GIB, MIB
 
 # ------------------------------------------------------------------------------------------- RSS
@@ -22,7 +22,7 @@ def test_maxrss_units_linux_kib_macos_bytes() -> None:
 
 
 _ALLOC_SCRIPT = """
-from edgefit.bench.memory import current_rss_bytes, peak_rss_bytes
+from edgefit.memory import current_rss_bytes, peak_rss_bytes
 before = current_rss_bytes()
 block = bytearray(128 * 2**20)
 for i in range(0, len(block), 4096):
@@ -42,7 +42,7 @@ def test_peak_rss_tracks_a_real_allocation() -> None:
 
 _CHILD_SCRIPT = """
 import resource
-from edgefit.bench.memory import maxrss_to_bytes, peak_rss_bytes
+from edgefit.memory import maxrss_to_bytes, peak_rss_bytes
 print(peak_rss_bytes(), maxrss_to_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 """
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from edgefit.detect import profile_to_toml
 from edgefit.errors import ProfileError
 from edgefit.paths import builtin_profiles_dir
+from edgefit.profile_toml import profile_to_toml
 from edgefit.profiles import (
     KINDS,
     DeviceProfile,

@@ -20,8 +20,7 @@ from typing import Any
 
 import psutil
 
-from edgefit import catalog, stats
-from edgefit.bench import memory
+from edgefit import catalog, memory, stats
 from edgefit.bench.estimate import file_peak_bytes
 from edgefit.bench.executor import Executor, ModelJob, StopFlag, WorkerExecutor, ctrl_c_sets
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult

@@ -25,8 +25,8 @@ from typing import Any
 import psutil
 
 from edgefit import __version__
-from edgefit.bench.memory import memory_availability
-from edgefit.detect import host_fingerprint
+from edgefit.detect import ARM_PARTS, host_fingerprint
+from edgefit.memory import memory_availability
 
 # `vcgencmd get_throttled` bits, from the Raspberry Pi documentation
 # (https://www.raspberrypi.com/documentation/computers/os.html#get_throttled).
@@ -41,30 +41,6 @@ THROTTLE_BITS: dict[int, str] = {
     19: "soft_temperature_limit_occurred",
 }
 
-# Arm "CPU part" codes (implementer 0x41) as listed in the Arm core technical reference manuals and
-# Linux's arch/arm64/include/asm/cputype.h; aarch64 /proc/cpuinfo has no "model name" line.
-ARM_PARTS: dict[str, str] = {
-    "0xd03": "Cortex-A53",
-    "0xd04": "Cortex-A35",
-    "0xd05": "Cortex-A55",
-    "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72",
-    "0xd09": "Cortex-A73",
-    "0xd0a": "Cortex-A75",
-    "0xd0b": "Cortex-A76",
-    "0xd0d": "Cortex-A77",
-    "0xd0c": "Neoverse-N1",
-    "0xd40": "Neoverse-V1",
-    "0xd41": "Cortex-A78",
-    "0xd44": "Cortex-X1",
-    "0xd46": "Cortex-A510",
-    "0xd47": "Cortex-A710",
-    "0xd48": "Cortex-X2",
-    "0xd49": "Neoverse-N2",
-    "0xd4d": "Cortex-A715",
-    "0xd4e": "Cortex-X3",
-    "0xd4f": "Neoverse-V2",
-}
 
 # Environment variables that change how many threads onnxruntime / BLAS libraries use.
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ORT_NUM_THREADS")
@@ -107,7 +83,7 @@ class Environment:
     logical_cores: int | None
     cpus_allowed: int | None  # CPUs this process may run on (affinity / container cpuset)
     ram_bytes: int | None
-    available_memory_bytes: int | None  # edgefit.bench.memory: min(OS available, cgroup limit - usage)
+    available_memory_bytes: int | None  # edgefit.memory: min(OS available, cgroup limit - usage)
     cgroup_memory_limit_bytes: int | None
     python_version: str
     onnxruntime_version: str | None

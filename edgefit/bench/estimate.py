@@ -9,7 +9,7 @@ use ``edgefit.ladder.Rung.estimated_run_bytes``/``estimated_build_bytes``, the s
 Figures (ONNXRUNTIME-NOTES.md, this host, onnxruntime 1.32): steady RSS ~= 40-60 MiB + prepacked weights
 (fp32 x1.0, int8 x1.05, int4 accuracy-level-4 x1.27); load peak adds about the largest tensor. A Python
 process with numpy, psutil and onnxruntime imported measured 64 MiB RSS here, hence BASE_PROCESS_BYTES.
-``bench.memory.check_fits`` then adds its margin and reserve and compares with what this process may use.
+``memory.check_fits`` then adds its margin and reserve and compares with what this process may use.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ from datetime import datetime, timezone
 from glob import glob
 from typing import Any
 
-from edgefit import stats
-from edgefit.bench import memory
+from edgefit import memory, stats
 from edgefit.bench.measurement import Phase
 from edgefit.bench.runner import Runner
 
@@ -141,7 +140,7 @@ def worker_peak_rss_bytes() -> int | None:
 
     Linux: /proc/self/status VmHWM, not getrusage's ru_maxrss, which carries the *parent's* high-water mark
     across fork + exec (a parent holding the bandwidth probe's 1.2 GiB arrays made every worker report
-    1.2 GiB). Elsewhere (macOS): ru_maxrss via bench.memory, which converts its units.
+    1.2 GiB). Elsewhere (macOS): ru_maxrss via edgefit.memory, which converts its units.
     """
     try:
         with open("/proc/self/status") as fh:
