@@ -133,20 +133,6 @@ def _run_json(r: RunInfo) -> dict[str, object]:
     return d
 
 
-def _summary_row(m: Measurement) -> dict[str, object]:
-    s = summarize(m.samples_s)
-    return {
-        "model_id": m.model_id,
-        "precision": m.precision,
-        "phase": m.phase.value,
-        "prompt_tokens": m.prompt_tokens,
-        "context_tokens": m.context_tokens,
-        "threads": m.threads,
-        "summary": s.to_dict(),
-        "warnings": [w.code.value for w in m.warnings],
-    }
-
-
 def _show(args: argparse.Namespace) -> int:
     path = _existing_db(args)
     if path is None:
