@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,36 @@ def _open_run(db_path: Path, threads: int, kind: str) -> tuple[Any, str, str]:
     return store, run_id, env.host_fingerprint
 
 
+@contextmanager
+def _campaign(
+    db_path: Path,
+    threads: int,
+    kind: str,
+    executor: Executor | None,
+    progress: bool | BenchProgress,
+    policy: MeasurePolicy,
+    steps: int,
+) -> Iterator[_Session]:
+    """Open a run and its measuring session for ``run_ladder`` / ``bench_file``. Whatever the body raises
+    (Ctrl-C included) marks the run interrupted, keeping every measurement already stored; the progress bar, the
+    database and the bandwidth probe's buffers are released in every case."""
+    bar = progress if not isinstance(progress, bool) else make_progress(progress)
+    own_probe = executor is None
+    ex = executor or WorkerExecutor(probe=_probe)
+    store, run_id, host = _open_run(db_path, threads, kind)
+    try:
+        bar.start(steps)
+        yield _Session(store, run_id, host, threads, ex, bar, policy)
+    except BaseException:
+        store.finish_run(run_id, "interrupted")
+        raise
+    finally:
+        bar.stop()
+        store.close()
+        if own_probe:
+            _release_probe()
+
+
 def _finish(session: _Session, kind: str, db_path: Path, t0: float, notes: list[str]) -> BenchSummary:
     interrupted = session.stop.requested
     status = "interrupted" if interrupted else "finished"
@@ -342,14 +373,9 @@ def run_ladder(
                 work.append((rung, prec, plan))
     if not work:
         raise UsageError(f"ladder {ladder!r} has no rung with precision {', '.join(precisions)}")
-    bar = progress if not isinstance(progress, bool) else make_progress(progress)
-    own_probe = executor is None
-    ex = executor or WorkerExecutor(probe=_probe)
-    store, run_id, host = _open_run(db, threads, f"ladder:{ladder}")
-    session = _Session(store, run_id, host, threads, ex, bar, policy)
     notes: list[str] = []
-    try:
-        bar.start(sum(1 + len(plan.phases) for _, _, plan in work))
+    steps = sum(1 + len(plan.phases) for _, _, plan in work)
+    with _campaign(db, threads, f"ladder:{ladder}", executor, progress, policy, steps) as session:
         with ctrl_c_sets(session.stop):
             for rung, prec, plan in work:
                 spec = rung.spec
@@ -388,14 +414,6 @@ def run_ladder(
         if skipped:
             notes.insert(0, f"the ladder shrank to what fits in memory: {len(skipped)} of {len(work)} models skipped")
         return _finish(session, f"ladder:{ladder}", db, t0, notes)
-    except BaseException:
-        store.finish_run(run_id, "interrupted")
-        raise
-    finally:
-        bar.stop()
-        store.close()
-        if own_probe:
-            _release_probe()
 
 
 def bench_file(
@@ -435,27 +453,14 @@ def bench_file(
         my_dims = {k: v for k, v in dims.items() if k in info.symbolic_dims}
         my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
         targets.append((_file_target(info, plan, my_dims, my_inputs, kv_fill), estimate))
-    bar = progress if not isinstance(progress, bool) else make_progress(progress)
-    own_probe = executor is None
-    ex = executor or WorkerExecutor(probe=_probe)
-    store, run_id, host = _open_run(db, threads, "file")
-    session = _Session(store, run_id, host, threads, ex, bar, policy)
-    try:
-        bar.start(sum(1 + len(t.plan.phases) for t, _ in targets))
+    steps = sum(1 + len(t.plan.phases) for t, _ in targets)
+    with _campaign(db, threads, "file", executor, progress, policy, steps) as session:
         with ctrl_c_sets(session.stop):
             for target, estimate in targets:
                 if session.stop.requested:
                     break
                 session.measure(target, estimate=estimate, build_s=None)
         return _finish(session, "file", db, t0, [])
-    except BaseException:
-        store.finish_run(run_id, "interrupted")
-        raise
-    finally:
-        bar.stop()
-        store.close()
-        if own_probe:
-            _release_probe()
 
 
 def _file_target(
