@@ -87,6 +87,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE validations (
             id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, host_fingerprint TEXT, result TEXT NOT NULL)""",
     ),
+    (  # 2 -> 3: kernel tables (the calibration, one per kernel run) and device <-> host fingerprint links
+        """CREATE TABLE kernel_tables (
+            id INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE REFERENCES runs(id),
+            host_fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, kernel_table TEXT NOT NULL)""",
+        "CREATE INDEX kernel_tables_host ON kernel_tables (host_fingerprint)",
+        """CREATE TABLE device_links (
+            device_id TEXT NOT NULL, host_fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,
+            PRIMARY KEY (device_id, host_fingerprint))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -450,6 +459,56 @@ class Store:
             params = (host_fingerprint,)
         row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    # ------------------------------------------------------------------------------------------ kernel tables
+
+    def save_kernel_table(self, run_id: str, host_fingerprint: str, table: Mapping[str, Any]) -> None:
+        """Store a kernel table (JSON-able dict, ``edgefit.kernels.table.KernelTable.to_dict``) for a run."""
+        text = json.dumps(dict(table), allow_nan=False)
+        with self._transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO kernel_tables (run_id, host_fingerprint, created_at, kernel_table) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, host_fingerprint, _now(), text),
+            )
+
+    def kernel_tables(self, host_fingerprint: str | None = None) -> tuple[tuple[str, str, dict[str, Any]], ...]:
+        """(run_id, host_fingerprint, table dict) of every stored kernel table, oldest first."""
+        sql = "SELECT run_id, host_fingerprint, kernel_table FROM kernel_tables"
+        params: tuple[Any, ...] = ()
+        if host_fingerprint is not None:
+            sql += " WHERE host_fingerprint = ?"
+            params = (host_fingerprint,)
+        out = []
+        for run_id, fp, text in self._conn.execute(sql + " ORDER BY id", params):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise StoreError(
+                    f"{self.path}: kernel table of run {run_id} is not valid JSON ({exc.msg}); "
+                    "re-run `edgefit calibrate` or pass another --db"
+                ) from None
+            if isinstance(data, dict):
+                out.append((str(run_id), str(fp), data))
+        return tuple(out)
+
+    # ------------------------------------------------------------------------------------------ device links
+
+    def link_device(self, device_id: str, host_fingerprint: str) -> bool:
+        """Say that ``host_fingerprint`` is device ``device_id``; False when the link already existed."""
+        with self._transaction() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO device_links (device_id, host_fingerprint, created_at) VALUES (?, ?, ?)",
+                (device_id, host_fingerprint, _now()),
+            )
+        return bool(cur.rowcount)
+
+    def device_links(self) -> dict[str, tuple[str, ...]]:
+        """device id -> host fingerprints linked to it (oldest link first)."""
+        out: dict[str, list[str]] = {}
+        for dev, fp in self._conn.execute("SELECT device_id, host_fingerprint FROM device_links ORDER BY rowid"):
+            out.setdefault(str(dev), []).append(str(fp))
+        return {k: tuple(v) for k, v in out.items()}
 
     # ------------------------------------------------------------------------------------------ bundles
 
