@@ -26,12 +26,20 @@ from typing import Any
 from edgefit import __version__
 from edgefit.bench.measurement import Measurement, Phase, QualityWarning, WarningCode
 from edgefit.errors import StoreError
+from edgefit.inputfiles import MAX_BUNDLE_BYTES, loads_json, read_text
+from edgefit.inputfiles import shown as _shown
 
 BUNDLE_FORMAT = "edgefit-results-bundle"
+# A run's life: running -> finished | interrupted (Ctrl-C) | failed; "killed" when a later command finds the
+# process of a running run gone (SIGKILL, power loss: edgefit.store.Store.reap_dead_runs).
+RUN_STATUSES = ("running", "finished", "interrupted", "failed", "killed")
 BUNDLE_SCHEMA_VERSION = 1
 
 _M_FIELDS = tuple(f.name for f in dataclasses.fields(Measurement))
 _M_HINTS = typing.get_type_hints(Measurement)
+
+
+MAX_INT = 2**63  # SQLite INTEGER is signed 64-bit
 
 
 def measurement_to_dict(m: Measurement) -> dict[str, Any]:
@@ -63,35 +71,48 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise StoreError(f"{where}: expected a list, found {type(value).__name__}")
         if args[0] is float and all(type(v) is float or type(v) is int for v in value):
-            return tuple(map(float, value))  # fast path: raw samples (thousands per measurement)
+            try:
+                return tuple(map(float, value))  # fast path: raw samples (thousands per measurement)
+            except OverflowError:
+                raise StoreError(f"{where}: expected finite numbers, found an integer beyond float range") from None
         return tuple(check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
-            raise StoreError(f"{where}: expected true/false, found {value!r}")
+            raise StoreError(f"{where}: expected true/false, found {_shown(value)}")
         return value
     if hint is int:
+        # SQLite stores 64-bit integers; every integer field here is a count, a size or tokens: never negative
         if not isinstance(value, int) or isinstance(value, bool):
-            raise StoreError(f"{where}: expected an integer, found {value!r}")
+            raise StoreError(f"{where}: expected an integer, found {_shown(value)}")
+        if not 0 <= value < MAX_INT:
+            raise StoreError(f"{where}: expected an integer 0..2^63-1, found {_shown(value)}")
         return value
     if hint is float:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise StoreError(f"{where}: expected a number, found {value!r}")
-        return float(value)
+            raise StoreError(f"{where}: expected a number, found {_shown(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise StoreError(f"{where}: expected a finite number, found {_shown(value)}")
+        return number
     if hint is str:
         if not isinstance(value, str):
-            raise StoreError(f"{where}: expected a string, found {value!r}")
+            raise StoreError(f"{where}: expected a string, found {_shown(value)}")
         return value
     if isinstance(hint, type) and issubclass(hint, (Phase, WarningCode)):
         try:
             return hint(value)
-        except ValueError:
+        except (ValueError, TypeError):
             choices = ", ".join(e.value for e in hint)
             raise StoreError(
-                f"{where}: unknown {hint.__name__} {value!r}; valid: {choices} (a newer edgefit wrote it? upgrade)"
+                f"{where}: unknown {hint.__name__} {_shown(value)}; valid: {choices} "
+                "(a newer edgefit wrote it? upgrade)"
             ) from None
     if hint is QualityWarning:
         if not isinstance(value, Mapping):
-            raise StoreError(f"{where}: expected an object with code, value, threshold, message; found {value!r}")
+            raise StoreError(f"{where}: expected an object with code, value, threshold, message; found {_shown(value)}")
         missing = [k for k in ("code", "value", "threshold", "message") if k not in value]
         if missing:
             raise StoreError(f"{where}: missing {', '.join(missing)}")
@@ -122,7 +143,7 @@ def measurement_from_dict(data: Mapping[str, Any], *, where: str) -> Measurement
     for name in ("samples_s", "warmup_samples_s"):
         bad = [x for x in kwargs[name] if not (math.isfinite(x) and x >= 0.0)]
         if bad:
-            raise StoreError(f"{where}.{name}: expected finite latencies >= 0 s, found {bad[0]!r}")
+            raise StoreError(f"{where}.{name}: expected finite latencies >= 0 s, found {_shown(bad[0])}")
     return Measurement(**kwargs)
 
 
@@ -144,24 +165,32 @@ def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list
     """Read and validate a bundle: [(run fields, [Measurement, ...]), ...]. StoreError names what is wrong."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_text(p, max_bytes=MAX_BUNDLE_BYTES)  # a regular file: never /dev/zero or a FIFO
     except FileNotFoundError:
         raise StoreError(f"{p}: no such bundle file; export one with `edgefit results export --out FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{p}: cannot read the bundle ({exc}); is it an edgefit results bundle?") from None
+    except OSError as exc:
+        raise StoreError(
+            f"{p}: cannot read the bundle ({exc.strerror or exc}); is it an edgefit results bundle?"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise StoreError(
+            f"{p}: cannot read the bundle (not UTF-8: {exc.reason}); is it an edgefit results bundle?"
+        ) from None
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as exc:
         raise StoreError(
             f"{p}: not a JSON results bundle ({exc.msg} at line {exc.lineno}); "
             "export one with `edgefit results export --out FILE`"
         ) from None
+    except ValueError as exc:  # NaN/Infinity, an integer past 4300 digits, nesting too deep
+        raise StoreError(f"{p}: refused: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise StoreError(f"{p}: format: expected {BUNDLE_FORMAT!r}, found {found!r}; not an edgefit results bundle")
+        found = _shown(data.get("format")) if isinstance(data, dict) else type(data).__name__
+        raise StoreError(f"{p}: format: expected {BUNDLE_FORMAT!r}, found {found}; not an edgefit results bundle")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StoreError(f"{p}: schema_version: expected an integer >= 1, found {version!r}")
+        raise StoreError(f"{p}: schema_version: expected an integer >= 1, found {_shown(version)}")
     if version > BUNDLE_SCHEMA_VERSION:
         raise StoreError(
             f"{p}: schema_version {version} is newer than this edgefit {__version__} reads "
@@ -171,6 +200,7 @@ def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list
     if not isinstance(raw_runs, list):
         raise StoreError(f"{p}: runs: expected a list of runs, found {type(raw_runs).__name__}")
     out: list[tuple[dict[str, Any], list[Measurement]]] = []
+    seen_ids: set[str] = set()
     for i, raw in enumerate(raw_runs):
         where = f"{p}: runs[{i}]"
         if not isinstance(raw, dict):
@@ -180,8 +210,15 @@ def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list
             if name not in raw:
                 raise StoreError(f"{where}: missing field {name!r}")
             run[name] = check_value(raw[name], hint, f"{where}.{name}")
+        if run["status"] not in RUN_STATUSES:
+            raise StoreError(
+                f"{where}.status: expected one of {', '.join(RUN_STATUSES)}, found {_shown(run['status'])}"
+            )
+        if run["id"] in seen_ids:
+            raise StoreError(f"{where}.id: run {run['id']!r} appears twice in the bundle; expected each run once")
+        seen_ids.add(run["id"])
         if not isinstance(raw.get("environment"), dict):
-            raise StoreError(f"{where}.environment: expected an object, found {raw.get('environment')!r}")
+            raise StoreError(f"{where}.environment: expected an object, found {_shown(raw.get('environment'))}")
         run["environment"] = raw["environment"]
         raw_ms = raw.get("measurements")
         if not isinstance(raw_ms, list):

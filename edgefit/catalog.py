@@ -39,6 +39,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from edgefit.errors import CatalogError
+from edgefit.inputfiles import load_toml
+from edgefit.inputfiles import shown as _shown
 from edgefit.paths import builtin_catalog_dir
 
 
@@ -74,8 +76,20 @@ class ModelSpec:
             raise CatalogError(f"{where}: field 'id': expected a non-empty string, found {self.id!r}")
         for name in _POSITIVE_INT_FIELDS:
             value = getattr(self, name)
+            top = _MAX_INT_FIELDS[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CatalogError(f"{where}: field {name!r}: expected an integer >= 1, found {value!r}")
+                raise CatalogError(f"{where}: field {name!r}: expected an integer >= 1, found {_shown(value)}")
+            if value > top:
+                raise CatalogError(
+                    f"{where}: field {name!r}: expected an integer >= 1 and at most {top:,} (far above any "
+                    f"published model), found {_shown(value)}"
+                )
+        for name, low, high in (("rope_theta", 0.0, 1e12), ("norm_eps", 0.0, 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+                raise CatalogError(
+                    f"{where}: field {name!r}: expected a number in ({low:g}, {high:g}], found {value!r}"
+                )
         if self.num_heads % self.num_kv_heads:
             divisors = [d for d in range(1, self.num_heads + 1) if self.num_heads % d == 0]
             raise CatalogError(
@@ -85,10 +99,11 @@ class ModelSpec:
         if self.published_params is not None and (
             isinstance(self.published_params, bool)
             or not isinstance(self.published_params, int)
-            or self.published_params < 1
+            or not 1 <= self.published_params <= _MAX_PARAMS
         ):
             raise CatalogError(
-                f"{where}: field 'published_params': expected a positive integer, found {self.published_params!r}"
+                f"{where}: field 'published_params': expected an integer 1..{_MAX_PARAMS:.0e}, "
+                f"found {_shown(self.published_params)}"
             )
 
 
@@ -103,6 +118,22 @@ _POSITIVE_INT_FIELDS = (
     "norms_per_layer",
     "max_context",
 )
+
+
+# Upper bounds far above any published model (Llama 3.1 405B: hidden 16384, 126 layers, vocab 128256, 131072
+# context) and low enough that byte and FLOP counts stay well inside float range and SQLite's 64-bit integers.
+_MAX_INT_FIELDS: dict[str, int] = {
+    "hidden_size": 2**20,
+    "num_layers": 10_000,
+    "num_heads": 2**14,
+    "num_kv_heads": 2**14,
+    "head_dim": 2**14,
+    "intermediate_size": 2**22,
+    "vocab_size": 2**24,
+    "norms_per_layer": 16,
+    "max_context": 2**27,
+}
+_MAX_PARAMS = 10**14
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +329,7 @@ def spec_from_mapping(
         ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
         if not ok:
             expected = " or ".join("boolean" if t is bool else t.__name__ for t in types)
-            raise CatalogError(f"{where}: field {key!r}: expected {expected}, found {value!r}")
+            raise CatalogError(f"{where}: field {key!r}: expected {expected}, found {_shown(value)}")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise CatalogError(f"{where}: missing required field(s) {', '.join(missing)}")
@@ -324,7 +355,12 @@ def spec_from_mapping(
     fields.setdefault("family", "custom")
     for key in ("rope_theta", "norm_eps"):
         if key in fields:
-            fields[key] = float(fields[key])
+            try:
+                fields[key] = float(fields[key])
+            except OverflowError:  # an integer beyond float range
+                raise CatalogError(
+                    f"{where}: field {key!r}: expected a plausible number, found {_shown(data[key])}"
+                ) from None
     return ModelSpec(id=spec_id, head_dim=head_dim, path=path, **fields)
 
 
@@ -332,13 +368,17 @@ def load_card(path: str | Path) -> ModelSpec:
     """A card .toml (fields = ModelSpec's); ``id`` defaults to the file name without ``.toml``."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = load_toml(p)  # a regular file of at most 16 MiB, finite numbers, bounded nesting
     except FileNotFoundError:
         raise CatalogError(f"{p}: model card not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{p}: cannot read the model card ({exc})") from None
+    except OSError as exc:
+        raise CatalogError(f"{p}: cannot read the model card ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{p}: cannot read the model card (not UTF-8 text: {exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{p}: not valid TOML ({exc}); see models/README.md for the card format") from None
+    except ValueError as exc:
+        raise CatalogError(f"{p}: {exc}") from None
     return spec_from_mapping(data, where=str(p), default_id=p.stem, path=str(p))
 
 

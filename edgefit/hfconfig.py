@@ -10,13 +10,14 @@ biases only, so such a (rare) model is undercounted by hidden_size parameters pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from edgefit.catalog import ModelSpec, spec_from_mapping
 from edgefit.errors import CatalogError
+from edgefit.inputfiles import load_json
+from edgefit.inputfiles import shown as _shown
 
 # HF ``architectures`` value -> (family, tie_word_embeddings default of that config class, q/k/v biases, norms/layer)
 _HF_ARCHITECTURES: dict[str, tuple[str, bool, bool | None, int]] = {
@@ -72,7 +73,7 @@ def spec_from_hf_config(data: Mapping[str, Any], *, where: str, model_id: str) -
         if expected is None or value is None:
             continue
         if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-            found = f"{value!r} ({type(value).__name__})"
+            found = f"{_shown(value)} ({type(value).__name__})"
             raise CatalogError(f"{where}: field {name!r}: expected {expected.__name__}, found {found}")
     card: dict[str, Any] = {
         "id": model_id,
@@ -102,10 +103,12 @@ def spec_from_hf_config(data: Mapping[str, Any], *, where: str, model_id: str) -
 def load_hf_config(path: str | Path, model_id: str | None = None) -> ModelSpec:
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = load_json(p)  # a regular file of at most 16 MiB, finite numbers, bounded nesting
     except FileNotFoundError:
         raise CatalogError(f"{p}: config.json not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise CatalogError(f"{p}: not a readable JSON config ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise CatalogError(f"{p}: not a readable JSON config ({exc})") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{p}: expected a JSON object, found {type(data).__name__}")

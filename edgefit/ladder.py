@@ -20,6 +20,7 @@ from typing import Any
 from edgefit import catalog
 from edgefit.catalog import ModelSpec
 from edgefit.errors import CatalogError
+from edgefit.inputfiles import load_toml
 from edgefit.paths import ladder_path
 from edgefit.units import MIB
 
@@ -128,13 +129,17 @@ def split_by_memory(
 
 def _read(file: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        return load_toml(file)  # a regular file of at most 16 MiB, finite numbers, bounded nesting
     except FileNotFoundError:
         raise CatalogError(f"{file}: ladder file not found (it ships with edgefit as models/ladder.toml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{file}: cannot read the ladder ({exc})") from None
+    except OSError as exc:
+        raise CatalogError(f"{file}: cannot read the ladder ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{file}: cannot read the ladder (not UTF-8 text: {exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{file}: not valid TOML ({exc})") from None
+    except ValueError as exc:
+        raise CatalogError(f"{file}: {exc}") from None
 
 
 def _rung_specs(file: Path, data: Mapping[str, Any]) -> dict[str, ModelSpec]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefit.errors import ProfileError, UnitError
+from edgefit.inputfiles import loads_toml, read_text
 from edgefit.paths import builtin_profiles_dir
 from edgefit.units import MIB, parse_quantity
 
@@ -169,6 +170,18 @@ _PLAUSIBLE_MIN: dict[str, tuple[float, str]] = {
     "memory.measured_read_bandwidth": (1e8, "0.1 GB/s"),
     "max_clock": (1e6, "1 MHz"),
 }
+# Ceilings per kind: far above any edge device (or server), low enough that sums and products stay finite.
+_PLAUSIBLE_MAX: dict[str, tuple[float, str]] = {
+    "bytes": (2.0**50, "1 PiB"),
+    "bytes_per_s": (1e14, "100 TB/s"),
+    "hz": (1e11, "100 GHz"),
+    "flops_per_s": (1e18, "1 EFLOPS"),
+    "ops_per_s": (1e18, "1 EOPS"),
+    "w": (1e6, "1 MW"),
+    "wh": (1e7, "10 MWh"),
+    "usd": (1e9, "1e9 USD"),
+}
+MAX_CORES = 4096
 _EXAMPLE = {
     "bytes": "8 GiB",
     "bytes_per_s": "17.1 GB/s",
@@ -277,8 +290,10 @@ class _Loader:
         if key not in raw:
             raise self.fail(field, "required field missing; see device_profiles/README.md")
         value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise self.fail(field, f"expected a positive integer, found {_type_name(value)} {_shown(value)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_CORES:
+            raise self.fail(
+                field, f"expected a positive integer up to {MAX_CORES}, found {_type_name(value)} {_shown(value)}"
+            )
         return value
 
     def figure(
@@ -345,13 +360,18 @@ class _Loader:
         except UnitError as exc:
             raise self.fail(field, str(exc)) from None
         if not number > 0 or number == float("inf"):
-            raise self.fail(field, f"expected a positive quantity like {_EXAMPLE[kind]!r}, found {value!r}")
+            raise self.fail(field, f"expected a positive quantity like {_EXAMPLE[kind]!r}, found {_shown(value)}")
+        ceiling = _PLAUSIBLE_MAX[kind]
+        if number > ceiling[0]:
+            raise self.fail(
+                field, f"expected at most {ceiling[1]} (an edge device), found {_shown(value)}; check the unit"
+            )
         return number
 
     # --- the file ---
     def load(self) -> DeviceProfile:
         try:
-            text = self.path.read_bytes().decode("utf-8")
+            text = read_text(self.path)  # a regular file of at most 16 MiB: never /dev/zero or a FIFO
         except FileNotFoundError:
             raise ProfileError(f"{self.path}: no such file; pass a device id or a path to a .toml profile") from None
         except OSError as exc:
@@ -359,9 +379,11 @@ class _Loader:
         except UnicodeDecodeError as exc:
             raise ProfileError(f"{self.path}: expected UTF-8 text, found byte {exc.object[exc.start]:#x}") from None
         try:
-            raw = tomllib.loads(text)
+            raw = loads_toml(text)
         except tomllib.TOMLDecodeError as exc:
             raise ProfileError(f"{self.path}: TOML syntax: expected valid TOML, found an error: {exc}") from None
+        except ValueError as exc:  # a non-finite number, an integer past 4300 digits, nesting too deep
+            raise ProfileError(f"{self.path}: TOML: {exc}") from None
         return self.profile(raw)
 
     def profile(self, raw: dict) -> DeviceProfile:

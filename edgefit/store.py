@@ -36,11 +36,13 @@ from edgefit.bench.measurement import Measurement, Phase
 from edgefit.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_SCHEMA_VERSION,
+    RUN_STATUSES,
     load_bundle,
     measurement_from_dict,
     measurement_to_dict,
 )
 from edgefit.errors import StoreError
+from edgefit.inputfiles import dumps_json, loads_json
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -57,7 +59,6 @@ __all__ = [
     "measurement_to_dict",
 ]
 
-RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 
 # MIGRATIONS[i] upgrades schema version i to i + 1. Never edit a released step; append a new one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -107,6 +108,69 @@ _COLUMNS = (
     *("timer", "started_at", "probe_bandwidth_bytes_per_s", "layers", "hidden_size"),
 )
 _JSON_COLUMNS = ("samples_s", "warmup_samples_s", "warnings")
+
+
+def _row_json(text: object, where: str) -> Any:
+    """A JSON column of a row, or StoreError naming the row (a hand-edited or damaged database)."""
+    try:
+        return loads_json(str(text))
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, nesting
+        raise StoreError(
+            f"{where}: not valid JSON ({exc}); the database was edited or damaged: fix or delete that row, "
+            "or pass another --db"
+        ) from None
+
+
+# --- whose run is it: the process identity stored with a running run --------------------------------------
+PROCESS_KEY = "process"  # key in a run's environment JSON: {"pid", "start_ticks", "boot_id"}
+
+
+def _read_proc(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(4096)
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot, /proc/<pid>/stat field 22); None where unknown."""
+    text = _read_proc(f"/proc/{pid}/stat")
+    if not text or ")" not in text:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name (field 2) may hold spaces and parentheses
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _boot_id() -> str | None:
+    text = _read_proc("/proc/sys/kernel/random/boot_id")
+    return text.strip() if text else None
+
+
+def process_identity(pid: int) -> dict[str, Any]:
+    """What tells this process apart from a later one with the same pid: its start time and the boot it ran in."""
+    return {"pid": pid, "start_ticks": _start_ticks(pid), "boot_id": _boot_id()}
+
+
+def process_gone(ident: Mapping[str, Any]) -> bool:
+    """True when the process ``ident`` describes no longer runs (pid dead, reused, or the machine rebooted)."""
+    pid = ident.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False  # nothing to judge by
+    boot = ident.get("boot_id")
+    if boot is not None and _boot_id() is not None and boot != _boot_id():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        pass  # exists, owned by someone else
+    ticks = ident.get("start_ticks")
+    return ticks is not None and _start_ticks(pid) not in (None, ticks)
 
 
 def _now(timespec: str = "seconds") -> str:
@@ -266,14 +330,41 @@ class Store:
     def start_run(self, env: Environment, kind: str, *, run_id: str | None = None) -> str:
         """Record a new run (status ``running``) with its environment; returns its id (a uuid4)."""
         rid = run_id or str(uuid.uuid4())
+        self.reap_dead_runs(env.host_fingerprint)
+        env_dict = env.to_dict()
+        env_dict[PROCESS_KEY] = process_identity(os.getpid())  # who runs it: a later command can tell it died
         with self._transaction() as c:
             c.execute(
                 "INSERT INTO runs (id, kind, started_at, finished_at, status, host_fingerprint, environment, "
                 "edgefit_version, onnxruntime_version) VALUES (?, ?, ?, NULL, 'running', ?, ?, ?, ?)",
-                (rid, kind, _now(), env.host_fingerprint, json.dumps(env.to_dict()), __version__,
+                (rid, kind, _now(), env.host_fingerprint, dumps_json(env_dict), __version__,
                  env.onnxruntime_version),
             )  # fmt: skip
         return rid
+
+    def reap_dead_runs(self, host_fingerprint: str) -> tuple[str, ...]:
+        """Mark ``killed`` every ``running`` run of this host whose process is gone (SIGKILL, a crash, a reboot):
+        its pid is dead, or reused by a process that started at another time, or the machine rebooted since.
+        Runs recorded without a process identity (older edgefit) are left alone. Best effort: a read-only
+        database is left as it is. Returns the ids marked."""
+        rows = self._conn.execute(
+            "SELECT id, environment FROM runs WHERE status = 'running' AND host_fingerprint = ?", (host_fingerprint,)
+        ).fetchall()
+        dead = []
+        for rid, env_text in rows:
+            try:
+                ident = json.loads(env_text).get(PROCESS_KEY)
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(ident, dict) and process_gone(ident):
+                dead.append(str(rid))
+        if dead:
+            with contextlib.suppress(StoreError), self._transaction() as c:
+                c.executemany(
+                    "UPDATE runs SET status = 'killed', finished_at = ? WHERE id = ? AND status = 'running'",
+                    [(_now(), rid) for rid in dead],
+                )
+        return tuple(dead)
 
     def finish_run(self, run_id: str, status: str = "finished") -> None:
         if status not in RUN_STATUSES:
@@ -296,8 +387,7 @@ class Store:
         finally:
             self._conn.row_factory = None
 
-    @staticmethod
-    def _run_info(row: sqlite3.Row) -> RunInfo:
+    def _run_info(self, row: sqlite3.Row) -> RunInfo:
         return RunInfo(
             id=row["id"],
             kind=row["kind"],
@@ -308,7 +398,9 @@ class Store:
             edgefit_version=row["edgefit_version"],
             onnxruntime_version=row["onnxruntime_version"],
             measurement_count=int(row["n"]),
-            environment=Environment.from_dict(json.loads(row["environment"])),
+            environment=Environment.from_dict(
+                _row_json(row["environment"], f"{self.path}: runs row {row['id']!r}: environment")
+            ),
         )
 
     def runs(self, host_fingerprint: str | None = None) -> tuple[RunInfo, ...]:
@@ -371,13 +463,13 @@ class Store:
         for col in _COLUMNS:
             value = d[col]
             if col in _JSON_COLUMNS:
-                value = json.dumps(value)
+                value = dumps_json(value)  # NaN/Infinity would be invalid JSON in every export: refused
             elif col == "started_at" and value is None:
                 value = ""  # part of the UNIQUE key: NULLs would never collide
             names.append(col)
             values.append(value)
         names.append("extra")
-        values.append(json.dumps(extra))
+        values.append(dumps_json(extra))
         return names, values
 
     def add_measurement(self, m: Measurement) -> int:
@@ -429,9 +521,13 @@ class Store:
 
     def _measurement(self, row_id: int, row: dict[str, Any]) -> Measurement:
         data: dict[str, Any] = {}
-        data.update(json.loads(row.pop("extra") or "{}"))
+        where = f"{self.path}: measurements row {row_id}"
+        extra = _row_json(row.pop("extra") or "{}", f"{where}: extra")
+        if not isinstance(extra, dict):
+            raise StoreError(f"{where}: extra: expected a JSON object, found {type(extra).__name__}")
+        data.update(extra)
         for col, value in row.items():
-            data[col] = json.loads(value) if col in _JSON_COLUMNS else value
+            data[col] = _row_json(value, f"{where}: {col}") if col in _JSON_COLUMNS else value
         if data.get("started_at") == "":
             data["started_at"] = None
         return measurement_from_dict(data, where=f"{self.path}: measurements row {row_id}")
@@ -440,7 +536,7 @@ class Store:
 
     def save_validation(self, result: Mapping[str, Any], host_fingerprint: str | None = None) -> int:
         try:
-            text = json.dumps(dict(result))
+            text = dumps_json(dict(result))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"validation result must be JSON-able: {exc}") from None
         with self._transaction() as c:
@@ -458,7 +554,12 @@ class Store:
             sql += " WHERE host_fingerprint = ?"
             params = (host_fingerprint,)
         row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        if row is None:
+            return None
+        result = _row_json(row[0], f"{self.path}: latest validation")
+        if not isinstance(result, dict):
+            raise StoreError(f"{self.path}: latest validation: expected a JSON object; re-run `edgefit validate`")
+        return result
 
     # ------------------------------------------------------------------------------------------ kernel tables
 
@@ -512,6 +613,23 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ bundles
 
+    def _check_same_runs(self, c: sqlite3.Connection, path: object, runs: Sequence[Mapping[str, Any]]) -> None:
+        """A bundle run whose id is already here must be that same run (host, kind, start time): otherwise its
+        measurements would silently join another run. Refused, not renamed: a run id is what every other copy of
+        these results and every report refers to, so a silent new id would split one run into two."""
+        for run in runs:
+            row = c.execute("SELECT host_fingerprint, kind, started_at FROM runs WHERE id = ?", (run["id"],)).fetchone()
+            if row is None:
+                continue
+            here = (str(row[0]), str(row[1]), str(row[2]))
+            there = (run["host_fingerprint"], run["kind"], run["started_at"])
+            if here != there:
+                raise StoreError(
+                    f"{path}: run {run['id']} (host {there[0][:8]}, {there[1]}, started {there[2]}) has the id of a "
+                    f"different run in {self.path} (host {here[0][:8]}, {here[1]}, started {here[2]}); refused, "
+                    "nothing imported: import the bundle into another --db"
+                )
+
     def export_bundle(self, run_ids: Iterable[str] | None, path: str | os.PathLike[str]) -> ExportSummary:
         """Write runs (all if ``run_ids`` is None; ids or unique prefixes) to a versioned JSON bundle."""
         ids = None if run_ids is None else [self.resolve_run_id(r) for r in run_ids]
@@ -535,7 +653,7 @@ class Store:
                     "edgefit_version": r.edgefit_version,
                     "onnxruntime_version": r.onnxruntime_version,
                     # as stored, so fields a newer edgefit recorded survive a pass through this one
-                    "environment": json.loads(env_json[r.id]),
+                    "environment": _row_json(env_json[r.id], f"{self.path}: runs row {r.id!r}: environment"),
                     "measurements": ms,
                 }
             )
@@ -547,13 +665,21 @@ class Store:
             "runs": bundle_runs,
         }
         out = Path(path)
+        if out.is_dir():
+            raise StoreError(f"{out}: is a directory; --out expects a file path such as {out / 'results.json'}")
+        try:
+            text = dumps_json(bundle, indent=1) + "\n"
+        except ValueError as exc:  # NaN/Infinity slipped into the database: refuse rather than write invalid JSON
+            raise StoreError(f"{self.path}: cannot export ({exc}); the database holds a non-finite number") from None
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(json.dumps(bundle, indent=1) + "\n", encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             tmp.replace(out)
         except OSError as exc:
-            raise StoreError(f"{out}: cannot write the bundle ({exc.strerror}); pick another --out") from None
+            raise StoreError(f"{out}: cannot write the bundle ({exc.strerror or exc}); pick another --out") from None
+        finally:
+            tmp.unlink(missing_ok=True)  # after a successful replace there is nothing left to remove
         hosts = tuple(dict.fromkeys(r.host_fingerprint for r in runs))
         return ExportSummary(path=str(out), runs=len(runs), measurements=n, hosts=hosts)
 
@@ -562,12 +688,13 @@ class Store:
         runs = load_bundle(path)
         added_runs = skipped_runs = added_m = skipped_m = 0
         with self._transaction() as c:
+            self._check_same_runs(c, path, [run for run, _ in runs])
             for run, ms in runs:
                 cur = c.execute(
                     "INSERT OR IGNORE INTO runs (id, kind, started_at, finished_at, status, host_fingerprint, "
                     "environment, edgefit_version, onnxruntime_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run["id"], run["kind"], run["started_at"], run["finished_at"], run["status"],
-                     run["host_fingerprint"], json.dumps(run["environment"]), run["edgefit_version"],
+                     run["host_fingerprint"], dumps_json(run["environment"]), run["edgefit_version"],
                      run["onnxruntime_version"]),
                 )  # fmt: skip
                 if cur.rowcount:

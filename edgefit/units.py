@@ -6,9 +6,11 @@ Machine-facing numbers are base SI (bytes, s, W, Hz, FLOP/s). Humans write ``"8 
 
 from __future__ import annotations
 
+import math
 import re
 
 from edgefit.errors import UnitError
+from edgefit.inputfiles import shown as _shown
 
 KB = 10**3
 MB = 10**6
@@ -60,22 +62,29 @@ def parse_quantity(text: str | int | float, kind: str, *, where: str = "") -> fl
     if isinstance(text, bool):
         raise UnitError(f"{loc}expected a number or a quantity like {_example(kind)!r}, found {text!r}")
     if isinstance(text, (int, float)):
-        return float(text)
+        try:
+            number = float(text)
+        except OverflowError:  # an int beyond float range (TOML and JSON integers are unbounded)
+            number = math.inf
+        if not math.isfinite(number):
+            raise UnitError(f"{loc}expected a finite number like {_example(kind)!r}, found {_shown(text)}")
+        return number
     stripped = text.strip()
     if stripped.startswith("$"):  # "$80" is the one prefix unit we accept
         stripped = stripped[1:] + " USD"
     m = _QUANTITY.match(stripped)
     if m is None:
-        raise UnitError(f"{loc}expected a quantity like {_example(kind)!r}, found {text!r}")
+        raise UnitError(f"{loc}expected a quantity like {_example(kind)!r}, found {_shown(text)}")
     value = float(m.group("num")) * (-1.0 if m.group("sign") == "-" else 1.0)
     unit = m.group("unit")
     table = UNITS[kind]
-    if unit == "":
-        return value
-    if unit not in table:
+    if unit not in table and unit != "":
         choices = ", ".join(sorted(table))
-        raise UnitError(f"{loc}unknown unit {unit!r} in {text!r}; valid units here: {choices}")
-    return value * table[unit]
+        raise UnitError(f"{loc}unknown unit {unit!r} in {_shown(text)}; valid units here: {choices}")
+    value *= table.get(unit, 1.0)
+    if not math.isfinite(value):  # "1e999 GB", or 400 digits
+        raise UnitError(f"{loc}expected a finite quantity like {_example(kind)!r}, found {_shown(text)}")
+    return value
 
 
 def _example(kind: str) -> str:

@@ -31,7 +31,9 @@ def db_path(args: argparse.Namespace) -> Path:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=_default)
+    # allow_nan=False: a NaN/Infinity that slipped past the input checks fails here instead of printing invalid JSON
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_default, allow_nan=False)
+    sys.stdout.write(text)
     sys.stdout.write("\n")
 
 

@@ -106,6 +106,7 @@ def _list(args: argparse.Namespace) -> int:
     runs: tuple[RunInfo, ...] = ()
     if path is not None:
         with Store(path) as store:
+            store.reap_dead_runs(host_fingerprint())  # a run whose process was killed is `killed`, not `running`
             runs = store.runs()
     if args.host:
         runs = tuple(r for r in runs if r.host_fingerprint.startswith(args.host))
@@ -138,6 +139,7 @@ def _show(args: argparse.Namespace) -> int:
     if path is None:
         raise _no_db_error(args)
     with Store(path) as store:
+        store.reap_dead_runs(host_fingerprint())
         info = store.run(args.run)
         ms = store.measurements(run_id=info.id)
     if args.json:
