@@ -510,10 +510,17 @@ def save_profile(profile: DeviceProfile, path: str | Path) -> DeviceProfile:
         raise ProfileError(f"{target}: expected a file name ending in .toml, found {target.suffix or 'no suffix'!r}")
     named = with_id(profile, target.stem)
     header = f"written by edgefit {__version__} detect on {_today()}; host fingerprint {host_fingerprint()}"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise ProfileError(f"{target}: is a directory; expected a .toml file path")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(profile_to_toml(named, header), encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(profile_to_toml(named, header), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ProfileError(f"{target}: cannot write the profile ({exc.strerror or exc}); choose another path") from None
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing left after a successful replace; a failed one leaves no .tmp
     return replace(named, path=str(target))
 
 

@@ -73,7 +73,9 @@ def test_price_cap_leaves_out_devices_and_fails_require(db: Path, capsys: pytest
         (["--device", "rpi5"], "unknown device"),
         (["--model", "llama-9000"], "llama-9000"),
         (["--precision", "int3"], "int3"),
-        (["--prompt", "9000"], "prompt_tokens"),
+        (["--prompt", "9000"], "--prompt 9000 exceeds --context 4096"),
+        (["--context", "-1"], "--context -1"),
+        (["--min-tps", "nan"], "--min-tps nan"),
     ],
 )
 def test_bad_input_exits_2(db: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:

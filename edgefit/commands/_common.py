@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from edgefit.errors import UsageError
 from edgefit.paths import default_db_path
+
+# Flag ranges: far beyond any real use, small enough that every product of them stays a sane number.
+MAX_TOKENS = 2**24  # --context / --prompt / --generate: 16M tokens, 128x the longest context of a catalog model
+MAX_THREADS = 1024
+MAX_BUDGET_S = 3600.0
 
 
 def add_json_flag(p: argparse.ArgumentParser) -> None:
@@ -52,3 +59,57 @@ def console() -> Console:
 
 def err_console() -> Console:
     return Console(stderr=True, highlight=False)
+
+
+def check_int_flag(flag: str, value: int | None, *, low: int, high: int) -> None:
+    """UsageError naming ``flag`` unless ``value`` is None or an int in low..high (bool is not an int)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{flag} {value}: expected an integer from {low:,} to {high:,}")
+
+
+def check_float_flag(flag: str, value: float | None, *, low: float, high: float, low_open: bool = True) -> None:
+    """UsageError naming ``flag`` unless ``value`` is None or a finite number in (low, high] (or [low, high])."""
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise UsageError(f"{flag} {value}: expected a finite number in {bracket}{low:g}, {high:g}]")
+
+
+def check_workload_flags(args: argparse.Namespace, *, default_prompt: int) -> None:
+    """The one check of the workload flags ``predict`` and ``fit`` share (each has a subset of them): tokens are
+    1..MAX_TOKENS and the prompt fits in the context; threads 1..MAX_THREADS; rates, times, caps finite and > 0.
+    A ``--prompt`` not given (None) becomes ``default_prompt``, or the context when that is smaller."""
+    if getattr(args, "prompt", 0) is None:
+        context = getattr(args, "context", None)
+        args.prompt = min(default_prompt, context) if isinstance(context, int) and context >= 1 else default_prompt
+    for flag, name in (("--context", "context"), ("--prompt", "prompt"), ("--generate", "generate")):
+        check_int_flag(flag, getattr(args, name, None), low=1, high=MAX_TOKENS)
+    context, prompt = getattr(args, "context", None), getattr(args, "prompt", None)
+    if context is not None and prompt is not None and prompt > context:
+        raise UsageError(
+            f"--prompt {prompt} exceeds --context {context}: the prompt is held in the KV cache; "
+            "raise --context or lower --prompt"
+        )
+    check_int_flag("--threads", getattr(args, "threads", None), low=1, high=MAX_THREADS)
+    check_float_flag("--min-tps", getattr(args, "min_tps", None), low=0.0, high=1e9, low_open=False)
+    for flag, name in (("--max-ttft", "max_ttft"), ("--power-cap", "power_cap"), ("--price-cap", "price_cap")):
+        check_float_flag(flag, getattr(args, name, None), low=0.0, high=1e9)
+
+
+def check_output_file(flag: str, path: Path | None) -> None:
+    """An output file path must not be an existing directory, nor sit under a path that is a file. Checked before
+    any work, so a long run never ends in a failed write."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; expected a file path such as {path / 'out.json'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder; choose another path")
+            break

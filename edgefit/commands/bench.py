@@ -11,7 +11,19 @@ from rich.table import Table
 from edgefit import stats
 from edgefit.bench import BenchSummary, bench_file, default_threads, run_ladder
 from edgefit.bench.campaign import DEFAULT_BUDGET_S, LADDER_KV_FILL
-from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
+from edgefit.commands._common import (
+    MAX_BUDGET_S,
+    MAX_THREADS,
+    MAX_TOKENS,
+    add_db_flag,
+    add_json_flag,
+    check_float_flag,
+    check_int_flag,
+    console,
+    db_path,
+    err_console,
+    print_json,
+)
 from edgefit.errors import UsageError
 from edgefit.units import MIB
 
@@ -84,14 +96,16 @@ def _pairs(items: list[str], flag: str, cast: type) -> dict:
             out[name] = cast(value)
         except ValueError:
             raise UsageError(f"{flag} {item!r}: expected a {cast.__name__} value, found {value!r}") from None
+        if cast is int:
+            check_int_flag(f"{flag} {name}=", out[name], low=1, high=MAX_TOKENS)  # a dim: 1..16M
+        else:
+            check_float_flag(f"{flag} {name}=", out[name], low=-1e12, high=1e12, low_open=False)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads {args.threads}: expected a positive integer")
-    if args.budget_s <= 0:
-        raise UsageError(f"--budget-s {args.budget_s}: expected a positive number of seconds")
+    check_int_flag("--threads", args.threads, low=1, high=MAX_THREADS)
+    check_float_flag("--budget-s", args.budget_s, low=0.0, high=MAX_BUDGET_S)  # nan, inf, 0, -1 refused
     if args.models and args.ladder:
         raise UsageError("give either --ladder or model files, not both")
     progress = not args.json

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgefit import detect, probes
-from edgefit.commands._common import add_json_flag, console, err_console, print_json
+from edgefit.commands._common import add_json_flag, check_output_file, console, err_console, print_json
 from edgefit.commands.profiles import profile_table
 from edgefit.errors import UsageError
 from edgefit.profiles import profile_to_dict
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0.05 <= args.probe_seconds <= 120:
         raise UsageError(f"--probe-seconds: expected 0.05..120, found {args.probe_seconds}")
+    check_output_file("--save", args.save)  # before ~10 s of probes, not after
     say = None if args.json else (lambda msg: err_console().print(f"probing {msg}...", markup=False))
     found = detect.detect_host_with_probes(args.probe_seconds, progress=say)
     profile, results = found.profile, found.probes

@@ -6,7 +6,15 @@ import argparse
 from collections.abc import Sequence
 
 from edgefit.catalog import ModelSpec
-from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
+from edgefit.commands._common import (
+    add_db_flag,
+    add_json_flag,
+    check_workload_flags,
+    console,
+    db_path,
+    err_console,
+    print_json,
+)
 from edgefit.errors import UsageError
 from edgefit.profiles import DeviceProfile
 from edgefit.verdict import Workload
@@ -29,9 +37,9 @@ def add_workload_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--prompt",
         type=int,
-        default=w.prompt_tokens,
+        default=None,
         metavar="N",
-        help=f"prompt tokens, prefilled before the first token (default {w.prompt_tokens})",
+        help=f"prompt tokens, prefilled before the first token (default {w.prompt_tokens}, or --context if smaller)",
     )
     g.add_argument(
         "--generate",
@@ -55,6 +63,7 @@ def add_workload_flags(p: argparse.ArgumentParser) -> None:
 
 
 def workload_from_args(args: argparse.Namespace) -> Workload:
+    check_workload_flags(args, default_prompt=Workload().prompt_tokens)  # the same check as `predict`
     return Workload(
         context_tokens=args.context,
         prompt_tokens=args.prompt,

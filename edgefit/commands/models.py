@@ -17,7 +17,7 @@ from rich.table import Table
 
 from edgefit import catalog
 from edgefit.catalog import ModelSpec, Precision
-from edgefit.commands._common import add_json_flag, console, print_json
+from edgefit.commands._common import add_json_flag, check_output_file, console, print_json
 from edgefit.errors import BuildError, UsageError
 from edgefit.units import GIB, MIB
 
@@ -261,6 +261,7 @@ def _print_show(d: dict[str, Any]) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    check_output_file("--out", args.out)
     spec = catalog.load_spec(args.ref, model_id=args.model_id)
     precision = catalog.get_precision(args.precision, block_size=args.block_size)
     if not precision.onnx_buildable:

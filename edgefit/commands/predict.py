@@ -8,8 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgefit import catalog
-from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
-from edgefit.errors import UsageError
+from edgefit.commands._common import add_db_flag, add_json_flag, check_workload_flags, console, db_path, print_json
 from edgefit.predict import max_context_that_fits, predict
 from edgefit.predict.prediction import Estimate, Prediction, prediction_to_dict
 from edgefit.predict.session import host_calibration, resolve_device
@@ -29,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", required=True, help="fp32, fp16, int8, int4, or a GGUF type (q4_0, q4_k_m, ...)")
     p.add_argument("--device", required=True, help="device profile id or .toml path, or 'host' for this machine")
     p.add_argument("--context", type=int, default=2048, help="KV-cache depth in tokens (default 2048)")
-    p.add_argument("--prompt", type=int, default=256, help="prompt length in tokens for prefill (default 256)")
+    p.add_argument(
+        "--prompt", type=int, default=None, help="prompt tokens for prefill (default 256, or --context if smaller)"
+    )
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores of the device)")
     add_json_flag(p)
     add_db_flag(p)
@@ -37,8 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.context < 0 or args.prompt < 0 or (args.threads is not None and args.threads < 1):
-        raise UsageError("--context and --prompt must be >= 0 and --threads >= 1")
+    check_workload_flags(args, default_prompt=256)  # the same check as `fit`
     spec = catalog.load_spec(args.model)
     host, cal = host_calibration(db_path(args))
     device = resolve_device(args.device, host)

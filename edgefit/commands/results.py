@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgefit.bench.measurement import Measurement, WarningCode
-from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
+from edgefit.commands._common import add_db_flag, add_json_flag, check_output_file, console, db_path, print_json
 from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
 from edgefit.stats import summarize
@@ -214,6 +214,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    check_output_file("--out", args.out)
     path = _existing_db(args)
     if path is None:
         raise _no_db_error(args)

@@ -11,7 +11,18 @@ from rich.table import Table
 
 from edgefit import detect
 from edgefit.bench.measurement import Measurement
-from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
+from edgefit.commands._common import (
+    MAX_BUDGET_S,
+    MAX_THREADS,
+    add_db_flag,
+    add_json_flag,
+    check_float_flag,
+    check_int_flag,
+    console,
+    db_path,
+    err_console,
+    print_json,
+)
 from edgefit.errors import PredictError
 from edgefit.predict.validate import DEFAULT_HELD_OUT, DEFAULT_PRECISIONS, ValidationResult, measure_fresh, validate
 from edgefit.store import Store
@@ -57,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_int_flag("--threads", args.threads, low=1, high=MAX_THREADS)
+    check_float_flag("--budget-s", args.budget_s, low=0.0, high=MAX_BUDGET_S)
     db = db_path(args)
     host = detect.host_profile()
     fingerprint = detect.host_fingerprint()

@@ -6,10 +6,13 @@ Files are written under temporary names and renamed at the end, sidecar last: a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgefit.catalog import ModelSpec, get_precision, truncated
+from edgefit.catalog import ModelSpec, get_precision, truncated, weight_bytes
 from edgefit.errors import BuildError
 from edgefit.onnxbuild.graph import MAX_ROPE_POSITIONS, MS, OPSET, PLANS, DecoderGraph, PrecisionPlan
 from edgefit.onnxbuild.weights import ExternalDataWriter, data_path_for, dequantize
@@ -27,6 +30,9 @@ from edgefit.paths import cache_dir
 
 # Bump when the graph or the weights change for the same (spec, precision, seed): cached files are rebuilt.
 BUILDER_VERSION = 5
+MAX_SEED = 2**32 - 1  # numpy.random.default_rng accepts any int >= 0; a 32-bit seed names every build we need
+MAX_BLOCK_SIZE = 4096
+_BASE_PROCESS_BYTES = 64 * 2**20  # python + numpy + onnx imported (edgefit.ladder.BASE_PROCESS_BYTES)
 BUILD_PRECISIONS: tuple[str, ...] = tuple(PLANS)
 # What onnxruntime's CPU provider really does with each precision (ONNXRUNTIME-NOTES.md, measured here).
 RUNTIME_NOTES: dict[str, str] = {
@@ -84,14 +90,20 @@ def build_model(
     if (
         isinstance(block_size, bool)
         or not isinstance(block_size, int)
-        or block_size < 16
+        or not 16 <= block_size <= MAX_BLOCK_SIZE
         or block_size & (block_size - 1)
     ):
-        raise BuildError(f"block_size: expected a power of two >= 16 (MatMulNBits' rule), found {block_size!r}")
+        raise BuildError(
+            f"block_size: expected a power of two from 16 to {MAX_BLOCK_SIZE} (MatMulNBits' rule), found {block_size!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise BuildError(f"seed: expected an integer from 0 to {MAX_SEED} (numpy's seed range), found {seed!r}")
     built_spec = spec if layers is None else truncated(spec, layers)
     check_buildable(built_spec)
     if out is not None:
         path = Path(out)
+        if path.is_dir():
+            raise BuildError(f"{path}: is a directory; --out expects an .onnx file path such as {path / 'model.onnx'}")
     else:
         path = default_path(spec, precision, layers=layers, seed=seed, block_size=block_size)
         if plan.quantized and accuracy_level != 4:
@@ -101,7 +113,63 @@ def build_model(
     reused = _reuse(path, meta, built_spec)
     if reused is not None:
         return reused
+    _check_resources(path, built_spec, precision)
     return _build(path, built_spec, plan, meta, seed=seed, block_size=block_size)
+
+
+def _check_resources(path: Path, spec: ModelSpec, precision: str) -> None:
+    """Refuse, before writing a byte, a model this machine cannot build: the builder holds about two copies of
+    the largest float32 tensor (plus the interpreter), and the data file needs its weight bytes on disk."""
+    from edgefit.memory import check_fits  # here: the builder is also imported by tools that never build
+
+    largest = 4 * max(
+        spec.vocab_size * spec.hidden_size,
+        spec.hidden_size * spec.intermediate_size,
+        spec.hidden_size * spec.num_heads * spec.head_dim,
+    )
+    check_fits(_BASE_PROCESS_BYTES + 2 * largest, f"building {spec.id} ({precision})")
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    need = weight_bytes(spec, precision)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the write itself will say if the disk fills
+    if need > free:
+        raise BuildError(
+            f"building {spec.id} ({precision}) writes ~{need / 2**30:.2f} GiB of weights, {folder} has "
+            f"{free / 2**30:.2f} GiB free; free space, choose another --out, or build fewer --layers"
+        )
+
+
+_TEMP_NAME = re.compile(r"\.onnx(?:\.data|\.json)?\.tmp(\d+)$")
+
+
+def remove_stale_temp_files(folder: Path) -> tuple[Path, ...]:
+    """Delete ``*.onnx[.data|.json].tmp<pid>`` files of builds whose process is gone (a SIGKILL runs no cleanup);
+    files of a live pid are left alone: that build may still be writing them."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return ()
+    for entry in entries:
+        m = _TEMP_NAME.search(entry.name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            removed.append(entry)
+    return tuple(removed)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's
+    return True
 
 
 def default_path(spec: ModelSpec, precision: str, *, layers: int | None, seed: int, block_size: int = 32) -> Path:
@@ -199,11 +267,13 @@ def _build(
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BuildError(f"cannot create output folder {path.parent}: {exc.strerror}; choose another --out") from exc
+    remove_stale_temp_files(path.parent)  # left by a build that was killed (SIGKILL runs no finally)
     tag = f".tmp{os.getpid()}"  # two processes building the same file do not write into each other's
     tmp_onnx, tmp_data = path.with_name(path.name + tag), data.with_name(data.name + tag)
-    for stale in (sidecar, path, data):  # the sidecar first: a half-replaced build must not look reusable
-        stale.unlink(missing_ok=True)
+    tmp_sidecar = sidecar.with_name(sidecar.name + tag)
     try:
+        for stale in (sidecar, path, data):  # the sidecar first: a half-replaced build must not look reusable
+            stale.unlink(missing_ok=True)
         with open(tmp_data, "wb") as f:
             writer = ExternalDataWriter(f, data.name)
             graph = DecoderGraph(spec, plan, writer, seed=seed, block_size=block_size).build(spec.num_layers)
@@ -223,6 +293,10 @@ def _build(
     except BaseException as exc:  # interrupted or failed: leave no half-written files behind
         tmp_data.unlink(missing_ok=True)
         tmp_onnx.unlink(missing_ok=True)
+        if isinstance(exc, MemoryError):
+            raise BuildError(
+                f"building {spec.id}: out of memory; build fewer --layers or a smaller model on this machine"
+            ) from None
         if not isinstance(exc, OSError):
             raise
         raise BuildError(
@@ -239,9 +313,13 @@ def _build(
         build_s=round(build_s, 4),
         runtime_note=RUNTIME_NOTES[precision],
     )
-    tmp_sidecar = sidecar.with_name(sidecar.name + tag)
-    tmp_sidecar.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp_sidecar, sidecar)
+    try:
+        tmp_sidecar.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(tmp_sidecar, sidecar)
+    except OSError as exc:
+        raise BuildError(f"writing {sidecar}: {exc.strerror or exc}; check free disk space") from None
+    finally:
+        tmp_sidecar.unlink(missing_ok=True)  # gone after a successful replace; never left after a failure
     return BuiltModel(
         path=path,
         spec=spec,
