@@ -44,6 +44,7 @@ def inspect_model_file(path: Path | str, *, hash_file: bool = True) -> ModelFile
     p = Path(path)
     model = _parse(p)
     _check_structure(model, p)
+    _check_tensor_types(model, p)
     ext_bytes = _check_external_data(model, p)
     return _describe(model, p, ext_bytes, file_sha256_16(p) if hash_file else "")
 
@@ -117,6 +118,30 @@ def _all_nodes(g: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
                     yield from _all_nodes(sg)
 
 
+_VALID_DATA_TYPES = frozenset(v for v in TensorProto.DataType.values() if v != TensorProto.UNDEFINED)
+
+
+def _check_tensor_types(model: onnx.ModelProto, p: Path) -> None:
+    """Every stored tensor has a data type this onnx knows (a crafted 999 would fail deep inside numpy)."""
+    for t in _all_tensors(model):
+        if t.data_type not in _VALID_DATA_TYPES:
+            raise ModelFileError(
+                f"{p}: tensor {t.name!r} has data_type {t.data_type}, not a valid ONNX tensor type; the file is "
+                "corrupt or from a newer ONNX: re-export it"
+            )
+        if any(d < 0 for d in t.dims):
+            raise ModelFileError(f"{p}: tensor {t.name!r} has negative dims {list(t.dims)}; the file is corrupt")
+
+
+def _int_attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    """An integer attribute of ``node``; ``default`` when absent or not an integer (a hostile file may put a
+    string or a graph there)."""
+    for a in node.attribute:
+        if a.name == name:
+            return int(a.i) if a.type == onnx.AttributeProto.INT else default
+    return default
+
+
 def _is_external(t: TensorProto) -> bool:
     return t.HasField("data_location") and t.data_location == TensorProto.EXTERNAL
 
@@ -147,7 +172,9 @@ def _check_external_data(model: onnx.ModelProto, p: Path) -> int:
         where = f"{p}: tensor {t.name!r} external data"
         if not loc:
             raise ModelFileError(f"{where} has no 'location'; expected a file name next to the model")
-        if os.path.isabs(loc):
+        if "\x00" in loc:
+            raise ModelFileError(f"{where} location {loc!r} holds a NUL byte; refused (expected a file name)")
+        if os.path.isabs(loc) or loc.startswith(("/", "\\")) or (len(loc) > 1 and loc[1] == ":"):
             raise ModelFileError(
                 f"{where} location {loc!r} is absolute; expected a path relative to {folder} (re-save the model "
                 "with a relative location)"
@@ -237,8 +264,7 @@ def _describe(model: onnx.ModelProto, p: Path, ext_bytes: int, sha: str) -> Mode
     nbits_k_n: dict[str, int] = {}
     for node in nodes:
         if node.op_type == "MatMulNBits" and len(node.input) > 1:
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            nbits_k_n[node.input[1]] = int(attrs.get("K", 0)) * int(attrs.get("N", 0))
+            nbits_k_n[node.input[1]] = max(0, _int_attr(node, "K", 0)) * max(0, _int_attr(node, "N", 0))
     quant_aux = {n.input[i] for n in nodes if n.op_type == "MatMulNBits" for i in (2, 3) if len(n.input) > i}
     params = weight_bytes = read_bytes = largest = fp16_bytes = 0
     for t in tensors:
@@ -301,7 +327,7 @@ def _token_inputs(
             for node, idx in consumers.get(name, []):
                 if node.op_type == "Gather" and idx == 1:
                     table = inits.get(node.input[0])
-                    axis = next((int(helper.get_attribute_value(a)) for a in node.attribute if a.name == "axis"), 0)
+                    axis = _int_attr(node, "axis", 0)
                     if table is not None and len(table.dims) >= 2 and axis == 0:
                         rows = int(table.dims[0])
                         vocab = rows if vocab is None else min(vocab, rows)
