@@ -54,7 +54,10 @@ def measurement_to_dict(m: Measurement) -> dict[str, Any]:
         elif isinstance(value, Phase):
             value = value.value
         elif isinstance(value, tuple):
-            value = list(value)
+            # nested values (power readings) know their own JSON form
+            value = [v.to_dict() for v in value] if value and hasattr(value[0], "to_dict") else list(value)
+        elif hasattr(value, "to_dict"):  # a nested value (the sustained series)
+            value = value.to_dict()
         out[name] = value
     return out
 
@@ -110,6 +113,8 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
                 f"{where}: unknown {hint.__name__} {_shown(value)}; valid: {choices} "
                 "(a newer edgefit wrote it? upgrade)"
             ) from None
+    if isinstance(hint, type) and hasattr(hint, "from_dict"):  # PowerReading, SustainedSeries: they check it
+        return hint.from_dict(value, where)
     if hint is QualityWarning:
         if not isinstance(value, Mapping):
             raise StoreError(f"{where}: expected an object with code, value, threshold, message; found {_shown(value)}")

@@ -108,6 +108,7 @@ _COLUMNS = (
     *("timer", "started_at", "probe_bandwidth_bytes_per_s", "layers", "hidden_size"),
 )
 _JSON_COLUMNS = ("samples_s", "warmup_samples_s", "warnings")
+_EMPTY_DEFAULTS = frozenset(f.name for f in dataclasses.fields(Measurement) if f.default in (None, ()))
 
 
 def _row_json(text: object, where: str) -> Any:
@@ -458,7 +459,9 @@ class Store:
     @staticmethod
     def _row_values(m: Measurement) -> tuple[list[str], list[Any]]:
         d = measurement_to_dict(m)
-        extra = {k: v for k, v in d.items() if k not in _COLUMNS}
+        # Fields without a column go to `extra`; empty ones (no power readings, no series) are left out: they
+        # come back as their defaults
+        extra = {k: v for k, v in d.items() if k not in _COLUMNS and not (k in _EMPTY_DEFAULTS and v in (None, []))}
         names, values = [], []
         for col in _COLUMNS:
             value = d[col]

@@ -27,9 +27,11 @@ from edgefit.bench.executor import Executor, ModelJob, StopFlag, WorkerExecutor,
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.bench.modelfile import ModelFileInfo, file_sha256_16, inspect_model_file
+from edgefit.bench.powerhook import OFF, PowerSetup, setup_power
 from edgefit.bench.progress import BenchProgress, make_progress
 from edgefit.bench.quality import QualityContext, assess
 from edgefit.bench.runner import PROVIDER
+from edgefit.bench.series import SustainedSeries
 from edgefit.catalog import ModelSpec
 from edgefit.errors import EdgefitError, MemoryGuardError, UsageError
 from edgefit.ladder import Rung, load_ladder
@@ -168,8 +170,9 @@ class _Session:
     """Shared by both campaigns: store each result as it arrives, progress, Ctrl-C, outcomes."""
 
     def __init__(self, store: Any, run_id: str, host: str, threads: int, executor: Executor, progress: BenchProgress,
-                 policy: MeasurePolicy) -> None:  # fmt: skip
+                 policy: MeasurePolicy, power: PowerSetup = OFF) -> None:  # fmt: skip
         self.store, self.run_id, self.host, self.threads = store, run_id, host, threads
+        self.power = power
         self.executor, self.progress, self.policy = executor, progress, policy
         self.stop = StopFlag()
         self.measurements: list[Measurement] = []
@@ -178,7 +181,8 @@ class _Session:
         self.ref_probe: float | None = None
 
     def measure(self, t: _Target, *, estimate: int | None, build_s: float | None) -> None:
-        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill, t.info)
+        job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill, t.info,
+                       self.power.interval_s)  # fmt: skip
         model_hash = t.info.sha256_16 if t.info is not None and t.info.sha256_16 else file_sha256_16(t.path)
         state: dict[str, Any] = {"load_s": None, "count": 0, "peak": None}
         self.progress.describe(f"{t.model_id} {t.precision}")
@@ -214,6 +218,8 @@ class _Session:
                 started_at=r.started_at,
                 layers=t.layers,
                 hidden_size=t.hidden_size,
+                power=self.power.readings(r.power),
+                sustained=None if r.sustained is None else SustainedSeries.from_dict(r.sustained),
             )
             self.store.add_measurement(m)
             self.measurements.append(m)
@@ -292,6 +298,7 @@ def _campaign(
     progress: bool | BenchProgress,
     policy: MeasurePolicy,
     steps: int,
+    power: PowerSetup | None = None,
 ) -> Iterator[_Session]:
     """Open a run and its measuring session for ``run_ladder`` / ``bench_file``. Whatever the body raises
     (Ctrl-C included) marks the run interrupted, keeping every measurement already stored; the progress bar, the
@@ -301,8 +308,11 @@ def _campaign(
     ex = executor or WorkerExecutor(probe=_probe)
     store, run_id, host = _open_run(db_path, threads, kind)
     try:
+        # Sensors and idle power just before the first model; an injected executor (tests) measures none
+        # unless a PowerSetup is given.
+        pw = power if power is not None else (setup_power() if own_probe else OFF)
         bar.start(steps)
-        yield _Session(store, run_id, host, threads, ex, bar, policy)
+        yield _Session(store, run_id, host, threads, ex, bar, policy, pw)
     except BaseException:
         store.finish_run(run_id, "interrupted")
         raise
@@ -319,6 +329,8 @@ def _finish(session: _Session, kind: str, db_path: Path, t0: float, notes: list[
     if not interrupted and session.outcomes and all(o.status == "failed" for o in session.outcomes):
         status = "failed"
     session.store.finish_run(session.run_id, status)
+    if session.power.note:
+        notes = [*notes, session.power.note]
     return BenchSummary(
         run_id=session.run_id,
         db_path=str(db_path),
@@ -345,10 +357,12 @@ def run_ladder(
     executor: Executor | None = None,
     guard: Guard = _default_guard,
     build: Callable[[ModelSpec, str], Any] | None = None,
+    power: PowerSetup | None = None,
 ) -> BenchSummary:
     """Measure every rung x precision of ``ladder`` (``models/ladder.toml``), or of ``rungs`` (objects with
     ``spec`` and ``precisions``) when given. ``executor``/``guard``/``build`` are seams for tests (a
-    ScriptedRunner, a tiny memory limit, a fake builder)."""
+    ScriptedRunner, a tiny memory limit, a fake builder); ``power`` a PowerSetup (default: this machine's sensors
+    and idle power when measuring in workers, none with an injected executor)."""
     t0 = time.perf_counter()
     threads = threads or default_threads()
     db = Path(db_path) if db_path is not None else default_db_path()
@@ -375,7 +389,7 @@ def run_ladder(
         raise UsageError(f"ladder {ladder!r} has no rung with precision {', '.join(precisions)}")
     notes: list[str] = []
     steps = sum(1 + len(plan.phases) for _, _, plan in work)
-    with _campaign(db, threads, f"ladder:{ladder}", executor, progress, policy, steps) as session:
+    with _campaign(db, threads, f"ladder:{ladder}", executor, progress, policy, steps, power) as session:
         with ctrl_c_sets(session.stop):
             for rung, prec, plan in work:
                 spec = rung.spec
@@ -428,6 +442,7 @@ def bench_file(
     kv_fill: str = "prefill",
     executor: Executor | None = None,
     guard: Guard = _default_guard,
+    power: PowerSetup | None = None,
 ) -> BenchSummary:
     """Measure user .onnx files. Every check that can refuse (file, --dim/--input names, memory) runs before
     the database is opened, so bad input leaves it unchanged."""
@@ -454,7 +469,7 @@ def bench_file(
         my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
         targets.append((_file_target(info, plan, my_dims, my_inputs, kv_fill), estimate))
     steps = sum(1 + len(t.plan.phases) for t, _ in targets)
-    with _campaign(db, threads, "file", executor, progress, policy, steps) as session:
+    with _campaign(db, threads, "file", executor, progress, policy, steps, power) as session:
         with ctrl_c_sets(session.stop):
             for target, estimate in targets:
                 if session.stop.requested:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgefit.bench.loop import MeasurePlan, PhaseResult, measure_model
+from edgefit.bench.loop import MeasurePlan, PhaseResult, PowerFactory, measure_model
 from edgefit.bench.modelfile import inspect_model_file
 from edgefit.bench.modelinfo import ModelFileInfo
 from edgefit.bench.runner import Runner
@@ -46,6 +46,7 @@ class ModelJob:
     scalars: dict[str, float] = field(default_factory=dict)
     kv_fill: str = "prefill"  # how the worker fills the KV cache for decode depths: "prefill" | "synthetic"
     info: ModelFileInfo | None = None  # inspected here when None, so the worker never imports onnx
+    power_interval_s: float | None = None  # sample the power sensors at this interval (None: no sensors here)
 
 
 class StopFlag:
@@ -93,13 +94,18 @@ def no_probe(duration_s: float) -> float | None:
 class InProcessExecutor:
     """Runs the measurement loop here with a Runner from ``runner_factory`` (a ScriptedRunner in tests)."""
 
-    def __init__(self, runner_factory: Callable[[ModelJob], Runner], probe: ProbeFn = no_probe) -> None:
+    def __init__(
+        self, runner_factory: Callable[[ModelJob], Runner], probe: ProbeFn = no_probe, power: PowerFactory | None = None
+    ) -> None:
         self.runner_factory = runner_factory
         self.probe = probe
+        self.power = power  # tests: a sampler over fake sensors
 
     def run(self, job: ModelJob, on_result: Callable[[PhaseResult], None], stop: StopFlag) -> None:
         runner = self.runner_factory(job)
-        measure_model(runner, job.plan, on_result, should_stop=lambda: stop.requested, probe=self.probe)
+        measure_model(
+            runner, job.plan, on_result, should_stop=lambda: stop.requested, probe=self.probe, power=self.power
+        )
 
 
 _ERROR_KINDS: dict[str, type[EdgefitError]] = {
@@ -145,7 +151,17 @@ class WorkerExecutor:
             try:
                 assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
                 line = (
-                    job_to_json(job.model_path, job.threads, job.plan, job.dims, job.scalars, job.kv_fill, info) + "\n"
+                    job_to_json(
+                        job.model_path,
+                        job.threads,
+                        job.plan,
+                        job.dims,
+                        job.scalars,
+                        job.kv_fill,
+                        info,
+                        job.power_interval_s,
+                    )
+                    + "\n"
                 )
                 proc.stdin.write(line.encode())
                 proc.stdin.flush()

@@ -28,6 +28,10 @@ from typing import Any
 from edgefit import memory, stats
 from edgefit.bench.measurement import Phase
 from edgefit.bench.runner import Runner
+from edgefit.power.sampler import PowerSampler
+
+# Makes a fresh sampler for one measurement (None: no sensors); the worker binds it to the sensors it found.
+PowerFactory = Callable[[], PowerSampler | None]
 
 STOP_TARGET = "target_precision"
 STOP_BUDGET = "time_budget"
@@ -66,6 +70,8 @@ class PhaseResult:
     throttle_events: int | None  # new thermal-throttle events during the samples (None: not readable)
     load_average_1m: float | None
     started_at: str
+    power: tuple[dict[str, Any], ...] = ()  # PowerReading.to_dict() per sensor sampled during the samples
+    sustained: dict[str, Any] | None = None  # SustainedSeries.to_dict() of a sustained run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +92,8 @@ class PhaseResult:
             throttle_events=_opt_int(d.get("throttle_events")),
             load_average_1m=_opt_float(d.get("load_average_1m")),
             started_at=str(d["started_at"]),
+            power=tuple(d.get("power") or ()),
+            sustained=d.get("sustained"),
         )
 
 
@@ -218,6 +226,7 @@ def measure_phase(
     policy: MeasurePolicy,
     *,
     probe: Callable[[float], float | None] = no_probe,
+    power: PowerFactory | None = None,
 ) -> PhaseResult:
     started = _now_iso()
     runner.prepare(plan.phase, plan.prompt_tokens, plan.context_tokens)
@@ -237,6 +246,10 @@ def measure_phase(
     samples: list[float] = []
     spent = 0.0
     reason = STOP_MAX
+    # Power is sampled over exactly the timed samples (after warmups), in a background thread
+    sampler = power() if power is not None else None
+    if sampler is not None:
+        sampler.start()
     while len(samples) < policy.max_samples:
         s = runner.step_s()
         samples.append(s)
@@ -248,6 +261,7 @@ def measure_phase(
         if spent >= policy.budget_s:
             reason = STOP_BUDGET
             break
+    readings = sampler.stop() if sampler is not None else ()
     throttle1 = throttle_count()
     return PhaseResult(
         phase=plan.phase.value,
@@ -263,6 +277,7 @@ def measure_phase(
         throttle_events=None if throttle0 is None or throttle1 is None else max(0, throttle1 - throttle0),
         load_average_1m=load1,
         started_at=started,
+        power=tuple(r.to_dict() for r in readings),
     )
 
 
@@ -273,6 +288,7 @@ def measure_model(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     probe: Callable[[float], float | None] = no_probe,
+    power: PowerFactory | None = None,
 ) -> None:
     """Load, then each planned phase; ``emit`` each result as soon as it is complete. ``should_stop`` is
     checked between measurements (Ctrl-C finishes the current one, then stops)."""
@@ -305,5 +321,10 @@ def measure_model(
     for ph in plan.phases:
         if should_stop():
             break
-        emit(measure_phase(runner, ph, plan.policy, probe=once))
+        if ph.phase == Phase.SUSTAINED:
+            from edgefit.bench.sustained import measure_sustained
+
+            emit(measure_sustained(runner, ph, plan.policy, power=power, should_stop=should_stop))
+        else:
+            emit(measure_phase(runner, ph, plan.policy, probe=once, power=power))
     runner.close()

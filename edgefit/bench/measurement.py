@@ -8,12 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from edgefit.bench.series import SustainedSeries
+from edgefit.power.reading import PowerReading
+
 
 class Phase(str, Enum):
     LOAD = "load"  # samples_s: session-creation times (one per worker process)
     PREFILL = "prefill"  # samples_s: full prompt pass, prompt_tokens tokens, empty KV cache
     DECODE = "decode"  # samples_s: one token, KV cache pre-filled to context_tokens
     RUN = "run"  # samples_s: one inference of a non-decoder user model with synthesized inputs
+    SUSTAINED = "sustained"  # samples_s: every decode step (or inference) of `bench --sustained`, in order
 
 
 class WarningCode(str, Enum):
@@ -61,3 +65,6 @@ class Measurement:
     started_at: str | None = None  # ISO 8601 UTC
     layers: int | None = None
     hidden_size: int | None = None
+    # Power sensors sampled during the timed samples (edgefit.power), one reading per sensor; () = none readable
+    power: tuple[PowerReading, ...] = ()
+    sustained: SustainedSeries | None = None  # phase "sustained": the time series (rate, heat, clocks, power)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from edgefit.bench.feeds import FeedSpec
-from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult, measure_model
+from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult, PowerFactory, measure_model
 from edgefit.bench.measurement import Phase
 from edgefit.bench.modelinfo import ModelFileInfo, info_from_dict, info_to_dict
 from edgefit.bench.runner import OrtRunner
@@ -38,6 +38,7 @@ def job_to_json(
     scalars: dict[str, float] | None = None,
     kv_fill: str = "prefill",
     info: ModelFileInfo | None = None,
+    power_interval_s: float | None = None,
 ) -> str:
     p = plan.policy
     return json.dumps(
@@ -57,6 +58,7 @@ def job_to_json(
             "scalars": scalars or {},
             "kv_fill": kv_fill,
             "info": None if info is None else info_to_dict(info),
+            "power_interval_s": power_interval_s,
         }
     )
 
@@ -64,6 +66,20 @@ def job_to_json(
 def _plan_from(job: dict[str, Any]) -> MeasurePlan:
     phases = tuple(PhasePlan(Phase(ph), int(pt), int(ct)) for ph, pt, ct in job["phases"])
     return MeasurePlan(phases=phases, policy=MeasurePolicy(**job["policy"]))
+
+
+def _power_factory(job: dict[str, Any]) -> PowerFactory | None:
+    """Sensors found here (the same machine as the parent), sampled during each measurement; None: power off."""
+    interval = job.get("power_interval_s")
+    if not interval:
+        return None
+    from edgefit.power.sampler import PowerSampler
+    from edgefit.power.sensors import discover
+
+    sensors = discover().sensors
+    if not sensors:
+        return None
+    return lambda: PowerSampler(sensors, float(interval))
 
 
 def _private_stdout() -> TextIO:
@@ -114,7 +130,7 @@ def main() -> int:
             value = reply.get("bandwidth_bytes_per_s")
             return None if value is None else float(value)
 
-        measure_model(runner, plan, emit, should_stop=lambda: stop["requested"], probe=probe)
+        measure_model(runner, plan, emit, should_stop=lambda: stop["requested"], probe=probe, power=_power_factory(job))
     except EdgefitError as exc:
         send({"event": "error", "message": str(exc), "kind": type(exc).__name__})
         return 2

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from edgefit.power.reading import PowerReading
+from edgefit.power.reading import COVERS, PowerReading
 from edgefit.power.sensors import MAX_PLAUSIBLE_W, Sensor, SensorError
 
 Clock = Callable[[], float]
@@ -39,7 +39,7 @@ class PowerSampler:
         self.sensors = tuple(sensors)
         slowest = max((s.min_interval_s for s in self.sensors), default=0.0)
         self.interval_s = max(interval_s, slowest)
-        self._clock = clock
+        self.clock = clock  # public: sustained mode puts the sampler on its own clock
         self._stop = threading.Event()
         self._sleep = sleep or (lambda dt: self._stop.wait(dt) and None)
         self._points: list[list[tuple[float, float]]] = [[] for _ in self.sensors]
@@ -57,7 +57,7 @@ class PowerSampler:
                 continue
             try:
                 value = s.read()
-                t = self._clock()
+                t = self.clock()
             except SensorError as exc:
                 key = f"{'vanished' if exc.vanished else 'bad reading'}: {exc}"
                 self._warnings[i][key] = self._warnings[i].get(key, 0) + 1
@@ -80,7 +80,7 @@ class PowerSampler:
     def start(self) -> None:
         if not self.sensors:
             return
-        self._t_start = self._clock()
+        self._t_start = self.clock()
         self._read_all()
         self._thread = threading.Thread(target=self._loop, name="edgefit-power", daemon=True)
         self._thread.start()
@@ -92,13 +92,34 @@ class PowerSampler:
         if self._thread is not None:
             self._thread.join()
         self._read_all()
-        self._t_stop = self._clock()
+        self._t_stop = self.clock()
         out = []
         for i, s in enumerate(self.sensors):
             r = self._reading(i, s)
             if r is not None:
                 out.append(r)
         return tuple(out)
+
+    def start_manual(self) -> None:
+        """Start without a thread: the caller reads with ``sample_now()`` at its own points, then ``stop()``."""
+        if self.sensors:
+            self._t_start = self.clock()
+            self._read_all()
+
+    def sample_now(self) -> float | None:
+        """Read every sensor now; the primary sensor's watts since its previous read (a counter's energy over
+        the time between, or a power sensor's value), None when it has no two readings yet."""
+        if not self.sensors:
+            return None
+        self._read_all()
+        i = min(range(len(self.sensors)), key=lambda k: COVERS.index(self.sensors[k].covers))
+        pts = self._points[i]
+        if self.sensors[i].method == "power":
+            return pts[-1][1] if pts else None
+        if len(pts) < 2 or pts[-1][0] <= pts[-2][0]:
+            return None
+        w = (pts[-1][1] - pts[-2][1]) / (pts[-1][0] - pts[-2][0])
+        return w if 0 <= w <= MAX_PLAUSIBLE_W else None
 
     @property
     def stopping(self) -> bool:

@@ -1,0 +1,54 @@
+"""Power during a bench campaign: find the sensors once, measure idle just before the first model, and turn the
+worker's raw readings into PowerReadings with the idle figure attached.
+
+    campaign start ─> discover() ─ none ─> PowerSetup(off, note "no power sensor found ...") (said once)
+                                 └ some ─> idle: sample IDLE_S seconds with nothing running
+                                           ─> PowerSetup(interval, idle readings, note "power sensors: ...")
+    each result   ─> readings(result) = worker readings + idle of the same sensor (total and above-idle)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from edgefit.power.reading import PowerReading, primary
+from edgefit.power.sampler import sample_for, with_idle
+from edgefit.power.sensors import Discovery, discover
+
+IDLE_S = 2.0  # idle window before the run: 20 samples at 0.1 s; a counter's figure is exact at any length
+INTERVAL_S = 0.1  # sampling interval during measurements (command-based sensors ask for more: Pi 5 PMIC 0.2 s)
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSetup:
+    interval_s: float | None  # None: no sensor, nothing is sampled
+    idle: tuple[PowerReading, ...] = ()
+    note: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval_s is not None
+
+    def readings(self, raw: Sequence[Mapping[str, Any]]) -> tuple[PowerReading, ...]:
+        """The worker's readings (dicts) as PowerReadings with this campaign's idle figures attached."""
+        out = []
+        for i, d in enumerate(raw):
+            out.append(PowerReading.from_dict(d, where=f"power reading {i}"))
+        return with_idle(out, self.idle)
+
+
+OFF = PowerSetup(None)
+
+
+def setup_power(discovery: Discovery | None = None, idle_s: float = IDLE_S) -> PowerSetup:
+    """Discover this machine's sensors and measure idle power now (the caller runs nothing meanwhile)."""
+    d = discovery if discovery is not None else discover()
+    if not d.sensors:
+        return PowerSetup(None, (), d.describe() + "; energy figures stay the device profile's estimates")
+    idle = sample_for(d.sensors, idle_s, INTERVAL_S)
+    p = primary(idle)
+    idle_text = "" if p is None else f"; idle {p.mean_w:.2f} W on {p.sensor} ({idle_s:.0f} s before the run)"
+    notes = "".join(f"; {n}" for n in d.notes)
+    return PowerSetup(INTERVAL_S, idle, d.describe() + idle_text + notes)
