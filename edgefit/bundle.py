@@ -130,10 +130,20 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
     return value  # a field type this store does not know: pass through as stored
 
 
-def measurement_from_dict(data: Mapping[str, Any], *, where: str) -> Measurement:
-    """Rebuild a Measurement from ``measurement_to_dict`` output, checking every field (StoreError names it)."""
+def measurement_from_dict(data: Mapping[str, Any], *, where: str, strict: bool = False) -> Measurement:
+    """Rebuild a Measurement from ``measurement_to_dict`` output, checking every field (StoreError names it).
+
+    ``strict`` (bundles): a key that is no Measurement field is refused too, so a renamed optional field cannot
+    drop its value silently; the database passes extras through (a newer edgefit's fields kept in ``extra``)."""
     if not isinstance(data, Mapping):
         raise StoreError(f"{where}: expected a measurement object, found {type(data).__name__}")
+    if strict:
+        unknown = sorted(str(k) for k in data if k not in _M_FIELDS)
+        if unknown:
+            raise StoreError(
+                f"{where}: unknown field {_shown(unknown[0])} (renamed, or written by a newer edgefit?); "
+                f"expected only {', '.join(_M_FIELDS)}"
+            )
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(Measurement):
         has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
@@ -232,6 +242,6 @@ def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list
         for j, rm in enumerate(raw_ms):
             if isinstance(rm, dict):
                 rm = {**rm, "run_id": run["id"]}
-            ms.append(measurement_from_dict(rm, where=f"{where}.measurements[{j}]"))
+            ms.append(measurement_from_dict(rm, where=f"{where}.measurements[{j}]", strict=True))
         out.append((run, ms))
     return out

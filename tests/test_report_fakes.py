@@ -41,7 +41,7 @@ def device(
         engines=(ComputeEngine("cpu", "CPUExecutionProvider", peak_fp32_flops_per_s=fig(150e9, "flops_per_s")),),
         idle_power=fig(2.5, "w"),
         load_power=fig(load_w, "w"),
-        max_power=fig(12.0, "w"),
+        max_power=fig(max(12.0, load_w * 1.25), "w"),  # the loader's rule: idle <= load <= max
         power_budget=fig(budget_w, "w") if budget_w is not None else None,
         price=fig(price_usd, "usd") if price_usd is not None else None,
         price_date="2024-10" if price_usd is not None else None,
@@ -240,3 +240,68 @@ def seed_synthetic_db(db_path: object, monkeypatch: object) -> str:
             store.add_measurement(dataclasses.replace(m, run_id=run_id, host_fingerprint=fingerprint))
         store.finish_run(run_id)
     return fingerprint
+
+
+# --- the fakes themselves: every builder above must produce what the real stages would accept ---------------
+# (the builders are shared by many test files; a fake that drifts from the real contracts would make those
+# tests prove nothing, so these check each fake against the real loader, judge, accounting and store)
+
+
+def test_fake_device_passes_the_real_profile_loader(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from edgefit.profile_toml import profile_to_toml
+
+    for d in (device(), *FIXED_DEVICES):
+        path = Path(str(tmp_path)) / f"{d.id}.toml"
+        path.write_text(profile_to_toml(d), encoding="utf-8")
+        loaded = DeviceProfile.from_toml(path)
+        assert (loaded.id, loaded.usable_ram_bytes, loaded.price_usd) == (d.id, d.usable_ram_bytes, d.price_usd)
+        assert loaded.load_power_w == d.load_power_w and loaded.cpu_cores == d.cpu_cores
+
+
+def test_verdict_helper_follows_the_numbers_it_is_given() -> None:
+    from edgefit.verdict import VerdictKind
+
+    assert verdict(total_gib=2.0, usable_gib=7.0, tps=20.0).kind.ok
+    assert verdict(total_gib=8.0, usable_gib=7.0, tps=20.0).kind is VerdictKind.DOES_NOT_FIT
+    assert verdict(total_gib=2.0, usable_gib=7.0, tps=0.5).kind is VerdictKind.TOO_SLOW
+
+
+def test_fixed_predictions_respect_the_memory_floor_and_physics() -> None:
+    from edgefit.catalog import kv_cache_bytes_per_token, weight_bytes
+
+    for s in FIXED_SPECS:
+        for p in ("fp32", "int8", "int4"):
+            for d in FIXED_DEVICES:
+                pred = fixed_prediction(s, p, d)
+                floor = weight_bytes(s, p) + kv_cache_bytes_per_token(s) * 4096
+                assert pred.memory.total.value >= floor, (s.id, p, d.id)
+                assert pred.decode_tokens_per_s.low <= pred.decode_tokens_per_s.value
+    # fewer bits read per token -> faster on the same device (the toy model's one law)
+    big = FIXED_SPECS[1]
+    rates = [fixed_prediction(big, p, FIXED_DEVICES[1]).decode_tokens_per_s.value for p in ("fp32", "int8", "int4")]
+    assert rates == sorted(rates)
+
+
+def test_fixed_report_covers_every_combination() -> None:
+    data = fixed_report()
+    judged = {(v.prediction.model_id, v.prediction.precision, v.prediction.device_id) for v in data.verdicts}
+    skipped = {(s.model_id, s.precision, s.device_id) for s in data.skipped}
+    expected = {(s.id, p, d.id) for s in FIXED_SPECS for p in data.precisions for d in FIXED_DEVICES}
+    assert judged | skipped == expected
+
+
+def test_seed_synthetic_db_stores_one_finished_ladder_run(tmp_path: object, monkeypatch: object) -> None:
+    from pathlib import Path
+
+    from edgefit.store import Store
+
+    db = Path(str(tmp_path)) / "seed.sqlite"
+    fingerprint = seed_synthetic_db(db, monkeypatch)
+    with Store(db) as store:
+        (run,) = store.runs()
+        ms = store.measurements(host_fingerprint=fingerprint)
+    assert run.status == "finished" and run.kind == "ladder:quick"
+    assert {m.model_id for m in ms} == set(SYNTHETIC_LADDER)
+    assert {m.precision for m in ms} == {"fp32", "int8", "int4"}
