@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edgefit.power.reading import PowerReading, primary
+from edgefit.power.reading import EnergyPerUnit, PowerReading, energy_per_unit, primary
 from edgefit.power.sampler import sample_for, with_idle
 from edgefit.power.sensors import Discovery, discover
 
@@ -52,3 +52,25 @@ def setup_power(discovery: Discovery | None = None, idle_s: float = IDLE_S) -> P
     idle_text = "" if p is None else f"; idle {p.mean_w:.2f} W on {p.sensor} ({idle_s:.0f} s before the run)"
     notes = "".join(f"; {n}" for n in d.notes)
     return PowerSetup(INTERVAL_S, idle, d.describe() + idle_text + notes)
+
+
+def measured_energy(m: Any) -> EnergyPerUnit | None:
+    """Energy per unit of a Measurement from its primary power reading: per decoded token (decode, sustained
+    decode), per prompt token (prefill), per inference (a user model's run); None without a reading."""
+    from edgefit import stats
+
+    r = primary(m.power)
+    if r is None or not m.samples_s:
+        return None
+    units = m.prompt_tokens if m.phase.value == "prefill" else 1
+    return energy_per_unit(r, stats.median(m.samples_s), units)
+
+
+def energy_unit(m: Any) -> str:
+    """What one unit of ``measured_energy`` is: "token", "prompt token" or "inference"."""
+    phase = m.phase.value
+    if phase == "prefill":
+        return "prompt token"
+    if phase == "run" or (phase == "sustained" and m.prompt_tokens == 0):
+        return "inference"
+    return "token"

@@ -45,10 +45,12 @@ def point_interval_s(duration_s: float) -> float:
 class Monitor:
     """Reads heat, clocks and throttle flags at each point; knows what this machine does not expose."""
 
-    def __init__(self, sysfs_root: Path = SYSFS_ROOT, run: Callable[[Sequence[str]], str | None] | None = None) -> None:
+    def __init__(
+        self, sysfs_root: Path | None = None, run: Callable[[Sequence[str]], str | None] | None = None
+    ) -> None:
         from edgefit.power.sensors import run_command
 
-        self.root = Path(sysfs_root)
+        self.root = Path(sysfs_root) if sysfs_root is not None else SYSFS_ROOT
         self.run = run or run_command
         first = self._temps()
         self.zones = tuple(name for name, _ in first)

@@ -114,7 +114,8 @@ def main() -> int:
             info = inspect_model_file(path, hash_file=False)
         spec = FeedSpec(dims={k: int(v) for k, v in job["dims"].items()}, scalars=dict(job["scalars"]))
         plan = _plan_from(job)
-        deepest = max((ph.context_tokens for ph in plan.phases if ph.phase == Phase.DECODE), default=0)
+        decode_like = (Phase.DECODE, Phase.SUSTAINED)
+        deepest = max((ph.context_tokens for ph in plan.phases if ph.phase in decode_like), default=0)
         runner = OrtRunner(path, info, int(job["threads"]), spec, kv_fill_tokens=deepest, kv_fill=job["kv_fill"])
 
         def emit(r: PhaseResult) -> None:

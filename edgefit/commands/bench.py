@@ -11,6 +11,7 @@ from rich.table import Table
 from edgefit import stats
 from edgefit.bench import BenchSummary, bench_file, default_threads, run_ladder
 from edgefit.bench.campaign import DEFAULT_BUDGET_S, LADDER_KV_FILL
+from edgefit.bench.powerhook import measured_energy
 from edgefit.commands._common import (
     MAX_BUDGET_S,
     MAX_THREADS,
@@ -81,6 +82,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how decode depths fill the KV cache: a real prompt pass ('prefill', as llama-bench -d; default for "
         "model files) or noise of the same shape ('synthetic', same timed work, no fill cost; ladder default)",
     )
+    p.add_argument(
+        "--sustained",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="sustained mode: run --model's decode (or your model's inference) back to back for SECONDS and record "
+        "tokens/s, thermal zones, CPU clocks, throttle flags (vcgencmd on a Pi) and power over time; stores the "
+        "series and the sustained/burst ratio",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="ID|FILE.onnx",
+        help="with --sustained: a ladder rung or catalog id (built small, cached; --precision picks one, default "
+        "fp32) or your .onnx file",
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -106,6 +123,8 @@ def _pairs(items: list[str], flag: str, cast: type) -> dict:
 def run(args: argparse.Namespace) -> int:
     check_int_flag("--threads", args.threads, low=1, high=MAX_THREADS)
     check_float_flag("--budget-s", args.budget_s, low=0.0, high=MAX_BUDGET_S)  # nan, inf, 0, -1 refused
+    if args.sustained is not None or args.model is not None:
+        return _run_sustained(args)
     if args.models and args.ladder:
         raise UsageError("give either --ladder or model files, not both")
     progress = not args.json
@@ -165,10 +184,13 @@ def _print_summary(s: BenchSummary) -> None:
         "few = too few samples, budget = CI target not reached, busy = other processes used the CPU, cache = "
         "weights fit the last-level cache, drift = bandwidth probe moved, throttled = thermal throttling",
     )
+    power = any(m.power for m in s.measurements)  # measured power columns only where a sensor was read
     for col in ("model", "prec", "phase", "tokens", "median [ms]", "95% CI", "n", "stop", "peak RSS [MiB]",
-                "warnings"):  # fmt: skip
+                *(("power [W]", "energy [mJ/unit]") if power else ()), "warnings"):  # fmt: skip
         t.add_column(escape(col), justify="left" if col in ("model", "prec", "phase", "stop", "warnings") else "right")
     for m in s.measurements:
+        e = measured_energy(m)
+        pw = (f"{e.mean_w:.2f}" if e else "", f"{e.energy_j * 1e3:.3g}" if e else "") if power else ()
         st = stats.summarize(m.samples_s)
         ci = "" if st.n < stats.MIN_SAMPLES_FOR_CI95 else f"±{st.ci95_rel:.1%}"
         tokens = {"prefill": f"p{m.prompt_tokens}", "decode": f"d{m.context_tokens}"}.get(m.phase.value, "")
@@ -182,6 +204,7 @@ def _print_summary(s: BenchSummary) -> None:
             str(st.n),
             _STOP.get(m.stop_reason, m.stop_reason),
             f"{m.peak_rss_bytes / MIB:.0f}" if m.peak_rss_bytes else "",
+            *pw,
             " ".join(_WARN.get(w.code.value, w.code.value) for w in m.warnings),
         )
     out = console()
@@ -196,3 +219,76 @@ def _print_summary(s: BenchSummary) -> None:
     out.print(f"run {s.run_id}: {len(s.measurements)} measurements stored in {s.db_path} ({s.wall_s:.1f} s)")
     if s.interrupted:
         err_console().print("interrupted: the measurements above are stored; the run is marked interrupted")
+
+
+def _run_sustained(args: argparse.Namespace) -> int:
+    """`edgefit bench --sustained SECONDS --model ID|FILE.onnx [--precision P]`."""
+    from edgefit.bench.sustained_run import bench_sustained
+
+    if args.sustained is None or args.model is None:
+        raise UsageError(
+            "--sustained SECONDS and --model ID|FILE.onnx go together, e.g. --sustained 60 --model ladder-55m"
+        )
+    if args.models or args.ladder:
+        raise UsageError("--sustained runs one --model; leave out --ladder and model files")
+    check_float_flag("--sustained", args.sustained, low=0.0, high=24 * 3600.0)
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if len(precisions) != 1 and args.precision != "fp32,int8,int4":
+        raise UsageError(f"--precision {args.precision}: --sustained runs one precision, e.g. --precision int8")
+    precision = precisions[0] if args.precision != "fp32,int8,int4" else "fp32"
+    summary = bench_sustained(
+        args.model, args.sustained, precision, threads=args.threads, db_path=db_path(args), progress=not args.json
+    )
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        _print_sustained(summary)
+    return 130 if summary.interrupted else (2 if any(o.status == "failed" for o in summary.outcomes) else 0)
+
+
+def _print_sustained(s: BenchSummary) -> None:
+    out = console()
+    for o in s.outcomes:
+        if o.status != "measured":
+            out.print(f"{o.model_id} {o.precision}: {o.status}: {o.message}")
+    for m in s.measurements:
+        ser = m.sustained
+        if ser is None:
+            continue
+        unit = "tok/s" if ser.unit == "tokens" else "inf/s"
+        n = len(ser.t_s)
+        out.print(
+            f"{m.model_id} {m.precision}, {m.threads} threads, {sum(m.samples_s):.0f} s of steps, {n} points "
+            f"every {ser.interval_s:.2g} s (measured here)"
+        )
+        ratio = ser.sustained_ratio
+        out.print(
+            f"  burst {ser.burst_rate_per_s:.1f} {unit} (first 10 %), sustained {ser.sustained_rate_per_s:.1f} {unit} "
+            f"(last 25 %): sustained/burst {ratio:.3f}"
+            if ratio is not None
+            else "  no rate"
+        )
+        rates = list(ser.rate_per_s)
+        if rates:
+            out.print(f"  per-interval rate: min {min(rates):.1f}, max {max(rates):.1f} {unit}")
+        tmax = ser.max_temperature_c()
+        if tmax is not None:
+            first = [v for v in ser.temperatures_c[0] if v is not None]
+            out.print(f"  temperature: {max(first):.1f} -> max {tmax:.1f} °C ({', '.join(ser.zones)})")
+        clocks = [c for c in ser.cpu_freq_hz if c is not None]
+        if clocks:
+            out.print(f"  CPU clock: {clocks[0] / 1e9:.2f} -> min {min(clocks) / 1e9:.2f} GHz")
+        if any(b is not None for b in ser.throttled):
+            out.print(f"  throttled or capped at {ser.throttled_points()} of {n} points (vcgencmd get_throttled)")
+        e = measured_energy(m)
+        if e is not None:
+            above = "" if e.energy_above_idle_j is None else f", {e.energy_above_idle_j:.4g} J above idle"
+            per = ser.unit[:-1]
+            out.print(f"  power {e.mean_w:.2f} W ({e.sensor}, {e.covers}): {e.energy_j:.4g} J per {per}{above}")
+        for note in ser.notes:
+            out.print(f"  note: {note}")
+    for note in s.notes:
+        out.print(f"note: {note}")
+    out.print(f"run {s.run_id}: stored in {s.db_path} ({s.wall_s:.1f} s); `edgefit report` plots the series")
+    if s.interrupted:
+        err_console().print("interrupted: the series so far is stored; the run is marked interrupted")
