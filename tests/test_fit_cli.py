@@ -85,12 +85,28 @@ def test_bad_input_exits_2(db: Path, capsys: pytest.CaptureFixture[str], argv: l
     assert "Traceback" not in err
 
 
-def test_empty_db_without_ladder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_db_without_calibration_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefit import detect, pipeline
     from edgefit.errors import PredictError
-    from edgefit.report import pipeline
+    from edgefit.predict import synthetic
 
-    with pytest.raises(PredictError, match="no measurements for this host"):
-        pipeline.host_state(tmp_path / "empty.sqlite", run_ladder_if_empty=False)
+    monkeypatch.setattr(detect, "host_profile", lambda *a, **k: synthetic.device("host"))
+    with pytest.raises(PredictError, match="no kernel table for this host.*edgefit calibrate"):
+        pipeline.host_state(tmp_path / "empty.sqlite", calibrate_if_missing=False)
+
+
+def test_fit_without_ladder_measurements_uses_the_kernel_table_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a kernel table (no ladder run, e.g. after `edgefit calibrate` or user-file benches): fit answers,
+    with the catalog's prepack factors for memory."""
+    db = tmp_path / "kernels-only.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--device", "raspberry-pi-5-8gb", "--json", "--db", str(db)]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (r,) = [x for x in doc["results"] if x["precision"] == "int4"]
+    assert r["verdict"] in ("fits", "tight")
 
 
 def test_answers_in_words_and_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -215,9 +215,10 @@ def fixed_report(devices: tuple[DeviceProfile, ...] = FIXED_DEVICES) -> ReportDa
 SYNTHETIC_LADDER = ("smollm2-135m", "smollm2-360m", "qwen2.5-0.5b", "tinyllama-1.1b")
 
 
-def seed_synthetic_db(db_path: object, monkeypatch: object) -> str:
-    """Store synthetic ladder measurements under this host's fingerprint in ``db_path`` and make
-    ``detect.host_profile()`` return a synthetic 2-core host (no probes). Returns the fingerprint."""
+def seed_synthetic_db(db_path: object, monkeypatch: object, *, ladder: bool = True) -> str:
+    """Store a synthetic kernel table (and, with ``ladder``, synthetic ladder measurements for the memory model)
+    under this host's fingerprint in ``db_path`` and make ``detect.host_profile()`` return a synthetic 2-core host
+    (no probes). Returns the fingerprint."""
     import dataclasses
     from pathlib import Path
 
@@ -235,10 +236,15 @@ def seed_synthetic_db(db_path: object, monkeypatch: object) -> str:
         "int4": synthetic.Physics(bandwidth_bytes_per_s=12e9, rss_k=1.27),
     }
     with Store(Path(str(db_path))) as store:
-        run_id = store.start_run(capture_environment(), "ladder:quick")
-        for m in synthetic.measurements(specs, physics):
-            store.add_measurement(dataclasses.replace(m, run_id=run_id, host_fingerprint=fingerprint))
-        store.finish_run(run_id)
+        kernel_run = store.start_run(capture_environment(), "kernels")
+        table = synthetic.kernel_table(host_fingerprint=fingerprint)
+        store.save_kernel_table(kernel_run, fingerprint, table.to_dict())
+        store.finish_run(kernel_run)
+        if ladder:
+            run_id = store.start_run(capture_environment(), "ladder:quick")
+            for m in synthetic.measurements(specs, physics):
+                store.add_measurement(dataclasses.replace(m, run_id=run_id, host_fingerprint=fingerprint))
+            store.finish_run(run_id)
     return fingerprint
 
 
@@ -292,16 +298,22 @@ def test_fixed_report_covers_every_combination() -> None:
     assert judged | skipped == expected
 
 
-def test_seed_synthetic_db_stores_one_finished_ladder_run(tmp_path: object, monkeypatch: object) -> None:
+def test_seed_synthetic_db_stores_a_kernel_table_and_one_finished_ladder_run(
+    tmp_path: object, monkeypatch: object
+) -> None:
     from pathlib import Path
 
+    from edgefit.kernels.table import KernelTable
     from edgefit.store import Store
 
     db = Path(str(tmp_path)) / "seed.sqlite"
     fingerprint = seed_synthetic_db(db, monkeypatch)
     with Store(db) as store:
-        (run,) = store.runs()
+        kernels, run = store.runs()
         ms = store.measurements(host_fingerprint=fingerprint)
+        ((table_run, table_host, table),) = store.kernel_tables()
+    assert kernels.kind == "kernels" and table_run == kernels.id and table_host == fingerprint
+    assert KernelTable.from_dict(table).host.host_fingerprint == fingerprint  # the real loader accepts it
     assert run.status == "finished" and run.kind == "ladder:quick"
     assert {m.model_id for m in ms} == set(SYNTHETIC_LADDER)
     assert {m.precision for m in ms} == {"fp32", "int8", "int4"}

@@ -25,7 +25,7 @@ def report_data(tmp_path_factory: pytest.TempPathFactory) -> ReportData:
     db = tmp_path_factory.mktemp("sanity") / "db.sqlite"
     try:
         seed_synthetic_db(db, mp)
-        state = pipeline.host_state(db, run_ladder_if_empty=False)
+        state = pipeline.host_state(db, calibrate_if_missing=False)
         return pipeline.build_report_data(
             state, list_specs(), load_profiles(), ALL_PRECISIONS, Workload(), include_scaling=False
         )
@@ -81,7 +81,7 @@ def test_report_command_end_to_end(
     argv += ["--model", "qwen2.5-0.5b", "--model", "llama-3.1-405b", "--device", "raspberry-pi-5-8gb"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ran_ladder"] is False
+    assert doc["ran_calibration"] is False
     assert {Path(f).name for f in doc["files"]} >= {"report.md", "results.json", "results.csv", "verdicts.svg"}
     md = (out / "report.md").read_text()
     assert "`edgefit validate` has not been run" in md

@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if not devices:
         raise UsageError(f"--price-cap {workload.price_cap_usd:g}: every requested device costs more; raise the cap")
     err = err_console()
-    state = pipeline.host_state(db_path(args), progress=not args.json, say=lambda m: err.print(m))
+    state = pipeline.host_state(db_path(args), devices=devices, progress=not args.json, say=lambda m: err.print(m))
     data = pipeline.build_report_data(state, specs, devices, precisions, workload, include_scaling=False)
     failed = [v for v in data.verdicts if not v.ok]
     price_failures = [f"{d.id}: price ${d.price_usd:,.0f} > ${workload.price_cap_usd:,.0f} cap" for d in over_price]

@@ -7,11 +7,18 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
-from edgefit import catalog
-from edgefit.commands._common import add_db_flag, add_json_flag, check_workload_flags, console, db_path, print_json
+from edgefit import catalog, profiles
+from edgefit.commands._common import (
+    add_db_flag,
+    add_json_flag,
+    check_workload_flags,
+    console,
+    db_path,
+    err_console,
+    print_json,
+)
 from edgefit.predict import max_context_that_fits, predict
 from edgefit.predict.prediction import Estimate, Prediction, prediction_to_dict
-from edgefit.predict.session import host_calibration, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="predict decode/prefill speed, memory and energy of a model on a device",
         description=(
-            "Predict one model at one precision on one device from this host's measured ladder (run "
-            "`edgefit bench --ladder quick` first). Every figure says whether it was measured here, extrapolated "
-            "from this host's fit, or translated with a device's spec figures, with a prediction interval."
+            "Predict one model at one precision on one device by pricing its ops (as onnxruntime runs them) with "
+            "this host's kernel table (measured first, ~40 s, when the database has none; `edgefit calibrate`), "
+            "or with the device's own imported table when one is linked to it. Every figure says whether it was "
+            "measured here, extrapolated from this host's kernels, measured on the device, or translated with a "
+            "device's spec figures, with a prediction interval."
         ),
     )
     p.add_argument("--model", required=True, help="catalog id, path to a card .toml, or a HF config.json")
@@ -40,8 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_workload_flags(args, default_prompt=256)  # the same check as `fit`
     spec = catalog.load_spec(args.model)
-    host, cal = host_calibration(db_path(args))
-    device = resolve_device(args.device, host)
+    from edgefit import pipeline
+
+    device_ref = None if args.device == "host" else profiles.get_profile(args.device)
+    state = pipeline.host_state(
+        db_path(args), devices=(device_ref,) if device_ref else (), progress=None,
+        say=lambda m: err_console().print(m, markup=False, highlight=False),
+    )  # fmt: skip
+    host, cal = state.host, state.calibration
+    device = device_ref or host
     pred = predict(
         spec, args.precision, device, cal, context_tokens=args.context, prompt_tokens=args.prompt, threads=args.threads
     )
@@ -91,10 +107,13 @@ def _print_human(pred: Prediction, max_ctx: int) -> None:
     c.print(f"memory: {fits} in usable RAM")
     cal = pred.calibration
     c.print(
-        f"calibration: {cal.get('calibration_precision')} ladder, bandwidth efficiency "
-        f"{float(cal.get('bandwidth_efficiency', 0.0)):.2f}, decode compute efficiency "
-        f"{float(cal.get('compute_efficiency', 0.0)):.2f}, drift {float(cal.get('drift_ratio', 1.0)):.2f}x; "
-        f"DRAM-regime rungs: {cal.get('dram_rungs') or '-'}"
+        f"calibration: kernel table of {cal.get('table_host_id')} ({cal.get('table_role')}), "
+        f"{cal.get('calibration_precision')} kernels, {cal.get('regime')} weights; decode = fixed "
+        f"{float(cal.get('decode_fixed_s', 0.0)) * 1e3:.2f} ms + memory "
+        f"{float(cal.get('decode_memory_s', 0.0)) * 1e3:.2f} ms + compute {float(cal.get('decode_compute_s', 0.0)) * 1e3:.2f} ms (memory/compute: the larger counts "
+        f"per node); table noise {float(cal.get('table_noise_rel', 0.0)):.1%}",
+        markup=False,
+        highlight=False,
     )
     for n in pred.notes:
         c.print(f"note: {n}")

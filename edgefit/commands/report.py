@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         help="the main job: which models run on which device, as md/html/json/csv with plots",
         description=(
-            "If the database has no measurements of this host, measure the benchmark ladder first (with a "
-            "progress bar), then predict every built-in device (and this host) x catalog model x precision "
+            "If the database has no kernel table for this host, measure one first (`edgefit calibrate`, ~40 s), "
+            "then predict every built-in device (and this host) x catalog model x precision by pricing each "
+            "model's ops with it (a device linked to an imported table uses its own) "
             "(fp32, int8, int4; GGUF q8_0 and q4_k_m for memory, with the nearest measured speed) and write "
             "report.md, report.html (self-contained), results.json, results.csv and plots/ (SVG and PNG)."
         ),
@@ -29,12 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output folder (default: ./reports)")
     p.add_argument(
         "--format", default="md,html,json,csv", metavar="LIST", help="comma-separated: md,html,json,csv (default all)"
-    )
-    p.add_argument(
-        "--ladder",
-        choices=("quick", "full"),
-        default="quick",
-        help="ladder to measure when this host has no measurements yet (default quick)",
     )
     p.add_argument("--device", action="append", default=[], metavar="ID", help="only these devices (repeat)")
     p.add_argument("--model", action="append", default=[], metavar="ID|CARD", help="only these models (repeat)")
@@ -62,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--demand: expected a positive tokens/s figure, found {args.demand!r}")
     specs = select_specs(args.model)
     err = err_console()
-    state = pipeline.host_state(db_path(args), ladder=args.ladder, progress=not args.json, say=lambda m: err.print(m))
     devices = select_devices(args.device)
+    state = pipeline.host_state(db_path(args), devices=devices, progress=not args.json, say=lambda m: err.print(m))
     if not args.device:
         devices = (state.host, *devices)  # this host first: its figures are the measured ones
     data = pipeline.build_report_data(
@@ -78,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 "kind": "edgefit.report",
                 "out_dir": str(args.out),
                 "files": [str(p) for p in written],
-                "ran_ladder": state.ran_ladder,
+                "ran_calibration": state.ran_calibration,
                 "measurements": len(state.measurements),
                 "verdict_counts": dict(Counter(v.kind.value for v in data.verdicts)),
                 "validation": state.validation,

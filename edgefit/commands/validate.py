@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.table import Table
 
-from edgefit import detect
+from edgefit import detect, pipeline
 from edgefit.bench.measurement import Measurement
+from edgefit.catalog import ModelSpec, get_precision
 from edgefit.commands._common import (
     MAX_BUDGET_S,
     MAX_THREADS,
@@ -24,32 +25,46 @@ from edgefit.commands._common import (
     print_json,
 )
 from edgefit.errors import PredictError
-from edgefit.predict.validate import DEFAULT_HELD_OUT, DEFAULT_PRECISIONS, ValidationResult, measure_fresh, validate
+from edgefit.predict.validate import (
+    DEFAULT_HELD_OUT,
+    DEFAULT_PRECISIONS,
+    DEFAULT_RANDOM,
+    ValidationResult,
+    measure_fresh,
+    random_specs,
+    validate,
+)
 from edgefit.store import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "validate",
-        help="back-test predictions: refit on small rungs, predict larger ones and held-out models measured here",
+        help="check the kernel-table predictions against whole models measured here (ladder, held out, random)",
         description=(
-            "(a) Refit on the smaller ladder rungs and predict the larger rungs measured here; (b) unless "
-            "--no-build, measure a fresh quick ladder and held-out architectures that are not in the ladder "
-            "(default: a Qwen2.5-0.5B- and a TinyLlama-1.1B-shaped random-weight model) side by side, and "
-            "predict the held-out ones from that ladder. Prints predicted vs measured decode, prefill and peak "
-            "RSS with errors, and stores the result for reports."
+            "Predict from this host's kernel table (measured first when missing) what whole models measured here "
+            "took, none of which the table was fitted on: every quick-ladder rung, held-out catalog architectures "
+            "(default: Qwen2.5-0.5B- and TinyLlama-1.1B-shaped random-weight models) and --random architectures "
+            "drawn at random (width, depth, heads, kv heads, head_dim, MLP width, vocab, tied, biases). Unless "
+            "--no-build they are built and measured now, in one run. Prints predicted vs measured decode, "
+            "prefill and peak RSS with errors, the kernel-level interpolation error, and stores the result for "
+            "reports."
         ),
     )
     p.add_argument(
         "--no-build",
         action="store_true",
-        help="only back-test the latest ladder run already in the database (no building or measuring)",
+        help="only compare with the latest ladder run already in the database (no building or measuring)",
     )
     p.add_argument(
         "--models",
         default=",".join(DEFAULT_HELD_OUT),
-        help=f"held-out catalog ids, comma-separated (default {','.join(DEFAULT_HELD_OUT)})",
+        help=f"held-out catalog ids, comma-separated (default {','.join(DEFAULT_HELD_OUT)}; '' for none)",
     )
+    p.add_argument(
+        "--random", type=int, default=DEFAULT_RANDOM, help=f"random architectures to add (default {DEFAULT_RANDOM})"
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the random architectures (default: a new one)")
     p.add_argument(
         "--precision",
         default=",".join(DEFAULT_PRECISIONS),
@@ -69,27 +84,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_int_flag("--threads", args.threads, low=1, high=MAX_THREADS)
+    check_int_flag("--random", args.random, low=0, high=50)
+    check_int_flag("--seed", args.seed, low=0, high=2**31 - 1)
     check_float_flag("--budget-s", args.budget_s, low=0.0, high=MAX_BUDGET_S)
     db = db_path(args)
-    host = detect.host_profile()
     fingerprint = detect.host_fingerprint()
     precisions = tuple(x.strip() for x in args.precision.split(",") if x.strip())
+    for name in precisions:
+        get_precision(name)  # CatalogError names the valid ones
+    say = err_console().print if not args.json else (lambda *_a, **_k: None)
+    pipeline.host_state(db, progress=None, say=lambda m: say(m, markup=False, highlight=False))  # table first
+    specs: dict[str, ModelSpec] = {}
     if args.no_build:
         ladder, held, run_ids = _latest_ladder(db, fingerprint)
+        specs = _random_specs_of(held)
         notes: list[str] = []
     else:
         models = tuple(x.strip() for x in args.models.split(",") if x.strip())
-        if not args.json:
-            err_console().print(
-                f"measuring a fresh quick ladder ({', '.join(precisions)}) and held-out {', '.join(models)}: "
-                "a few minutes"
-            )
-        ladder, held, run_ids, notes = measure_fresh(
-            db, models=models, precisions=precisions, threads=args.threads, progress=not args.json,
-            budget_s=args.budget_s,
+        say(
+            f"measuring the quick ladder ({', '.join(precisions)}), held-out {', '.join(models) or 'none'} and "
+            f"{args.random} random architectures: a few minutes",
+            markup=False,
+            highlight=False,
+        )
+        ladder, held, specs, run_ids, notes = measure_fresh(
+            db, models=models, random_n=args.random, seed=args.seed, precisions=precisions, threads=args.threads,
+            progress=not args.json, budget_s=args.budget_s,
         )  # fmt: skip
     ladder = [m for m in ladder if m.precision in precisions] or ladder
-    result = validate(ladder, host, held_out_measurements=held, run_ids=run_ids)
+    state = pipeline.host_state(db, calibrate_if_missing=False)  # the memory model now sees the fresh ladder
+    result = validate(
+        state.calibration, state.host, ladder_measurements=ladder, held_out_measurements=held, specs=specs,
+        run_ids=run_ids,
+    )  # fmt: skip
     if notes:
         result = ValidationResult(**{**_fields(result), "notes": (*result.notes, *notes)})
     with Store(db) as store:
@@ -105,9 +132,23 @@ def _fields(r: ValidationResult) -> dict[str, Any]:
     return {f: getattr(r, f) for f in r.__dataclass_fields__}
 
 
+def _random_specs_of(ms: list[Measurement]) -> dict[str, ModelSpec]:
+    """Random architectures are named random-<seed>-<index>: regenerate them from their seed."""
+    out: dict[str, ModelSpec] = {}
+    for mid in {m.model_id for m in ms if m.model_id.startswith("random-")}:
+        try:
+            _, seed, index = mid.split("-")
+            drawn = random_specs(int(index) + 1, int(seed))
+        except ValueError:
+            continue
+        if len(drawn) > int(index):
+            out[mid] = drawn[int(index)]
+    return out
+
+
 def _latest_ladder(db: Path, fingerprint: str) -> tuple[list[Measurement], list[Measurement], list[str]]:
     if not db.exists():
-        raise PredictError(f"{db}: no results database; run `edgefit bench --ladder quick` first")
+        raise PredictError(f"{db}: no results database; run `edgefit validate` (without --no-build) first")
     ladder_ids = {
         r.spec.id for n in ("quick", "full") for r in importlib.import_module("edgefit.ladder").load_ladder(n)
     }
@@ -118,7 +159,7 @@ def _latest_ladder(db: Path, fingerprint: str) -> tuple[list[Measurement], list[
             ladder = [m for m in ms if m.model_id in ladder_ids]
             if ladder:  # other models in the same run (an earlier `validate`'s held-out ones) are held out again
                 return ladder, [m for m in ms if m.model_id not in ladder_ids], [r.id]
-    raise PredictError(f"{db}: no ladder run from this host; run `edgefit bench --ladder quick` first")
+    raise PredictError(f"{db}: no ladder run from this host; run `edgefit validate` (without --no-build) first")
 
 
 def _fmt(figure: str, v: float) -> str:
@@ -128,10 +169,11 @@ def _fmt(figure: str, v: float) -> str:
 def _print_human(r: ValidationResult) -> None:
     c = console()
     titles = {
-        "rung": "larger ladder rungs predicted from the smaller ones",
-        "held_out": "held-out architectures predicted from the ladder",
+        "rung": "ladder rungs predicted from the kernel table",
+        "held_out": "held-out catalog architectures predicted from the kernel table",
+        "random": "random architectures predicted from the kernel table",
     }
-    for kind in ("rung", "held_out"):
+    for kind in ("rung", "held_out", "random"):
         rows = [x for x in r.comparisons if x.kind == kind]
         if not rows:
             continue
@@ -157,6 +199,12 @@ def _print_human(r: ValidationResult) -> None:
         med, mx = f"{e['median_abs_error'] * 100:.1f}", f"{e['max_abs_error'] * 100:.1f}"
         s.add_row(key, str(e["n"]), med, mx, target, met)
     c.print(s)
-    c.print(f"drift during the ladder: {r.drift_ratio:.2f}x (times compared after the same normalisation)")
+    k = Table(show_edge=False, title="kernel level: each chain predicted from its neighbours (|error| %)")
+    for col in ("class", "n", "median", "max"):
+        k.add_column(col, no_wrap=True)
+    for name, e in r.kernel_errors.items():
+        k.add_row(name, f"{e['n']:.0f}", f"{e['median_abs_error'] * 100:.1f}", f"{e['max_abs_error'] * 100:.1f}")
+    c.print(k)
+    c.print(f"kernel table noise (split-half, median over chains): {r.table_noise_rel:.1%}")
     for n in r.notes:
         c.print(f"note: {n}")

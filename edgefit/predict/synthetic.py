@@ -11,6 +11,7 @@ import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.catalog import ModelSpec
@@ -201,4 +202,88 @@ def device(
         measured_bandwidth=fig(measured_bandwidth_bytes_per_s, "bytes_per_s")
         if measured_bandwidth_bytes_per_s
         else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPhysics:
+    """Ground truth for a synthetic kernel table: each node costs a fixed ``node_s`` plus the larger of its
+    memory time (bytes / ``bandwidth``) and its compute time (MACs / the rate of its class); a session run
+    costs ``run_s``. Cold runs read weights from DRAM; warm runs ``cache_speedup`` x faster per byte."""
+
+    bandwidth_bytes_per_s: float = 22e9
+    triad_bytes_per_s: float = 20e9
+    fp32_macs_per_s: float = 75e9
+    int8_macs_per_s: float = 150e9
+    int4_gemv_macs_per_s: float = 12e9  # MatMulNBits 4-bit unpacking at M = 1 (compute-bound on 2 cores)
+    int8_gemv_macs_per_s: float = 20e9
+    node_s: float = 5e-6
+    run_s: float = 2e-5
+    cache_speedup: float = 1.4
+
+
+def _chain_seconds(spec: Any, phys: KernelPhysics, cold: bool) -> float:
+    from edgefit.kernels.table import gqa_features
+
+    s = spec
+    bw = phys.bandwidth_bytes_per_s * (1.0 if cold else phys.cache_speedup)
+    if s.kind == "linear":
+        macs = s.m * s.k * s.n
+        if s.m == 1:
+            rate = {"fp32": phys.fp32_macs_per_s, "int8": phys.int8_gemv_macs_per_s,
+                    "int4": phys.int4_gemv_macs_per_s}[s.precision]  # fmt: skip
+        else:
+            rate = phys.fp32_macs_per_s if s.precision == "fp32" else phys.int8_macs_per_s
+        node = phys.node_s + max(s.weight_bytes_per_node() / bw, macs / rate)
+    elif s.kind == "gqa":
+        x = gqa_features(s=s.m, past=s.past, heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim)
+        node = phys.node_s + x["kv_bytes"] / bw + x["macs"] / phys.fp32_macs_per_s
+    elif s.kind in ("rotary", "norm", "eltwise", "mul"):
+        elements = s.m * (s.heads * s.head_dim if s.kind == "rotary" else s.k)
+        node = phys.node_s + elements * 8 / (bw * 4)
+    elif s.kind == "tiny":
+        node = phys.node_s / 5
+    else:
+        node = 0.0
+    return phys.run_s + node * s.nodes
+
+
+def kernel_table(
+    phys: KernelPhysics | None = None,
+    *,
+    host_fingerprint: str = "synthetic-host",
+    host_id: str = "host",
+    isa: str = "x86_64",
+    cores: int = 2,
+    clock_hz: float = 3.0e9,
+    llc_bytes: int = 32 * 2**20,
+    rounds: int = 8,
+    noise_rel: float = 0.0,
+    seed: int = 0,
+) -> Any:
+    """A KernelTable of the default plan whose samples follow ``phys`` exactly (times x (1 + |noise|): noise only
+    ever adds time, as interference does)."""
+    from edgefit.kernels.plan import default_plan
+    from edgefit.kernels.table import HostFacts, KernelSamples, KernelTable
+
+    phys = phys or KernelPhysics()
+    rng = random.Random(seed)
+    plan = default_plan(64 * 2**30)
+
+    def samples(t: float) -> tuple[float, ...]:
+        return tuple(t * (1.0 + abs(rng.gauss(0.0, noise_rel))) for _ in range(rounds))
+
+    kernels = tuple(
+        KernelSamples(k, samples(_chain_seconds(k, phys, True)), samples(_chain_seconds(k, phys, False)))
+        for k in plan.kernels
+    )
+    return KernelTable(
+        host=HostFacts(host_fingerprint, host_id, "synthetic", isa, cores, clock_hz, llc_bytes, "synthetic"),
+        threads=cores,
+        rounds=rounds,
+        kernels=kernels,
+        triad_bytes_per_s=samples(phys.triad_bytes_per_s),
+        runtime_rss_bytes=60 * 2**20,
+        measured_at="2026-01-01T00:00:00Z",
+        seconds=1.0,
     )

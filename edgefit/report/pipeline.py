@@ -1,10 +1,9 @@
 """From the results database to a ``ReportData``: the stages in order, shared by ``edgefit fit`` and ``report``.
 
 ```
- Store (this host's measurements) ──(none? run the quick ladder, with its progress bar)──┐
-                                                                                         v
- detect.host_profile() ──> predict.calibrate(measurements, host) ──> predict.predict(...) per
- (model, precision, device) ──> verdict.judge ──> ReportData (+ scaling points, validation, provenance)
+ edgefit.pipeline.host_state (kernel table, measured now when missing; ladder runs; imported tables)
+     ──> predict.predict(...) per (model, precision, device) ──> verdict.judge
+     ──> ReportData (+ scaling points, validation, provenance)
 ```
 """
 
@@ -13,7 +12,6 @@ from __future__ import annotations
 import platform
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from edgefit import __version__, catalog
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.catalog import ModelSpec
 from edgefit.errors import PredictError
+from edgefit.pipeline import MEASURED_PRECISIONS, HostState
 from edgefit.predict.prediction import Prediction
 from edgefit.profiles import DeviceProfile
 from edgefit.report.data import ReportData, ScalingPoint, collect_verdicts
@@ -29,55 +28,35 @@ from edgefit.verdict import Workload, model_params
 
 # Precisions a report predicts: what edgefit measures, plus two common GGUF formats (memory, nearest speed).
 REPORT_PRECISIONS: tuple[str, ...] = ("fp32", "int8", "int4", "q8_0", "q4_k_m")
-MEASURED_PRECISIONS: tuple[str, ...] = ("fp32", "int8", "int4")
-
-
-@dataclass(frozen=True, slots=True)
-class HostState:
-    """What this host has measured and how it calibrates; ``ran_ladder`` when this call measured it."""
-
-    host: DeviceProfile
-    fingerprint: str
-    measurements: tuple[Measurement, ...]
-    calibration: Any  # edgefit.predict.Calibration
-    validation: dict[str, Any] | None
-    ran_ladder: bool
 
 
 def host_state(
     db_path: Path,
     *,
-    ladder: str = "quick",
-    run_ladder_if_empty: bool = True,
+    devices: Sequence[DeviceProfile] = (),
+    calibrate_if_missing: bool = True,
     progress: bool = True,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> HostState:
-    """Load this host's measurements (measuring the ladder first when there are none and allowed), calibrate."""
-    from edgefit import detect, predict
-    from edgefit.store import Store
+    """This host's state (``edgefit.pipeline``): measures the kernel table first when the database has none."""
+    from edgefit import pipeline
 
-    fingerprint = detect.host_fingerprint()
-    with Store(db_path) as store:
-        measured = store.measurements(host_fingerprint=fingerprint)
-    ran = False
-    if not measured:
-        if not run_ladder_if_empty:
-            raise PredictError(
-                f"{db_path}: no measurements for this host ({fingerprint}); run `edgefit bench --ladder quick` "
-                "or `edgefit report` first, or pass --db with a database that has them"
-            )
-        from edgefit import bench
+    return pipeline.host_state(
+        db_path, devices=devices, calibrate_if_missing=calibrate_if_missing,
+        progress=_progress_line(say) if progress else None, say=say,
+    )  # fmt: skip
 
-        say(f"no measurements for this host in {db_path}: measuring the {ladder} ladder first")
-        bench.run_ladder(ladder, precisions=MEASURED_PRECISIONS, db_path=db_path, progress=progress)
-        ran = True
-        with Store(db_path) as store:
-            measured = store.measurements(host_fingerprint=fingerprint)
-    with Store(db_path) as store:
-        validation = store.latest_validation(host_fingerprint=fingerprint)  # this host's only, never another's
-    host = detect.host_profile()
-    calibration = predict.calibrate(measured, host)
-    return HostState(host, fingerprint, measured, calibration, validation, ran)
+
+def _progress_line(say: Callable[[str], None]) -> Callable[[str], None]:
+    """Every tenth step of the calibration as a line (the worker reports each chain built and each round)."""
+    count = [0]
+
+    def show(msg: str) -> None:
+        count[0] += 1
+        if count[0] % 10 == 1:
+            say(msg)
+
+    return show
 
 
 def predictor(state: HostState, workload: Workload) -> Callable[[ModelSpec, str, DeviceProfile], Prediction]:
@@ -116,11 +95,31 @@ def build_report_data(
         verdicts=verdicts,
         scaling=scaling,
         validation=state.validation,
-        provenance=provenance(state),
+        provenance={**provenance(state), "calibration_by_device": calibration_by_device(verdicts)},
         skipped=skipped,
         host_device_id=state.host.id if any(d.id == state.host.id for d in devices) else None,
         demand_tokens_per_s=demand_tokens_per_s,
     )
+
+
+ROLE_WORDS = {
+    "host": "this host's kernel table",
+    "device": "its own kernel table, measured on the device",
+    "same_isa": "a kernel table of a host of its ISA, translated",
+    "translated": "this host's kernel table, translated by its datasheet figures",
+}
+
+
+def calibration_by_device(verdicts: Sequence[Any]) -> dict[str, str]:
+    """Device id -> which kernel table its predictions used (from the predictions themselves)."""
+    out: dict[str, str] = {}
+    for v in verdicts:
+        cal = v.prediction.calibration
+        if v.prediction.device_id in out or "table_role" not in cal:
+            continue
+        role = str(cal["table_role"])
+        out[v.prediction.device_id] = f"{ROLE_WORDS.get(role, role)} (host {cal.get('table_host_id', '?')!s})"
+    return out
 
 
 def scaling_points(state: HostState, specs: Sequence[ModelSpec]) -> tuple[ScalingPoint, ...]:
@@ -176,17 +175,10 @@ def provenance(state: HostState) -> dict[str, Any]:
     import onnxruntime
 
     cal = state.calibration
-    calib: dict[str, Any] = {}
-    for name, pc in getattr(cal, "precisions", {}).items():
-        calib[name] = {
-            "bandwidth_efficiency": pc.bandwidth_efficiency,
-            "compute_efficiency": pc.compute_efficiency,
-            "prefill_efficiency": pc.prefill_efficiency,
-            "bound_on_host": pc.bound_on_host,
-            "decode_rms_rel": pc.decode_rms_rel,
-            "rungs": len(pc.rungs),
-        }
+    model = cal.host
+    table = model.table
     sources = sorted({m.run_id for m in state.measurements if m.run_id})
+    device_tables = {d: m.table.host.host_fingerprint for d, m in cal.device_tables.items()}
     return {
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "edgefit_version": __version__,
@@ -196,8 +188,22 @@ def provenance(state: HostState) -> dict[str, Any]:
         "host_cpu": state.host.cpu_model,
         "measurements": len(state.measurements),
         "run_ids": sources,
-        "calibration": calib,
-        "calibration_full": cal.to_dict() if hasattr(cal, "to_dict") else None,
-        "calibration_warnings": list(getattr(cal, "warnings", ())),
-        "ran_ladder": state.ran_ladder,
+        "kernel_run_id": state.kernel_run_id,
+        "calibration": {
+            "kernel_table": {
+                "measured_at": table.measured_at,
+                "threads": table.threads,
+                "rounds": table.rounds,
+                "chains": len(table.kernels),
+                "noise_rel": model.noise_rel,
+                "stream_bytes_per_s": model.stream_bytes_per_s,
+                "triad_bytes_per_s": model.triad_bytes_per_s,
+                "fp32_gemm_flops_per_s": 2 * model.fp32_gemm_macs_per_s,
+                "int8_gemm_ops_per_s": 2 * model.int8_gemm_macs_per_s,
+            },
+            "memory": {p: {"source": m.source, "weight_factor": m.rss_weight_factor} for p, m in cal.memory.items()},
+            "device_tables": device_tables,
+        },
+        "calibration_warnings": [*cal.warnings, *model.warnings],
+        "ran_calibration": state.ran_calibration,
     }

@@ -171,6 +171,10 @@ def _provenance_items(data: ReportData) -> tuple[tuple[str, Any], ...]:
             if isinstance(values, dict):
                 shown = ", ".join(f"{k}={_short(v)}" for k, v in sorted(values.items()) if not isinstance(v, dict))
                 items.append((f"calibration {precision}", shown))
+    by_device = prov.get("calibration_by_device")
+    if isinstance(by_device, dict):
+        for device_id, how in sorted(by_device.items()):
+            items.append((f"calibration used for {device_id}", str(how)))
     items.append(("schema", "results.json carries every figure in base SI units with its sources"))
     return tuple(items)
 

@@ -1,0 +1,172 @@
+"""Measure this host's kernel table in a worker subprocess and store it (``edgefit calibrate``).
+
+plan (grid sized to free RAM) ──job──> worker: build chains, warm up, interleaved rounds ──> raw samples
+──> KernelTable (host facts + samples) ──> Store: a run of kind "kernels" + its table (bundles carry both)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgefit import memory, probes
+from edgefit.errors import BenchError
+from edgefit.kernels.plan import PRECISIONS, default_plan
+from edgefit.kernels.table import HostFacts, KernelSamples, KernelTable
+from edgefit.profiles import DeviceProfile
+from edgefit.units import MIB
+
+RUN_KIND = "kernels"
+DEFAULT_BUDGET_S = 20.0  # seconds of interleaved rounds after the build (~10-15 s more on 2 cores)
+ROUNDS_MIN = 12
+ROUNDS_MAX = 80
+
+
+def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:
+    import onnxruntime
+
+    clock = max((c.max_clock_hz.value for c in host.clusters), default=0.0)
+    llc = host.last_level_cache.value if host.last_level_cache else (probes.last_level_cache_bytes() or 0)
+    return HostFacts(
+        host_fingerprint=fingerprint,
+        host_id=host.id,
+        cpu_model=host.cpu_model,
+        isa=host.isa,
+        cores=host.cpu_cores,
+        clock_hz=float(clock),
+        llc_bytes=int(llc),
+        onnxruntime_version=onnxruntime.__version__,
+        int8_dot_path=str(getattr(host, "int8_dot_path", "") or ""),
+    )
+
+
+def _worker_command() -> list[str]:
+    # -I: isolated (no cwd or script dir on sys.path, no PYTHON* variables, no user site): nothing in the user's
+    # folder can shadow numpy, onnxruntime or edgefit in the worker
+    return [sys.executable, "-I", "-m", "edgefit.kernels.worker"]
+
+
+def measure_table(
+    host: DeviceProfile,
+    fingerprint: str,
+    *,
+    threads: int | None = None,
+    precisions: tuple[str, ...] = PRECISIONS,
+    budget_s: float = DEFAULT_BUDGET_S,
+    rounds_min: int = ROUNDS_MIN,
+    progress: Callable[[str], None] | None = None,
+) -> KernelTable:
+    """Run the worker on the default plan; BenchError (one line) when it fails."""
+    avail = memory.available_memory_bytes()
+    plan = default_plan(avail, precisions)
+    n_threads = threads or host.cpu_cores
+    llc = host.last_level_cache.value if host.last_level_cache else (probes.last_level_cache_bytes() or 32 * MIB)
+    bw_bytes = int(min(max(2 * llc, 64 * MIB), 1024 * MIB, avail // 8))
+    job = {
+        "kernels": [k.to_dict() for k in plan.kernels],
+        "threads": n_threads,
+        "rounds_min": rounds_min,
+        "rounds_max": max(ROUNDS_MAX, rounds_min),
+        "budget_s": budget_s,
+        "seed": 0,
+        "bandwidth_bytes": bw_bytes,
+    }
+    t0 = time.perf_counter()
+    result = _run_worker(job, progress)
+    table = KernelTable(
+        host=host_facts(host, fingerprint),
+        threads=n_threads,
+        rounds=int(result["rounds"]),
+        kernels=tuple(
+            KernelSamples(k, tuple(result["cold_s"][k.id]), tuple(result["warm_s"][k.id])) for k in plan.kernels
+        ),
+        triad_bytes_per_s=tuple(float(x) for x in result["bandwidth_bytes_per_s"]),
+        runtime_rss_bytes=int(result["runtime_rss_bytes"]),
+        measured_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        seconds=time.perf_counter() - t0,
+        dropped=plan.dropped,
+        notes=(f"{len(plan.dropped)} chains left out to stay within a quarter of free RAM",) if plan.dropped else (),
+    )
+    return table
+
+
+def _run_worker(job: dict[str, Any], progress: Callable[[str], None] | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="edgefit-kernels-") as cwd:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        proc = subprocess.Popen(
+            _worker_command(), cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.close()
+            result: dict[str, Any] | None = None
+            error = None
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                kind = event.get("event")
+                if kind == "built" and progress:
+                    progress(f"kernel table: built {event['done']}/{event['total']} chains")
+                elif kind == "round" and progress:
+                    progress(f"kernel table: round {event['round']} ({event['elapsed_s']:.0f} s)")
+                elif kind == "result":
+                    result = event
+                elif kind == "error":
+                    error = str(event.get("message", "unknown error"))
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        stderr = proc.stderr.read() if proc.stderr else ""
+    if result is None:
+        why = error or (stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        if proc.returncode and proc.returncode < 0:
+            why = f"killed by signal {-proc.returncode} (out of memory?)"
+        raise BenchError(f"kernel calibration failed: {why}; re-run `edgefit calibrate` (see --help for options)")
+    return result
+
+
+def calibrate_and_store(
+    db_path: Path,
+    host: DeviceProfile,
+    fingerprint: str,
+    *,
+    threads: int | None = None,
+    precisions: tuple[str, ...] = PRECISIONS,
+    budget_s: float = DEFAULT_BUDGET_S,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[str, KernelTable]:
+    """Measure and store; returns (run id, table). The run is marked failed/interrupted if measuring stops."""
+    from edgefit.bench.env import capture_environment
+    from edgefit.store import Store
+
+    env = capture_environment()
+    with Store(db_path) as store:
+        run_id = store.start_run(env, RUN_KIND)
+    status = "failed"
+    try:
+        table = measure_table(host, fingerprint, threads=threads, precisions=precisions, budget_s=budget_s,
+                              progress=progress)  # fmt: skip
+        with Store(db_path) as store:
+            store.save_kernel_table(run_id, fingerprint, table.to_dict())
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        with Store(db_path) as store:
+            store.finish_run(run_id, status)
+    return run_id, table

@@ -1,0 +1,384 @@
+"""The kernel table: raw chain timings of one host (the record) and the per-class cost model derived from them.
+
+    KernelTable (raw, stored)                         KernelModel (derived, pure function of the table)
+    ─────────────────────────                         ──────────────────────────────────────────────────
+    host facts, threads, triad samples          ──>   run_s: one session run; tiny_s: one do-nothing node
+    per chain: KernelSpec + cold/warm run times ──>   per-node seconds of every chain (estimator below, run_s
+                                                      subtracted); linear: per precision and regime, time vs
+                                                      weight bytes (M = 1) and vs K*N at M = 16, 128;
+                                                      gqa / rotary / norm / eltwise / mul: few-parameter fits
+                                                      (fixed cost + per byte / per element / per MAC)
+
+The estimator is the minimum over rounds (``ESTIMATOR``): on a shared machine interference only adds time, and
+over repeated calibrations here the minimum moved least (ONNXRUNTIME-NOTES.md; re-checked by
+``benchmarks/bench_repeatability.py``). The table's noise is the relative difference between the minimum of the
+first and of the second half of the rounds, per chain; its median widens every prediction's interval.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgefit.errors import PredictError
+from edgefit.fitting import LinearFit, nnls_fit
+from edgefit.kernels.spec import KernelSpec, linear_weight_bytes
+
+SCHEMA_VERSION = 1
+ESTIMATOR = "min"  # over rounds; see module docstring
+PLAUSIBLE_STREAM_OF_TRIAD = (0.3, 1.6)  # read-only streaming may beat triad (it also writes); far outside = broken
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    host_fingerprint: str
+    host_id: str
+    cpu_model: str
+    isa: str  # x86_64 | aarch64 | ...
+    cores: int
+    clock_hz: float  # max clock of the fastest cluster (0 when unknown)
+    llc_bytes: int
+    onnxruntime_version: str
+    int8_dot_path: str = ""  # e.g. avx512-vnni, neon-dotprod (from the host profile when it says)
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSamples:
+    spec: KernelSpec
+    cold_s: tuple[float, ...]  # whole-chain run times, first run of the chain in its round
+    warm_s: tuple[float, ...]  # the run right after it
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTable:
+    host: HostFacts
+    threads: int
+    rounds: int
+    kernels: tuple[KernelSamples, ...]
+    triad_bytes_per_s: tuple[float, ...]  # one STREAM-triad probe per round
+    runtime_rss_bytes: int  # the worker's RSS with onnxruntime loaded and one trivial session run
+    measured_at: str  # ISO 8601 UTC
+    seconds: float  # wall time of the calibration
+    dropped: tuple[str, ...] = ()  # chains left out for memory
+    notes: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "host": {f: getattr(self.host, f) for f in HostFacts.__slots__},
+            "threads": self.threads,
+            "rounds": self.rounds,
+            "kernels": [
+                {"spec": k.spec.to_dict(), "cold_s": list(k.cold_s), "warm_s": list(k.warm_s)} for k in self.kernels
+            ],
+            "triad_bytes_per_s": list(self.triad_bytes_per_s),
+            "runtime_rss_bytes": self.runtime_rss_bytes,
+            "measured_at": self.measured_at,
+            "seconds": self.seconds,
+            "dropped": list(self.dropped),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "kernel table") -> KernelTable:
+        """Validate and build; PredictError (one line, naming the field) on anything malformed."""
+        try:
+            if data.get("schema_version") != SCHEMA_VERSION:
+                raise ValueError(f"schema_version: expected {SCHEMA_VERSION}, found {data.get('schema_version')!r}")
+            h = data["host"]
+            host = HostFacts(
+                host_fingerprint=_str(h["host_fingerprint"]),
+                host_id=_str(h["host_id"]),
+                cpu_model=_str(h["cpu_model"]),
+                isa=_str(h["isa"]),
+                cores=_int(h["cores"], 1, 4096),
+                clock_hz=_num(h["clock_hz"], 0.0, 1e11),
+                llc_bytes=_int(h["llc_bytes"], 0, 2**40),
+                onnxruntime_version=_str(h["onnxruntime_version"]),
+                int8_dot_path=_str(h.get("int8_dot_path", "")),
+            )
+            kernels = []
+            for raw in data["kernels"]:
+                spec_raw = raw["spec"]
+                if not isinstance(spec_raw, Mapping):
+                    raise ValueError("kernels[].spec: expected an object")
+                spec = KernelSpec.from_dict(
+                    {k: (_str(v) if k in ("kind", "precision") else _int(v, 0, 2**31)) for k, v in spec_raw.items()}
+                )
+                cold = tuple(_num(x, 1e-9, 1e4) for x in raw["cold_s"])
+                warm = tuple(_num(x, 1e-9, 1e4) for x in raw["warm_s"])
+                if not cold or not warm:
+                    raise ValueError(f"kernels {spec.id}: no samples")
+                kernels.append(KernelSamples(spec, cold, warm))
+            return cls(
+                host=host,
+                threads=_int(data["threads"], 1, 4096),
+                rounds=_int(data["rounds"], 1, 10**6),
+                kernels=tuple(kernels),
+                triad_bytes_per_s=tuple(_num(x, 1.0, 1e14) for x in data["triad_bytes_per_s"]),
+                runtime_rss_bytes=_int(data["runtime_rss_bytes"], 0, 2**44),
+                measured_at=_str(data["measured_at"]),
+                seconds=_num(data["seconds"], 0.0, 1e7),
+                dropped=tuple(_str(x) for x in data.get("dropped", ())),
+                notes=tuple(_str(x) for x in data.get("notes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise PredictError(f"{where}: {what}; re-run `edgefit calibrate` (or re-export the bundle)") from None
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected text, found {type(v).__name__}")
+    return v
+
+
+def _int(v: Any, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"expected an integer in {lo}..{hi}, found {v!r}")
+    return v
+
+
+def _num(v: Any, lo: float, hi: float) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"expected a finite number in {lo:g}..{hi:g}, found {v!r}")
+    return float(v)
+
+
+# ---------------------------------------------------------------------------------------------- estimators
+
+
+def estimate(samples: Sequence[float]) -> float:
+    """The time a chain stands for: the minimum over rounds (interference only adds time)."""
+    return float(min(samples))
+
+
+def split_half_noise(samples: Sequence[float]) -> float:
+    """|min(first half) - min(second half)| / min: how far the estimate would move with half the rounds."""
+    if len(samples) < 4:
+        return 0.0
+    half = len(samples) // 2
+    a, b = min(samples[:half]), min(samples[half:])
+    return abs(a - b) / max(min(a, b), 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """Per-node seconds vs a size (bytes or MACs): piecewise linear in log-log between measured points, made
+    non-decreasing; below the smallest point the smallest time (a node never costs less than its dispatch),
+    above the largest proportional to size (a GEMV reads every weight once; a GEMM does every MAC)."""
+
+    sizes: tuple[float, ...]
+    seconds: tuple[float, ...]
+
+    def __call__(self, size: float) -> float:
+        xs, ys = self.sizes, self.seconds
+        if size <= xs[0]:
+            return ys[0]
+        if size >= xs[-1]:
+            return ys[-1] * size / xs[-1]
+        lx = math.log(size)
+        for i in range(1, len(xs)):
+            if size <= xs[i]:
+                x0, x1 = math.log(xs[i - 1]), math.log(xs[i])
+                y0, y1 = math.log(ys[i - 1]), math.log(ys[i])
+                return math.exp(y0 + (y1 - y0) * (lx - x0) / (x1 - x0))
+        return ys[-1]
+
+    @classmethod
+    def from_points(cls, points: Sequence[tuple[float, float]]) -> Curve:
+        merged: dict[float, list[float]] = {}
+        for x, y in points:
+            merged.setdefault(float(x), []).append(max(float(y), 1e-9))
+        xs = sorted(merged)
+        ys = [statistics.median(merged[x]) for x in xs]
+        for i in range(1, len(ys)):  # isotonic: more bytes never cost less
+            ys[i] = max(ys[i], ys[i - 1])
+        return cls(tuple(xs), tuple(ys))
+
+
+def _fit(rows: list[list[float]], y: list[float], names: tuple[str, ...]) -> LinearFit:
+    return nnls_fit(rows, y, names, relative=True)
+
+
+def constant_fit(seconds: float) -> LinearFit:
+    return LinearFit(("c",), (seconds,), 1.0, 0.0, (), ())
+
+
+@dataclass(frozen=True, slots=True)
+class KernelModel:
+    """Per-node costs of this host, derived from a KernelTable. ``regime``: "cold" (weights from DRAM) or "warm"."""
+
+    table: KernelTable
+    run_s: float
+    tiny_s: float
+    gemv: Mapping[tuple[str, str], Curve]  # (precision, regime) -> seconds vs weight bytes, M = 1
+    gemm: Mapping[tuple[str, int], Curve]  # (precision, rows) -> seconds vs K*N, cold/warm min
+    gemv_overhead_s: Mapping[str, float]  # precision -> fixed cost of one node (smallest chain's per-node time)
+    stream_bytes_per_s: float  # the fastest cold fp32 GEMV streaming rate (weights read once)
+    triad_bytes_per_s: float  # the STREAM triad reference measured in the same rounds (max over rounds)
+    fp32_gemm_macs_per_s: float  # compute references: the largest M = 128 chain of each class
+    int8_gemm_macs_per_s: float
+    gqa_decode: Mapping[str, LinearFit]  # regime -> c + kv_bytes + macs
+    gqa_prefill: LinearFit  # c + kv_bytes + macs (quadratic in S)
+    small: Mapping[str, LinearFit]  # rotary | norm | eltwise | mul -> c + elements
+    noise_rel: float  # median split-half noise over chains
+    per_node_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # chain id -> (cold, warm)
+    warnings: tuple[str, ...] = ()
+
+    # -- costs ---------------------------------------------------------------------------------------------
+    def linear_s(self, precision: str, m: int, k: int, n: int, regime: str) -> float:
+        """One MatMul / MatMulNBits node of M rows, K x N weights."""
+        gemv = self.gemv[(precision, regime)](linear_weight_bytes(precision, k, n))
+        if m <= 1:
+            return gemv
+        rows = sorted(r for p, r in self.gemm if p == precision)
+        kn = float(k * n)
+        if not rows:  # no GEMM measured: every row a GEMV (an upper bound)
+            return gemv * m
+        prev_m, prev_t = 1, gemv
+        for r in rows:
+            t = self.gemm[(precision, r)](kn)
+            if m <= r:
+                # log-log between the neighbouring measured row counts
+                f = math.log(m / prev_m) / math.log(r / prev_m)
+                return math.exp(math.log(prev_t) + f * (math.log(max(t, 1e-12)) - math.log(prev_t)))
+            prev_m, prev_t = r, t
+        return prev_t * m / prev_m  # beyond the largest measured M: compute scales with rows
+
+    def gqa_s(self, *, s: int, past: int, heads: int, kv_heads: int, head_dim: int, regime: str) -> float:
+        x = gqa_features(s=s, past=past, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
+        fit = self.gqa_decode[regime] if s == 1 else self.gqa_prefill
+        return fit.evaluate(x)
+
+    def small_s(self, kind: str, elements: int) -> float:
+        return self.small[kind].evaluate({"elements": float(elements)})
+
+
+def gqa_features(*, s: int, past: int, heads: int, kv_heads: int, head_dim: int) -> dict[str, float]:
+    """What a GroupQueryAttention node moves and computes: the cache read and copied into the present output
+    (past + s rows of K and V, fp32) and the score/value MACs (heads x s x (past + s) x head_dim x 2)."""
+    total = past + s
+    return {
+        "kv_bytes": float(2 * 4 * kv_heads * head_dim * total),
+        "macs": float(2 * heads * s * total * head_dim),
+    }
+
+
+def _small_elements(spec: KernelSpec) -> int:
+    if spec.kind == "rotary":
+        return spec.m * spec.heads * spec.head_dim
+    return spec.m * spec.k
+
+
+def fit_model(table: KernelTable) -> KernelModel:
+    """Derive the per-class costs. PredictError when the table lacks what every prediction needs."""
+    by_id = {k.spec.id: k for k in table.kernels}
+    if "empty" not in by_id or "tiny" not in by_id:
+        raise PredictError("kernel table: no 'empty'/'tiny' chains (run overhead unknown); re-run `edgefit calibrate`")
+    run_s = min(estimate(by_id["empty"].cold_s), estimate(by_id["empty"].warm_s))
+    per_node: dict[str, tuple[float, float]] = {}
+    for k in table.kernels:
+        if k.spec.kind == "empty":
+            continue
+        cold = max(estimate(k.cold_s) - run_s, 1e-9) / k.spec.nodes
+        warm = max(estimate(k.warm_s) - run_s, 1e-9) / k.spec.nodes
+        per_node[k.spec.id] = (cold, min(warm, cold))  # a rerun never reads from further away than the first
+    tiny_s = per_node["tiny"][1]
+    gemv_points: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    gemm_points: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for k in table.kernels:
+        s = k.spec
+        if s.kind != "linear":
+            continue
+        cold, warm = per_node[s.id]
+        if s.m == 1:
+            b = float(s.weight_bytes_per_node())
+            gemv_points.setdefault((s.precision, "cold"), []).append((b, cold))
+            gemv_points.setdefault((s.precision, "warm"), []).append((b, warm))
+        else:
+            gemm_points.setdefault((s.precision, s.m), []).append((float(s.k * s.n), warm))
+    if not gemv_points:
+        raise PredictError("kernel table: no linear (MatMul) chains; re-run `edgefit calibrate`")
+    gemv = {key: Curve.from_points(pts) for key, pts in gemv_points.items()}
+    gemm = {key: Curve.from_points(pts) for key, pts in gemm_points.items()}
+    overhead = {p: c.seconds[0] for (p, regime), c in gemv.items() if regime == "warm"}
+    warnings: list[str] = []
+    triad = max(table.triad_bytes_per_s) if table.triad_bytes_per_s else 0.0
+    # streaming: bytes / (t - fixed cost) of the larger cold fp32 GEMV nodes, the fastest of them
+    rates = [
+        b / max(t - overhead.get("fp32", 0.0), 1e-9)
+        for (p, regime), c in gemv.items()
+        if p == "fp32" and regime == "cold"
+        for b, t in zip(c.sizes, c.seconds, strict=True)
+        if b >= 4 * 2**20
+    ]
+    stream = max(rates) if rates else 0.0
+    if triad > 0 and stream > 0:
+        lo, hi = PLAUSIBLE_STREAM_OF_TRIAD
+        if not lo <= stream / triad <= hi:
+            warnings.append(
+                f"fp32 GEMV streamed {stream / 1e9:.1f} GB/s against a {triad / 1e9:.1f} GB/s triad probe "
+                f"({stream / triad:.2f}x, plausible {lo}-{hi}): the host was disturbed; translation to other devices "
+                "uses the triad figure for the memory term"
+            )
+            stream = min(max(stream, lo * triad), hi * triad)
+    refs = {}
+    for p in ("fp32", "int8"):
+        pts = [(kn, t) for (q, r), c in gemm.items() if q == p and r == max(rr for qq, rr in gemm if qq == p)
+               for kn, t in zip(c.sizes, c.seconds, strict=True)]  # fmt: skip
+        m_rows = max((r for q, r in gemm if q == p), default=0)
+        refs[p] = max((m_rows * kn / t for kn, t in pts), default=0.0)
+    gqa_dec: dict[str, LinearFit] = {}
+    for ri, regime in enumerate(("cold", "warm")):
+        rows: list[list[float]] = []
+        y: list[float] = []
+        for k in table.kernels:
+            s = k.spec
+            if s.kind == "gqa" and s.m == 1:
+                x = gqa_features(s=1, past=s.past, heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim)
+                rows.append([1.0, x["kv_bytes"], x["macs"]])
+                y.append(per_node[s.id][ri])
+        gqa_dec[regime] = _fit(rows, y, ("c", "kv_bytes", "macs")) if rows else constant_fit(tiny_s)
+    rows2: list[list[float]] = []
+    y2: list[float] = []
+    for k in table.kernels:
+        s = k.spec
+        if s.kind == "gqa" and s.m > 1:
+            x = gqa_features(s=s.m, past=s.past, heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim)
+            rows2.append([1.0, x["kv_bytes"], x["macs"]])
+            y2.append(per_node[s.id][1])
+    gqa_pre = _fit(rows2, y2, ("c", "kv_bytes", "macs")) if rows2 else gqa_dec["warm"]
+    small: dict[str, LinearFit] = {}
+    for kind in ("rotary", "norm", "eltwise", "mul"):
+        pts = [(float(_small_elements(k.spec)), per_node[k.spec.id][1]) for k in table.kernels if k.spec.kind == kind]
+        rows3 = [[1.0, e] for e, _ in pts]
+        small[kind] = _fit(rows3, [t for _, t in pts], ("c", "elements")) if pts else constant_fit(tiny_s)
+    noise = statistics.median(
+        [split_half_noise(k.cold_s) for k in table.kernels] + [split_half_noise(k.warm_s) for k in table.kernels]
+    )
+    return KernelModel(
+        table=table,
+        run_s=run_s,
+        tiny_s=tiny_s,
+        gemv=gemv,
+        gemm=gemm,
+        gemv_overhead_s=overhead,
+        stream_bytes_per_s=stream,
+        triad_bytes_per_s=triad,
+        fp32_gemm_macs_per_s=refs["fp32"],
+        int8_gemm_macs_per_s=refs["int8"],
+        gqa_decode=gqa_dec,
+        gqa_prefill=gqa_pre,
+        small=small,
+        noise_rel=float(noise),
+        per_node_s=per_node,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,130 @@
+"""The kernel-calibration worker: builds every chain of a plan in one process, then times them interleaved.
+
+    stdin : one JSON object {"kernels": [KernelSpec dicts], "threads", "rounds_min", "rounds_max", "budget_s",
+            "seed", "bandwidth_bytes"}
+    stdout: JSON lines: {"event": "built", "done", "total"} while building, {"event": "round", "round", "elapsed_s"}
+            per round, then {"event": "result", ...} with the raw samples; {"event": "error", "message"} on failure
+
+Timing (why this way, ONNXRUNTIME-NOTES.md): on a shared machine interference comes in bursts shorter than a
+second and drift over minutes, so every kernel is sampled once or twice per *round* and the rounds are repeated;
+the order within a round is shuffled, so slow drift and fast bursts hit all kernels alike. Per round each chain
+runs twice back to back: the first run (``cold``) follows the other chains, whose weights together exceed the
+last-level cache, so it reads its weights from DRAM as a decoder larger than the cache does every token; the
+second (``warm``) finds what fits still cached. A short STREAM triad pass runs once per round as the bandwidth
+reference. Raw samples go back to the parent; the estimators live in ``edgefit.kernels.table``.
+
+Run as ``python -I -m edgefit.kernels.worker`` (isolated: nothing is imported from the caller's folder).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from typing import Any, TextIO
+
+import numpy as np
+
+
+def _emit(out: TextIO, event: dict[str, Any]) -> None:
+    out.write(json.dumps(event) + "\n")
+    out.flush()
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def run(job: dict[str, Any], out: TextIO) -> None:
+    import onnxruntime as ort
+
+    from edgefit import probes
+    from edgefit.kernels.graphs import KernelSpec, build_kernel
+
+    threads = int(job["threads"])
+    ort.set_default_logger_severity(3)
+    specs = [KernelSpec.from_dict(d) for d in job["kernels"]]
+    # the runtime's own footprint, before any kernel is built: the "runtime" term of peak memory
+    _empty_model, _ = build_kernel(KernelSpec("empty", 1))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    _warm = ort.InferenceSession(_empty_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    _warm.run(None, {"x": np.ones(1, dtype=np.float32)})
+    base_rss = _rss_bytes()
+    sessions: list[tuple[str, Any, dict[str, np.ndarray]]] = []
+    t_build = time.perf_counter()
+    for i, spec in enumerate(specs):
+        model, feeds = build_kernel(spec, seed=int(job.get("seed", 0)) + i)
+        blob = model.SerializeToString()
+        del model
+        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+        del blob
+        sessions.append((spec.id, sess, feeds))
+        _emit(out, {"event": "built", "done": i + 1, "total": len(specs)})
+    build_s = time.perf_counter() - t_build
+    for _sid, sess, feeds in sessions:  # warm-up: first runs allocate buffers and fault pages in
+        sess.run(None, feeds)
+        sess.run(None, feeds)
+    bw_bytes = int(job.get("bandwidth_bytes") or 0)
+    cold: dict[str, list[float]] = {sid: [] for sid, _, _ in sessions}
+    warm: dict[str, list[float]] = {sid: [] for sid, _, _ in sessions}
+    bandwidth: list[float] = []
+    rng = np.random.default_rng(int(job.get("seed", 0)))
+    rounds_min, rounds_max = int(job["rounds_min"]), int(job["rounds_max"])
+    budget_s = float(job["budget_s"])
+    t0 = time.perf_counter()
+    rounds = 0
+    perf = time.perf_counter
+    while rounds < rounds_max and (rounds < rounds_min or perf() - t0 < budget_s):
+        for idx in rng.permutation(len(sessions)):
+            sid, sess, feeds = sessions[idx]
+            a = perf()
+            sess.run(None, feeds)
+            b = perf()
+            sess.run(None, feeds)
+            c = perf()
+            cold[sid].append(b - a)
+            warm[sid].append(c - b)
+        if bw_bytes:
+            bandwidth.append(probes.quick_bandwidth(duration_s=0.0, total_bytes=bw_bytes))
+        rounds += 1
+        _emit(out, {"event": "round", "round": rounds, "elapsed_s": perf() - t0})
+    probes.release_buffers()
+    _emit(
+        out,
+        {
+            "event": "result",
+            "threads": threads,
+            "rounds": rounds,
+            "build_s": build_s,
+            "rounds_s": perf() - t0,
+            "cold_s": cold,
+            "warm_s": warm,
+            "bandwidth_bytes_per_s": bandwidth,
+            "bandwidth_working_set_bytes": bw_bytes,
+            "runtime_rss_bytes": base_rss,
+            "peak_rss_bytes": _rss_bytes(),
+            "onnxruntime_version": ort.__version__,
+        },
+    )
+
+
+def main() -> int:
+    try:
+        job = json.loads(sys.stdin.readline())
+        run(job, sys.stdout)
+    except Exception as exc:  # reported to the parent, which raises a one-line error
+        _emit(
+            sys.stdout, {"event": "error", "message": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

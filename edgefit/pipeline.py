@@ -1,0 +1,168 @@
+"""This host's state, in one place for predict, fit, report and validate: the host profile, its kernel table
+(measured now when the database has none), its ladder measurements, imported tables and device links.
+
+```
+ detect.host_profile() ─┐
+ Store: kernel tables ──┼──(none for this host? measure one: edgefit.kernels.calibrate, ~30-40 s)──┐
+        ladder runs ────┤                                                                           v
+        device links ───┘──> predict.Calibration (host table, memory model, measured, device tables) ──> HostState
+```
+The host profile is passed on, never fetched again by later stages.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgefit.bench.measurement import Measurement, Phase
+from edgefit.errors import EdgefitError, PredictError
+from edgefit.kernels.table import KernelModel, KernelTable, fit_model
+from edgefit.predict import accounting
+from edgefit.predict.calibration import Calibration
+from edgefit.predict.memfit import MemoryCalibration, fit_memory
+from edgefit.profiles import DeviceProfile
+
+MEASURED_PRECISIONS: tuple[str, ...] = ("fp32", "int8", "int4")
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    host: DeviceProfile
+    fingerprint: str
+    measurements: tuple[Measurement, ...]  # this host's ladder / held-out measurements (may be empty)
+    calibration: Calibration
+    validation: dict[str, Any] | None
+    kernel_run_id: str
+    ran_calibration: bool  # this call measured the kernel table
+
+
+def host_state(
+    db_path: Path,
+    *,
+    calibrate_if_missing: bool = True,
+    devices: Sequence[DeviceProfile] = (),
+    progress: Callable[[str], None] | None = None,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> HostState:
+    """Load (or measure) what predictions need. ``devices``: profiles whose linked hosts' tables to use."""
+    from edgefit import detect
+    from edgefit.store import Store
+
+    fingerprint = detect.host_fingerprint()
+    host = detect.host_profile()
+    with Store(db_path) as store:
+        tables = store.kernel_tables()
+        links = store.device_links()
+        measured = store.measurements(host_fingerprint=fingerprint)
+        validation = store.latest_validation(host_fingerprint=fingerprint)
+    own = [(rid, t) for rid, fp, t in tables if fp == fingerprint]
+    ran = False
+    if not own:
+        if not calibrate_if_missing:
+            raise PredictError(
+                f"{db_path}: no kernel table for this host ({fingerprint}); run `edgefit calibrate` (about "
+                "40 s), or pass --db with a database that has one"
+            )
+        from edgefit.kernels.calibrate import calibrate_and_store
+
+        say(f"no kernel table for this host in {db_path}: measuring one first (`edgefit calibrate`, ~40 s)")
+        run_id, table = calibrate_and_store(db_path, host, fingerprint, progress=progress)
+        own = [(run_id, table.to_dict())]
+        ran = True
+    run_id, raw = own[-1]
+    host_model = fit_model(KernelTable.from_dict(raw, where=f"{db_path}: kernel table of run {run_id}"))
+    others = _latest_per_host((rid, fp, t) for rid, fp, t in tables if fp != fingerprint)
+    cal = build_calibration(host, fingerprint, host_model, measured, others, links, devices)
+    return HostState(host, fingerprint, tuple(measured), cal, validation, run_id, ran)
+
+
+def _latest_per_host(rows: Iterable[tuple[str, str, dict[str, Any]]]) -> dict[str, KernelModel]:
+    """Fingerprint -> fitted model of its latest table; tables that fail to load are skipped (not ours to fix)."""
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for rid, fp, t in rows:
+        latest[fp] = (rid, t)
+    out = {}
+    for fp, (rid, t) in latest.items():
+        try:
+            out[fp] = fit_model(KernelTable.from_dict(t, where=f"kernel table of run {rid}"))
+        except EdgefitError:
+            continue
+    return out
+
+
+def measured_figures(ms: Sequence[Measurement]) -> dict[tuple[str, str], dict[str, float]]:
+    """(model id, precision) -> {"decode@<context>": s, "prefill@<prompt>": s}: median of the raw samples."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for m in ms:
+        if not m.samples_s or m.precision == "file":
+            continue
+        entry = out.setdefault((m.model_id, m.precision), {})
+        med = float(statistics.median(m.samples_s))
+        if m.phase == Phase.DECODE:
+            entry[f"decode@{m.context_tokens}"] = med
+        elif m.phase == Phase.PREFILL:
+            entry[f"prefill@{m.prompt_tokens}"] = med
+    return out
+
+
+def memory_models(ms: Sequence[Measurement], runtime_bytes: float) -> dict[str, MemoryCalibration]:
+    ladder = [m for m in ms if m.precision in MEASURED_PRECISIONS and m.samples_s]
+    specs = accounting.resolve_specs({m.model_id for m in ladder})
+    out = {}
+    for p in MEASURED_PRECISIONS:
+        pts = [m for m in ladder if m.precision == p and m.model_id in specs]
+        if pts:
+            out[p] = fit_memory(p, pts, specs, runtime_bytes)
+    return out
+
+
+def build_calibration(
+    host: DeviceProfile,
+    fingerprint: str,
+    host_model: KernelModel,
+    measured: Sequence[Measurement],
+    other_tables: Mapping[str, KernelModel],
+    links: Mapping[str, tuple[str, ...]],
+    devices: Sequence[DeviceProfile],
+) -> Calibration:
+    device_tables: dict[str, KernelModel] = {}
+    linked: set[str] = set()
+    for d in devices:
+        fps = tuple(links.get(d.id, ())) + tuple(getattr(d, "host_fingerprints", ()) or ())
+        for fp in reversed(fps):  # the latest link wins
+            if fp in other_tables:
+                device_tables[d.id] = other_tables[fp]
+                linked.add(fp)
+                break
+    notes = []
+    if host_model.table.dropped:
+        notes.append(f"kernel table: {len(host_model.table.dropped)} chains left out for memory")
+    return Calibration(
+        host_fingerprint=fingerprint,
+        host_id=host.id,
+        host=host_model,
+        memory=memory_models(measured, float(host_model.table.runtime_rss_bytes)),
+        measured=measured_figures(measured),
+        device_tables=device_tables,
+        other_tables=tuple(m for fp, m in other_tables.items() if fp not in linked),
+        warnings=(),
+        notes=tuple(notes),
+    )
+
+
+def calibration_from_table(table: KernelTable, measured: Sequence[Measurement] = ()) -> Calibration:
+    """A Calibration from one kernel table alone (a recorded fixture, a test): no database, no device links."""
+    from edgefit.predict import synthetic
+
+    host = synthetic.device(table.host.host_id)
+    return build_calibration(host, table.host.host_fingerprint, fit_model(table), measured, {}, {}, ())
+
+
+def resolve_device(ref: str, host: DeviceProfile) -> DeviceProfile:
+    from edgefit import profiles
+
+    return host if ref == "host" else profiles.get_profile(ref)
