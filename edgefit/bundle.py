@@ -243,5 +243,26 @@ def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list
             if isinstance(rm, dict):
                 rm = {**rm, "run_id": run["id"]}
             ms.append(measurement_from_dict(rm, where=f"{where}.measurements[{j}]", strict=True))
+        if "kernel_table" in raw:  # optional: a run of kind "kernels" carries its table
+            run["kernel_table"] = _kernel_table(raw["kernel_table"], run["host_fingerprint"], f"{where}.kernel_table")
         out.append((run, ms))
     return out
+
+
+def _kernel_table(raw: Any, host_fingerprint: str, where: str) -> dict[str, Any]:
+    """A bundled kernel table must load as one (every number finite and in range) and belong to its run's host."""
+    from edgefit.errors import EdgefitError
+    from edgefit.kernels.table import KernelTable
+
+    if not isinstance(raw, dict):
+        raise StoreError(f"{where}: expected an object, found {_shown(raw)}")
+    try:
+        table = KernelTable.from_dict(raw, where=where)
+    except EdgefitError as exc:
+        raise StoreError(str(exc).split("; re-run")[0] + "; re-export the bundle on the machine that measured it") from None
+    if table.host.host_fingerprint != host_fingerprint:
+        raise StoreError(
+            f"{where}.host.host_fingerprint: expected the run's host {host_fingerprint!r}, found "
+            f"{table.host.host_fingerprint!r}; a kernel table belongs to the host that measured it"
+        )
+    return raw

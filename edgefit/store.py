@@ -638,6 +638,7 @@ class Store:
         ids = None if run_ids is None else [self.resolve_run_id(r) for r in run_ids]
         runs = self.runs() if ids is None else tuple(self.run(i) for i in dict.fromkeys(ids))
         env_json = dict(self._conn.execute("SELECT id, environment FROM runs"))
+        tables = {run_id: t for run_id, _fp, t in self.kernel_tables()}
         bundle_runs = []
         n = 0
         for r in runs:
@@ -660,6 +661,8 @@ class Store:
                     "measurements": ms,
                 }
             )
+            if r.id in tables:
+                bundle_runs[-1]["kernel_table"] = tables[r.id]
         bundle = {
             "format": BUNDLE_FORMAT,
             "schema_version": BUNDLE_SCHEMA_VERSION,
@@ -708,6 +711,12 @@ class Store:
                     c.execute(
                         "UPDATE runs SET status = ?, finished_at = ? WHERE id = ? AND status = 'running'",
                         (run["status"], run["finished_at"], run["id"]),
+                    )
+                if "kernel_table" in run:
+                    c.execute(
+                        "INSERT OR IGNORE INTO kernel_tables (run_id, host_fingerprint, created_at, kernel_table) "
+                        "VALUES (?, ?, ?, ?)",
+                        (run["id"], run["host_fingerprint"], _now(), dumps_json(run["kernel_table"])),
                     )
                 for m in ms:
                     names, values = self._row_values(m)
