@@ -259,7 +259,8 @@ def _kernel_table(raw: Any, host_fingerprint: str, where: str) -> dict[str, Any]
     try:
         table = KernelTable.from_dict(raw, where=where)
     except EdgefitError as exc:
-        raise StoreError(str(exc).split("; re-run")[0] + "; re-export the bundle on the machine that measured it") from None
+        what = str(exc).split("; re-run")[0]
+        raise StoreError(f"{what}; re-export the bundle on the machine that measured it") from None
     if table.host.host_fingerprint != host_fingerprint:
         raise StoreError(
             f"{where}.host.host_fingerprint: expected the run's host {host_fingerprint!r}, found "

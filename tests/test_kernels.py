@@ -138,7 +138,8 @@ def test_op_list_equals_onnxruntimes_optimized_graph(variant: str, precision: st
     so.optimized_model_filepath = str(tmp_path / "opt.onnx")
     so.log_severity_level = 3
     ort.InferenceSession(str(built.path), so, providers=["CPUExecutionProvider"])
-    got = collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath, load_external_data=False).graph.node)
+    optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)
+    got = collections.Counter(n.op_type for n in optimized.graph.node)
     assert dict(got) == ort_op_counts(decoder_ops(built.spec, precision, tokens=1, past=0))
 
 
