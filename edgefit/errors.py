@@ -51,3 +51,8 @@ class StoreError(EdgefitError, RuntimeError):
 
 class PredictError(EdgefitError, ValueError):
     """Prediction impossible: no measurements for the precision, or a fit that cannot be made."""
+
+
+class FleetError(EdgefitError, RuntimeError):
+    """`edgefit fleet`: ansible-core missing, an inventory Ansible cannot read, a wheel that cannot be built.
+    (A host that fails is not an error: it is reported with its reason and the others carry on.)"""
