@@ -90,3 +90,25 @@ def test_injected_executor_measures_no_power_by_default(tmp_path: Path) -> None:
     s = _ladder(tmp_path, executor=InProcessExecutor(_runner))
     assert OFF.note == "" and not any("power" in n for n in s.notes)
     assert all(m.power == () for m in s.measurements)
+
+
+def test_results_show_gives_measured_watts_and_joules_per_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgefit.cli import main
+
+    board = Board()
+    setup = setup_power(Discovery((board.sensor,)), idle_s=0.05)
+    s = _ladder(tmp_path, executor=InProcessExecutor(_runner, power=board.sampler), power=setup)
+    capsys.readouterr()
+    assert main(["results", "show", s.run_id[:8], "--db", str(tmp_path / "db.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "power [W]" in out and "energy [mJ/unit]" in out and "fake:board (board)" in out
+    assert "15" in out  # 7.5 W x 2 ms = 15 mJ per decoded token
+    assert main(["results", "show", s.run_id[:8], "--json", "--db", str(tmp_path / "db.sqlite")]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)["measurements"]
+    dec = next(r for r in rows if r["phase"] == "decode")
+    assert dec["energy"]["energy_j"] == pytest.approx(0.015) and dec["energy"]["basis"] == "measured"
+    assert dec["energy"]["energy_above_idle_j"] == pytest.approx(0.009)

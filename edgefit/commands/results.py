@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from edgefit.bench.measurement import Measurement, WarningCode
+from edgefit.bench.powerhook import energy_unit, measured_energy
 from edgefit.commands._common import add_db_flag, add_json_flag, check_output_file, console, db_path, print_json
 from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
@@ -147,6 +150,7 @@ def _show(args: argparse.Namespace) -> int:
         for m in ms:
             d = measurement_to_dict(m)
             d["summary"] = summarize(m.samples_s).to_dict()
+            d["energy"] = _energy_dict(m)  # measured energy per unit (token / prompt token / inference), or None
             rows.append(d)
         print_json({"run": info.to_dict(), "measurements": rows})
         return 0
@@ -189,9 +193,20 @@ def _show(args: argparse.Namespace) -> int:
         table.add_column(escape(col))
     for col in ("prompt", "context", "threads", "n", "median [ms]", "CV [%]", "CI95 ± [%]", "peak RSS [MiB]"):
         table.add_column(escape(col), justify="right")
+    power = any(m.power for m in ms)  # measured power columns only where a sensor was read
+    if power:
+        for col in ("power [W]", "energy [mJ/unit]", "above idle [mJ/unit]"):
+            table.add_column(escape(col), justify="right")
     table.add_column("warnings")
     for m in ms:
         s = summarize(m.samples_s)
+        e = measured_energy(m)
+        above = None if e is None else e.energy_above_idle_j
+        pw = (
+            ("-", "-", "-")
+            if e is None
+            else (f"{e.mean_w:.2f}", f"{e.energy_j * 1e3:.3g}", "-" if above is None else f"{above * 1e3:.3g}")
+        )
         ci = "-" if not math.isfinite(s.ci95_rel) else f"{s.ci95_rel * 100:.1f}"
         cv = "-" if not math.isfinite(s.cv) else f"{s.cv * 100:.1f}"
         _add_row(
@@ -207,10 +222,46 @@ def _show(args: argparse.Namespace) -> int:
             cv,
             ci,
             "-" if m.peak_rss_bytes is None else f"{m.peak_rss_bytes / MIB:.0f}",
+            *(pw if power else ()),
             ", ".join(w.code.value for w in m.warnings),
         )
     _print_table(out, table)
+    _print_power_notes(out, ms, power)
     return 0
+
+
+def _energy_dict(m: Measurement) -> dict[str, Any] | None:
+    e = measured_energy(m)
+    if e is None:
+        return None
+    return {"unit": energy_unit(m), "sensor": e.sensor, "covers": e.covers, "mean_w": e.mean_w,
+            "energy_j": e.energy_j, "energy_above_idle_j": e.energy_above_idle_j,
+            "uncertainty_rel": e.uncertainty_rel, "basis": "measured"}  # fmt: skip
+
+
+def _print_power_notes(out: Console, ms: Sequence[Measurement], power: bool) -> None:
+    """What the power columns mean (units per phase, sensor coverage), or that no sensor was read; sustained
+    runs: their rates and sustained/burst ratio."""
+    if power:
+        sensors = sorted({(r.sensor, r.covers) for m in ms for r in m.power})
+        out.print(
+            "power: measured here by " + ", ".join(f"{s} ({c})" for s, c in sensors) + "; energy per unit = mean W x "
+            "median latency: per token (decode), per prompt token (prefill), per inference (run)",
+            markup=False,
+        )
+    else:
+        out.print("power: no sensor readings in this run (no power sensor found); energy elsewhere is estimated")
+    for m in ms:
+        ser = m.sustained
+        if ser is not None and ser.sustained_ratio is not None:
+            unit = "tok/s" if ser.unit == "tokens" else "inf/s"
+            tmax = ser.max_temperature_c()
+            out.print(
+                f"sustained {m.model_id} {m.precision}: burst {ser.burst_rate_per_s:.1f} {unit}, sustained "
+                f"{ser.sustained_rate_per_s:.1f} {unit}, ratio {ser.sustained_ratio:.3f} over {len(ser.t_s)} points"
+                + ("" if tmax is None else f", max {tmax:.1f} °C"),
+                markup=False,
+            )
 
 
 def _export(args: argparse.Namespace) -> int:
