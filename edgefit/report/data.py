@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from edgefit import catalog
+from edgefit.bench.series import SustainedSeries
 from edgefit.catalog import ModelSpec
 from edgefit.errors import CatalogError, PredictError
 from edgefit.predict.prediction import Prediction
@@ -41,6 +42,33 @@ class ScalingPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class MeasuredEnergy:
+    """Energy of one unit measured on this host by its own power sensor (edgefit.power), basis measured."""
+
+    model_id: str
+    precision: str
+    phase: str  # decode | prefill | run | sustained
+    context_tokens: int
+    unit: str  # token | prompt token | inference
+    sensor: str
+    covers: str  # board | battery | platform | soc | package
+    mean_w: float
+    energy_j: float  # per unit, total
+    energy_above_idle_j: float | None  # per unit, above the idle draw measured before the run
+    uncertainty_rel: float
+
+
+@dataclass(frozen=True, slots=True)
+class SustainedRun:
+    """One `edgefit bench --sustained` run on this host (the series is plotted)."""
+
+    model_id: str
+    precision: str
+    started_at: str
+    series: SustainedSeries
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """A (model, precision, device) the predictor could not do, with its reason."""
 
@@ -63,6 +91,9 @@ class ReportData:
     skipped: tuple[Skipped, ...] = ()
     host_device_id: str | None = None  # "host" when this host's own predictions are included
     demand_tokens_per_s: float = 100.0  # aggregate demand the procurement tables size a fleet for (~20 readers)
+    measured_energy: tuple[MeasuredEnergy, ...] = ()  # this host's own power sensors, per measurement
+    sustained: tuple[SustainedRun, ...] = ()  # this host's sustained runs
+    power_note: str = ""  # "no power sensor found ..." when this host's measurements carry no power reading
 
     # --- lookups ---
     def verdict(self, model_id: str, precision: str, device_id: str) -> Verdict | None:

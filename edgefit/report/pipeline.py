@@ -23,7 +23,7 @@ from edgefit.errors import PredictError
 from edgefit.pipeline import MEASURED_PRECISIONS, HostState
 from edgefit.predict.prediction import Prediction
 from edgefit.profiles import DeviceProfile
-from edgefit.report.data import ReportData, ScalingPoint, collect_verdicts
+from edgefit.report.data import MeasuredEnergy, ReportData, ScalingPoint, SustainedRun, collect_verdicts
 from edgefit.verdict import Workload, model_params
 
 # Precisions a report predicts: what edgefit measures, plus two common GGUF formats (memory, nearest speed).
@@ -87,6 +87,7 @@ def build_report_data(
 ) -> ReportData:
     verdicts, skipped = collect_verdicts(specs, devices, precisions, workload, predictor(state, workload))
     scaling = scaling_points(state, specs) if include_scaling else ()
+    energy, sustained, power_note = measured_power(state.measurements)
     return ReportData(
         workload=workload,
         devices=tuple(devices),
@@ -99,7 +100,40 @@ def build_report_data(
         skipped=skipped,
         host_device_id=state.host.id if any(d.id == state.host.id for d in devices) else None,
         demand_tokens_per_s=demand_tokens_per_s,
+        measured_energy=energy,
+        sustained=sustained,
+        power_note=power_note,
     )
+
+
+def measured_power(
+    measurements: Sequence[Measurement],
+) -> tuple[tuple[MeasuredEnergy, ...], tuple[SustainedRun, ...], str]:
+    """This host's measured energy per unit (decode, run and sustained rows with a power reading), its sustained
+    runs, and a note when no measurement carries a power reading (the energy figures are then estimates)."""
+    from edgefit.bench.powerhook import energy_unit, measured_energy
+
+    energy = []
+    for m in measurements:
+        if m.phase not in (Phase.DECODE, Phase.RUN, Phase.SUSTAINED):
+            continue
+        e = measured_energy(m)
+        if e is not None:
+            energy.append(MeasuredEnergy(m.model_id, m.precision, m.phase.value, m.context_tokens, energy_unit(m),
+                                         e.sensor, e.covers, e.mean_w, e.energy_j, e.energy_above_idle_j,
+                                         e.uncertainty_rel))  # fmt: skip
+    sustained = [
+        SustainedRun(m.model_id, m.precision, m.started_at or "", m.sustained)
+        for m in measurements
+        if m.phase == Phase.SUSTAINED and m.sustained is not None
+    ]
+    note = ""
+    if measurements and not energy:
+        note = (
+            "no power sensor found on this host (none of its measurements carries a power reading): every energy "
+            "figure in this report is an estimate from the device profiles' load power x predicted time"
+        )
+    return tuple(energy), tuple(sorted(sustained, key=lambda s: s.started_at)), note
 
 
 ROLE_WORDS = {

@@ -234,11 +234,18 @@ def pareto_figure(data: ReportData) -> Figure:
     return fig
 
 
+def sustained_figure(data: ReportData) -> Figure:
+    from edgefit.report.energy import draw_sustained
+
+    return draw_sustained(_plt(), data)
+
+
 PLOTS: dict[str, Callable[[ReportData], Figure]] = {
     "verdicts": verdict_heatmap_figure,
     "scaling": scaling_figure,
     "memory": memory_figure,
     "pareto": pareto_figure,
+    "sustained": sustained_figure,
 }
 
 
@@ -247,6 +254,8 @@ def render_plots(data: ReportData) -> dict[str, dict[str, bytes]]:
     plt = _plt()
     out: dict[str, dict[str, bytes]] = {}
     for name, draw in PLOTS.items():
+        if name == "sustained" and not data.sustained:
+            continue  # drawn only when this host has a sustained run
         fig = draw(data)
         try:
             svg, png = io.BytesIO(), io.BytesIO()

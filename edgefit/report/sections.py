@@ -17,6 +17,7 @@ PLOT_TITLES: dict[str, str] = {
     "scaling": "Decode time per token against bytes read per token on this host (log-log)",
     "memory": "Memory the runtime holds against each device's usable RAM",
     "pareto": "Procurement: price against decode speed, energy per 1k tokens as colour",
+    "sustained": "Sustained run on this host: rate, temperature, CPU clock and power over time",
 }
 
 
@@ -120,6 +121,11 @@ def build(data: ReportData) -> Document:
             plots=("scaling",),
         )
     )
+    from edgefit.report.energy import energy_section  # measured power and sustained speed, when there are any
+
+    energy = energy_section(data)
+    if energy is not None:
+        out.append(energy)
     out.append(Section("Devices", tables=(tables.device_table(data),)))
     if data.skipped:
         out.append(Section("Not predicted", bullets=_skipped(data)))
