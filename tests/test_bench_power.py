@@ -67,6 +67,9 @@ def test_measurements_carry_power_total_and_above_idle(tmp_path: Path) -> None:
     assert e.energy_j == pytest.approx(7.5 * 0.002)
     assert e.energy_above_idle_j == pytest.approx(4.5 * 0.002)
     assert any(n.startswith("power sensors: fake:board (board); idle 3.00 W") for n in s.notes)
+    js = s.to_dict()["measurements"]
+    dec_js = next(d for d in js if d["phase"] == "decode")
+    assert dec_js["energy"]["energy_j"] == pytest.approx(0.015) and dec_js["power"][0]["sensor"] == "fake:board"
     # stored and read back intact, and carried by a bundle to another database
     with Store(tmp_path / "db.sqlite") as st:
         assert st.measurements(run_id=s.run_id) == s.measurements

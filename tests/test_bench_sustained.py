@@ -113,3 +113,26 @@ def test_bad_input_is_refused_before_the_database(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--sustained"):
         bench_sustained("ladder-7m", 0, db_path=tmp_path / "db.sqlite")
     assert not (tmp_path / "db.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["bench", "--sustained", "10"], "--model"),
+        (["bench", "--model", "ladder-7m"], "--sustained"),
+        (["bench", "--sustained", "-1", "--model", "ladder-7m"], "--sustained"),
+        (["bench", "--sustained", "5", "--model", "ladder-7m", "--precision", "fp32,int8"], "one precision"),
+        (["bench", "--sustained", "5", "--model", "no-such-model"], "no-such-model"),
+        (["bench", "--sustained", "5", "--model", "missing.onnx"], "missing.onnx"),
+    ],
+)
+def test_cli_bad_sustained_input_exits_2_without_a_database(
+    argv: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgefit.cli import main
+
+    db = tmp_path / "db.sqlite"
+    assert main([*argv, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert not db.exists()

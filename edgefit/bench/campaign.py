@@ -27,7 +27,7 @@ from edgefit.bench.executor import Executor, ModelJob, StopFlag, WorkerExecutor,
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.bench.modelfile import ModelFileInfo, file_sha256_16, inspect_model_file
-from edgefit.bench.powerhook import OFF, PowerSetup, setup_power
+from edgefit.bench.powerhook import OFF, PowerSetup, energy_dict, setup_power
 from edgefit.bench.progress import BenchProgress, make_progress
 from edgefit.bench.quality import QualityContext, assess
 from edgefit.bench.runner import PROVIDER
@@ -135,7 +135,11 @@ def measurement_summary(m: Measurement) -> dict[str, Any]:
         "probe_bandwidth_bytes_per_s": m.probe_bandwidth_bytes_per_s,
         "warnings": [{"code": w.code.value, "value": w.value, "threshold": w.threshold, "message": w.message}
                      for w in m.warnings],
+        "power": [r.to_dict() for r in m.power],  # measured here, one reading per sensor; [] = none readable
+        "energy": energy_dict(m),
+        "sustained": None if m.sustained is None else m.sustained.to_dict(),
     }  # fmt: skip
+
 
 
 @dataclass(frozen=True, slots=True)

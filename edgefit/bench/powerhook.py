@@ -74,3 +74,20 @@ def energy_unit(m: Any) -> str:
     if phase == "run" or (phase == "sustained" and m.prompt_tokens == 0):
         return "inference"
     return "token"
+
+
+def energy_dict(m: Any) -> dict[str, Any] | None:
+    """``measured_energy`` for JSON output (base units, basis "measured"), or None without a reading."""
+    e = measured_energy(m)
+    if e is None:
+        return None
+    return {
+        "unit": energy_unit(m),
+        "sensor": e.sensor,
+        "covers": e.covers,
+        "mean_w": e.mean_w,
+        "energy_j": e.energy_j,
+        "energy_above_idle_j": e.energy_above_idle_j,
+        "uncertainty_rel": e.uncertainty_rel,
+        "basis": "measured",
+    }

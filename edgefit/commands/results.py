@@ -12,14 +12,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from edgefit.bench.measurement import Measurement, WarningCode
-from edgefit.bench.powerhook import energy_unit, measured_energy
+from edgefit.bench.powerhook import energy_dict, measured_energy
 from edgefit.commands._common import add_db_flag, add_json_flag, check_output_file, console, db_path, print_json
 from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
@@ -150,7 +149,7 @@ def _show(args: argparse.Namespace) -> int:
         for m in ms:
             d = measurement_to_dict(m)
             d["summary"] = summarize(m.samples_s).to_dict()
-            d["energy"] = _energy_dict(m)  # measured energy per unit (token / prompt token / inference), or None
+            d["energy"] = energy_dict(m)  # measured energy per unit (token / prompt token / inference), or None
             rows.append(d)
         print_json({"run": info.to_dict(), "measurements": rows})
         return 0
@@ -229,14 +228,6 @@ def _show(args: argparse.Namespace) -> int:
     _print_power_notes(out, ms, power)
     return 0
 
-
-def _energy_dict(m: Measurement) -> dict[str, Any] | None:
-    e = measured_energy(m)
-    if e is None:
-        return None
-    return {"unit": energy_unit(m), "sensor": e.sensor, "covers": e.covers, "mean_w": e.mean_w,
-            "energy_j": e.energy_j, "energy_above_idle_j": e.energy_above_idle_j,
-            "uncertainty_rel": e.uncertainty_rel, "basis": "measured"}  # fmt: skip
 
 
 def _print_power_notes(out: Console, ms: Sequence[Measurement], power: bool) -> None:
