@@ -372,3 +372,18 @@ def describe(result: ProbeResult) -> str:
         f"{result.value / scale:.1f} {unit} (min {result.min / scale:.1f}, max {result.max / scale:.1f}, "
         f"{len(result.samples)} passes)"
     )
+
+
+def triad_pass(total_bytes: int, threads: int | None = None) -> float:
+    """One STREAM-like triad pass (bytes/s) over arrays kept between calls (``quick_bandwidth``'s): the kernel
+    calibration takes one per round and keeps the fastest, instead of a median of several per call."""
+    nthreads = threads or default_threads()
+    key = f"triad-{nthreads}-{total_bytes}"
+    if key not in _QUICK:
+        release_buffers()
+        pool = ThreadPoolExecutor(max_workers=nthreads)
+        _QUICK[key] = (_StreamArrays(total_bytes, nthreads, pool), pool)
+        arrays = _QUICK[key][0]
+        arrays.run(arrays.triad_chunk)  # first touch
+    arrays = _QUICK[key][0]
+    return float(3 * _F64 * arrays.n) / arrays.run(arrays.triad_chunk)

@@ -91,7 +91,7 @@ def test_empty_db_without_calibration_is_a_clear_error(tmp_path: Path, monkeypat
     from edgefit.predict import synthetic
 
     monkeypatch.setattr(detect, "host_profile", lambda *a, **k: synthetic.device("host"))
-    with pytest.raises(PredictError, match="no kernel table for this host.*edgefit calibrate"):
+    with pytest.raises(PredictError, match=r"no kernel table for this host.*edgefit calibrate"):
         pipeline.host_state(tmp_path / "empty.sqlite", calibrate_if_missing=False)
 
 

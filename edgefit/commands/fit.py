@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from edgefit.catalog import ModelSpec
@@ -185,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
         for s in data.skipped:
             out.print(f"[dim]not predicted: {s.model_id} @ {s.precision} on {s.device_id}: {s.reason}[/]")
     if args.require and not ok:
+        if args.json:  # stdout holds the JSON; say the outcome where a CI log shows it
+            print(f"edgefit fit --require: {len(failed) + len(price_failures)} combination(s) do not meet the "
+                  "workload (see 'ok' and 'results' in the JSON)", file=sys.stderr)  # fmt: skip
         return 1
     return 0
 

@@ -110,7 +110,8 @@ def _print_human(pred: Prediction, max_ctx: int) -> None:
         f"calibration: kernel table of {cal.get('table_host_id')} ({cal.get('table_role')}), "
         f"{cal.get('calibration_precision')} kernels, {cal.get('regime')} weights; decode = fixed "
         f"{float(cal.get('decode_fixed_s', 0.0)) * 1e3:.2f} ms + memory "
-        f"{float(cal.get('decode_memory_s', 0.0)) * 1e3:.2f} ms + compute {float(cal.get('decode_compute_s', 0.0)) * 1e3:.2f} ms (memory/compute: the larger counts "
+        f"{float(cal.get('decode_memory_s', 0.0)) * 1e3:.2f} ms + compute "
+        f"{float(cal.get('decode_compute_s', 0.0)) * 1e3:.2f} ms (memory/compute: the larger counts "
         f"per node); table noise {float(cal.get('table_noise_rel', 0.0)):.1%}",
         markup=False,
         highlight=False,

@@ -37,7 +37,7 @@ from edgefit.fleet.ansible import Event, require_ansible, run_playbook
 from edgefit.fleet.inventory import FleetHost, load_inventory
 from edgefit.fleet.outcome import Problem, classify_bench, classify_task, parse_summary, python_version
 from edgefit.fleet.state import save_state
-from edgefit.fleet.wheel import edgefit_wheel
+from edgefit.fleet.wheel import edgefit_wheel, wheelhouse_tar
 from edgefit.profiles import DeviceProfile
 from edgefit.store import Store
 
@@ -363,9 +363,10 @@ def bench_fleet(
         hosts = tuple(h for h in hosts if h.name in limit)
     out_dir.mkdir(parents=True, exist_ok=True)
     wheel = edgefit_wheel(out_dir, wheels_dir)
+    wheelhouse = wheelhouse_tar(wheels_dir, out_dir) if wheels_dir is not None else None
     extra_vars = {
         "ef_wheel": str(wheel),
-        "ef_wheelhouse": str(wheels_dir.resolve()) if wheels_dir is not None else "",
+        "ef_wheelhouse": str(wheelhouse.resolve()) if wheelhouse is not None else "",
         "ef_models": [{"src": str(m.src), "dest": m.dest} for m in request.models],
         "ef_bench_args": list(request.args),
         "ef_key": request.key,

@@ -7,9 +7,11 @@ is no source to build from: the wheel is taken from ``--wheels DIR`` (``edgefit-
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -31,6 +33,29 @@ def source_tree() -> Path | None:
 def _in_wheelhouse(wheels_dir: Path) -> Path | None:
     found = sorted(wheels_dir.glob(f"edgefit-{__version__}-*.whl"))
     return found[-1] if found else None
+
+
+def wheelhouse_tar(wheels_dir: Path, work_dir: Path) -> Path:
+    """``wheels_dir``'s wheels as one tar in ``work_dir`` (one transfer per host instead of one per file), named
+    by a hash of the wheels' names, sizes and times so an unchanged folder is neither re-packed nor re-sent."""
+    wheels = sorted(p for p in wheels_dir.iterdir() if p.is_file() and p.name.endswith(".whl"))
+    if not wheels:
+        raise FleetError(f"--wheels {wheels_dir}: no .whl files in it; fill it with `pip wheel -w {wheels_dir} ...`")
+    h = hashlib.sha256()
+    for p in wheels:
+        st = p.stat()
+        h.update(f"{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    target = work_dir / f"wheelhouse-{h.hexdigest()[:16]}.tar"
+    if not target.exists():
+        work_dir.mkdir(parents=True, exist_ok=True)
+        for old in work_dir.glob("wheelhouse-*.tar"):
+            old.unlink()
+        tmp = target.with_name(target.name + ".tmp")
+        with tarfile.open(tmp, "w") as tar:  # wheels are zip files already: no compression
+            for p in wheels:
+                tar.add(p, arcname=p.name)
+        tmp.replace(target)
+    return target
 
 
 def edgefit_wheel(work_dir: Path, wheels_dir: Path | None = None, *, timeout_s: float = 600.0) -> Path:

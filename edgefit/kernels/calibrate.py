@@ -94,6 +94,7 @@ def measure_table(
         seconds=time.perf_counter() - t0,
         dropped=plan.dropped,
         notes=(f"{len(plan.dropped)} chains left out to stay within a quarter of free RAM",) if plan.dropped else (),
+        others_cores=float(result.get("others_cores", 0.0)),
     )
     return table
 

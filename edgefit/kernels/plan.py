@@ -26,8 +26,11 @@ GEMV_SHAPES = ((256, 256), (256, 1024), (512, 2048), (1024, 1024), (1024, 4096),
 FP32_MAX_GEMV_BYTES = 16 * MIB
 GEMM_ROWS = (16, 128)
 GEMM_SHAPES = ((512, 2048), (1024, 1024), (2048, 2048))
+# per node: 128 x 2048 x 2048 fp32 (~10 ms here) would dominate every round; the rate is flat beyond ~2^27 MACs,
+# so larger GEMMs are priced in proportion
+GEMM_MAX_MACS = 2**28
 GQA_LAYOUTS = ((8, 2, 64), (16, 16, 64), (32, 8, 128))  # heads, kv heads, head_dim: GQA 4:1 and MHA (kv bytes vs MACs)
-GQA_PASTS = (0, 256, 1024, 2048)
+GQA_PASTS = (0, 256, 1024)
 GQA_PREFILL = ((16, 4, 64), (32, 8, 128))
 SMALL_ROWS = (1, 128)
 CHAIN_BYTES = 16 * MIB
@@ -57,7 +60,8 @@ def default_plan(available_bytes: int, precisions: tuple[str, ...] = PRECISIONS)
             ks.append(KernelSpec("linear", _nodes_for(probe.weight_bytes_per_node()), precision=p, m=1, k=k, n=n))
         for m in GEMM_ROWS:
             for k, n in GEMM_SHAPES:
-                ks.append(KernelSpec("linear", 2, precision=p, m=m, k=k, n=n))
+                if m * k * n <= GEMM_MAX_MACS:
+                    ks.append(KernelSpec("linear", 2, precision=p, m=m, k=k, n=n))
     for heads, kvh, hd in GQA_LAYOUTS:
         for past in GQA_PASTS:
             kv = 2 * 4 * kvh * hd * max(past, 1)

@@ -64,6 +64,7 @@ class KernelTable:
     seconds: float  # wall time of the calibration
     dropped: tuple[str, ...] = ()  # chains left out for memory
     notes: tuple[str, ...] = ()
+    others_cores: float = 0.0  # CPU cores other processes used on average while the rounds ran
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class KernelTable:
             "seconds": self.seconds,
             "dropped": list(self.dropped),
             "notes": list(self.notes),
+            "others_cores": self.others_cores,
         }
 
     @classmethod
@@ -125,6 +127,7 @@ class KernelTable:
                 seconds=_num(data["seconds"], 0.0, 1e7),
                 dropped=tuple(_str(x) for x in data.get("dropped", ())),
                 notes=tuple(_str(x) for x in data.get("notes", ())),
+                others_cores=_num(data.get("others_cores", 0.0), 0.0, 4096.0),
             )
         except (KeyError, TypeError, ValueError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -137,15 +140,20 @@ def _str(v: Any) -> str:
     return v
 
 
+def _short(v: Any) -> str:
+    text = repr(v) if not isinstance(v, int) or abs(v) < 10**30 else "a huge integer"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _int(v: Any, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ValueError(f"expected an integer in {lo}..{hi}, found {v!r}")
+        raise ValueError(f"expected an integer in {lo}..{hi}, found {_short(v)}")
     return v
 
 
 def _num(v: Any, lo: float, hi: float) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
-        raise ValueError(f"expected a finite number in {lo:g}..{hi:g}, found {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi or not math.isfinite(v):
+        raise ValueError(f"expected a finite number in {lo:g}..{hi:g}, found {_short(v)}")
     return float(v)
 
 
@@ -330,12 +338,13 @@ def fit_model(table: KernelTable) -> KernelModel:
                 "uses the triad figure for the memory term"
             )
             stream = min(max(stream, lo * triad), hi * triad)
-    refs = {}
-    for p in ("fp32", "int8"):
-        pts = [(kn, t) for (q, r), c in gemm.items() if q == p and r == max(rr for qq, rr in gemm if qq == p)
-               for kn, t in zip(c.sizes, c.seconds, strict=True)]  # fmt: skip
-        m_rows = max((r for q, r in gemm if q == p), default=0)
-        refs[p] = max((m_rows * kn / t for kn, t in pts), default=0.0)
+    # compute references: the fastest MAC rate of any GEMM chain of the class (several chains, so one chain hit
+    # by interference in every round cannot move the reference)
+    refs = {
+        p: max((r * kn / t for (q, r), c in gemm.items() if q == p for kn, t in zip(c.sizes, c.seconds, strict=True)),
+               default=0.0)
+        for p in ("fp32", "int8")
+    }  # fmt: skip
     gqa_dec: dict[str, LinearFit] = {}
     for ri, regime in enumerate(("cold", "warm")):
         rows: list[list[float]] = []
@@ -361,6 +370,11 @@ def fit_model(table: KernelTable) -> KernelModel:
         pts = [(float(_small_elements(k.spec)), per_node[k.spec.id][1]) for k in table.kernels if k.spec.kind == kind]
         rows3 = [[1.0, e] for e, _ in pts]
         small[kind] = _fit(rows3, [t for _, t in pts], ("c", "elements")) if pts else constant_fit(tiny_s)
+    if table.others_cores > 0.25:
+        warnings.append(
+            f"other processes used {table.others_cores:.1f} cores on average while the kernel table was measured: "
+            "its times may be high; re-run `edgefit calibrate` on a quiet machine"
+        )
     noise = statistics.median(
         [split_half_noise(k.cold_s) for k in table.kernels] + [split_half_noise(k.warm_s) for k in table.kernels]
     )

@@ -77,6 +77,10 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     rng = np.random.default_rng(int(job.get("seed", 0)))
     rounds_min, rounds_max = int(job["rounds_min"]), int(job["rounds_max"])
     budget_s = float(job["budget_s"])
+    import psutil
+
+    me = psutil.Process()
+    cpu0, mine0 = psutil.cpu_times(), me.cpu_times()
     t0 = time.perf_counter()
     rounds = 0
     perf = time.perf_counter
@@ -91,9 +95,14 @@ def run(job: dict[str, Any], out: TextIO) -> None:
             cold[sid].append(b - a)
             warm[sid].append(c - b)
         if bw_bytes:
-            bandwidth.append(probes.quick_bandwidth(duration_s=0.0, total_bytes=bw_bytes))
+            bandwidth.append(probes.triad_pass(bw_bytes, threads))
         rounds += 1
         _emit(out, {"event": "round", "round": rounds, "elapsed_s": perf() - t0})
+    wall = perf() - t0
+    cpu1, mine1 = psutil.cpu_times(), me.cpu_times()
+    busy = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    mine = (mine1.user + mine1.system) - (mine0.user + mine0.system)
+    others_cores = max(busy - mine, 0.0) / max(wall, 1e-9)  # CPU other processes used while we timed
     probes.release_buffers()
     _emit(
         out,
@@ -102,7 +111,8 @@ def run(job: dict[str, Any], out: TextIO) -> None:
             "threads": threads,
             "rounds": rounds,
             "build_s": build_s,
-            "rounds_s": perf() - t0,
+            "rounds_s": wall,
+            "others_cores": others_cores,
             "cold_s": cold,
             "warm_s": warm,
             "bandwidth_bytes_per_s": bandwidth,

@@ -1,0 +1,143 @@
+"""Repeatability of the answer: two kernel calibrations back to back on this host, then decode tok/s predicted
+for a grid of catalog models x fp32/int8/int4 x devices with each; how far the answers move (issue 10's target:
+median <= 5 %, worst <= 15 %).
+
+    python -m pytest benchmarks/bench_repeatability.py --benchmark-enable -s        # measures two tables now
+    python benchmarks/bench_repeatability.py --db PATH                              # compares the last two
+                                                                                    # tables of this host in PATH
+
+Also compares estimators on the same raw samples (minimum over rounds, 10th/25th percentile, median): the one
+whose answers move least between the two calibrations is the one ``edgefit.kernels.table`` should use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from edgefit import catalog, profiles
+from edgefit.kernels import table as kt
+from edgefit.kernels.table import KernelTable, fit_model
+from edgefit.pipeline import calibration_from_table
+from edgefit.predict import predict
+
+MODELS = ("qwen2.5-0.5b", "llama-3.2-1b", "llama-3.2-3b", "phi-3-mini-4k", "llama-3.1-8b")
+PRECISIONS = ("fp32", "int8", "int4")
+DEVICES = ("host", "raspberry-pi-5-8gb", "intel-n100-mini-pc-16gb", "nvidia-jetson-orin-nano-super-8gb",
+           "apple-macbook-air-m2-16gb")  # fmt: skip
+
+
+def _devices() -> list[profiles.DeviceProfile | None]:
+    out: list[profiles.DeviceProfile | None] = []
+    for d in DEVICES:
+        if d == "host":
+            out.append(None)
+            continue
+        try:
+            out.append(profiles.get_profile(d))
+        except Exception:  # a renamed profile: use what exists
+            continue
+    return out
+
+
+def grid(table: KernelTable) -> dict[tuple[str, str, str], float]:
+    cal = calibration_from_table(table)
+    from edgefit.predict import synthetic
+
+    host = synthetic.device(table.host.host_id)
+    out = {}
+    for mid in MODELS:
+        spec = catalog.load_spec(mid)
+        for p in PRECISIONS:
+            for d in _devices():
+                dev = d or host
+                pred = predict(spec, p, dev, cal, context_tokens=512, prompt_tokens=128, use_measurements=False)
+                out[(mid, p, dev.id)] = pred.decode_tokens_per_s.value
+    return out
+
+
+def moves(a: dict[tuple[str, str, str], float], b: dict[tuple[str, str, str], float]) -> tuple[float, float, int]:
+    rel = [abs(b[k] / a[k] - 1) for k in a if k in b]
+    return statistics.median(rel), max(rel), len(rel)
+
+
+def _with_estimator(
+    fn: Callable[[Sequence[float]], float],
+) -> Callable[[KernelTable], dict[tuple[str, str, str], float]]:
+    def run(table: KernelTable) -> dict[tuple[str, str, str], float]:
+        orig = kt.estimate
+        kt.estimate = fn  # type: ignore[assignment]
+        try:
+            return grid(table)
+        finally:
+            kt.estimate = orig  # type: ignore[assignment]
+
+    return run
+
+
+def _q(q: float) -> Callable[[Sequence[float]], float]:
+    def f(xs: Sequence[float]) -> float:
+        s = sorted(xs)
+        return float(s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))])
+
+    return f
+
+
+ESTIMATORS: dict[str, Callable[[Sequence[float]], float]] = {
+    "min": lambda xs: float(min(xs)),
+    "q10": _q(0.10),
+    "q25": _q(0.25),
+    "median": lambda xs: float(statistics.median(xs)),
+}
+
+
+def compare(t1: KernelTable, t2: KernelTable) -> str:
+    lines = [f"tables: {t1.measured_at} ({t1.rounds} rounds) vs {t2.measured_at} ({t2.rounds} rounds)"]
+    for name, fn in ESTIMATORS.items():
+        med, worst, n = moves(_with_estimator(fn)(t1), _with_estimator(fn)(t2))
+        lines.append(f"estimator {name:6s}: decode tok/s moves median {med:.1%}, worst {worst:.1%} over {n} answers")
+    m1, m2 = fit_model(t1), fit_model(t2)
+    lines.append(f"noise (split-half): {m1.noise_rel:.1%} / {m2.noise_rel:.1%}")
+    return "\n".join(lines)
+
+
+def _two_tables(db: Path, fingerprint: str | None = None) -> tuple[KernelTable, KernelTable]:
+    from edgefit.store import Store
+
+    with Store(db) as store:
+        rows = store.kernel_tables(fingerprint)
+    if len(rows) < 2:
+        raise SystemExit(f"{db}: needs two kernel tables of one host (run `edgefit calibrate --db {db}` twice)")
+    return KernelTable.from_dict(rows[-2][2]), KernelTable.from_dict(rows[-1][2])
+
+
+@pytest.mark.benchmark(group="repeatability")
+def test_two_calibrations_back_to_back(benchmark: object, tmp_path: Path) -> None:
+    from edgefit import detect
+    from edgefit.kernels.calibrate import calibrate_and_store
+
+    host, fp = detect.host_profile(), detect.host_fingerprint()
+    db = tmp_path / "repeat.sqlite"
+    t0 = time.perf_counter()
+    calibrate_and_store(db, host, fp)
+    calibrate_and_store(db, host, fp)
+    print(f"\ntwo calibrations in {time.perf_counter() - t0:.0f} s")
+    print(compare(*_two_tables(db, fp)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--db", type=Path, required=True)
+    args = ap.parse_args(argv)
+    print(compare(*_two_tables(args.db)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

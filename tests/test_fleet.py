@@ -1,0 +1,252 @@
+"""`edgefit fleet` against real SSH hosts on this machine (tests/fleet_hosts.py): five hosts, one command.
+
+```
+ alpha    edgefit_device=raspberry-pi-5-8gb   measures, imports, linked
+ bravo    no edgefit_device                   measures, `edgefit detect --save` profile fetched as bravo.toml
+ small    1.5 GiB memory cgroup               tiny model measured, the 1.6 GiB "balloon" model killed: out of memory
+ stopped  killed while its bench runs         connection lost; measured on the second run once it is back
+ dead     listens, never says a word          unreachable (SSH banner timeout)
+```
+
+The hosts are offline: edgefit's dependencies come from a wheelhouse built here once (`pip wheel`, from the
+same package index the test venv was installed from) and passed as `--wheels`; each host installs them into its
+own venv (`--no-compile`: ~12 s each). The benchmark is two user models, no ladder: `tiny.onnx` (a 64x64 MatMul)
+and `balloon.onnx` (Expand to 440 M floats, 1.64 GiB at run time, a 168-byte file that passes the memory guard).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from fleet_hosts import SshHost, SshLab
+from onnx import TensorProto, helper, numpy_helper
+
+from edgefit import __version__
+from edgefit.cli import main
+from edgefit.profiles import DeviceProfile
+from edgefit.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+HOST_PYTHON = "/usr/bin/python3"
+GIB = 2**30
+
+
+def _need_lab() -> None:
+    why = SshLab.unavailable()
+    if why is None and not Path(HOST_PYTHON).exists():
+        why = f"{HOST_PYTHON} (the hosts' Python) not found"
+    if why is None:
+        try:
+            import ansible  # noqa: F401
+        except ImportError:
+            why = "ansible-core not installed (pip install -e '.[test,fleet]')"
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"fleet test hosts cannot run in CI: {why}")
+        pytest.skip(why)
+
+
+def _tiny(path: Path) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "tiny", [x], [y], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _balloon(path: Path, floats: int) -> Path:
+    """Expand a graph input to ``floats`` elements, then sum them: the big tensor exists only at run time (an
+    Expand of an input is not constant-folded), so the file is tiny and the memory guard lets it through."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    shape = numpy_helper.from_array(np.array([floats], dtype=np.int64), "shape")
+    axes = numpy_helper.from_array(np.array([0], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("Expand", ["x", "shape"], ["big"]),
+        helper.make_node("ReduceSum", ["big", "axes"], ["y"], keepdims=1),
+    ]
+    g = helper.make_graph(nodes, "balloon", [x], [y], [shape, axes])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """edgefit's dependencies as wheels for the hosts' Python (the same interpreter version as this one)."""
+    _need_lab()
+    host_ver = subprocess.run(
+        [HOST_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+    ).stdout.strip()
+    if host_ver != "{}.{}".format(*sys.version_info[:2]):
+        pytest.skip(f"{HOST_PYTHON} is Python {host_ver}, this is {sys.version_info[:2]}: wheels would not match")
+    out = tmp_path_factory.mktemp("wheelhouse")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(out), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"building the wheelhouse failed: {proc.stderr[-1000:]}")
+    for w in out.glob("edgefit-*.whl"):
+        w.unlink()  # `fleet bench` builds and sends its own
+    return out
+
+
+class Fleet:
+    def __init__(self, lab: SshLab, hosts: dict[str, SshHost], dead: tuple[str, int]) -> None:
+        self.lab, self.hosts = lab, hosts
+        self.inventory = lab.root / "inventory.ini"
+        lines = ["[boards]"]
+        devices = {"alpha": "raspberry-pi-5-8gb", "small": "orange-pi-5-16gb", "stopped": "nvidia-jetson-orin-nano-8gb"}
+        for name, h in hosts.items():
+            dev = f" edgefit_device={devices[name]}" if name in devices else ""
+            lines.append(f"{name} ansible_host={h.address} ansible_port={h.port} ansible_user={h.user}{dev}")
+        lines.append(f"dead ansible_host={dead[0]} ansible_port={dead[1]} ansible_user=nobody")
+        lines += [
+            "",
+            "[boards:vars]",
+            f"ansible_ssh_private_key_file={lab.key}",
+            f"ansible_ssh_common_args=-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes",
+            f"edgefit_python={HOST_PYTHON}",
+            "",
+        ]
+        self.inventory.write_text("\n".join(lines))
+
+
+@pytest.fixture(scope="module")
+def fleet(wheelhouse: Path) -> Iterator[Fleet]:
+    lab = SshLab()
+    try:
+        hosts = {
+            "alpha": lab.add_host("alpha"),
+            "bravo": lab.add_host("bravo"),
+            "small": lab.add_host("small", memory_limit_bytes=int(1.5 * GIB)),
+            "stopped": lab.add_host("stopped"),
+        }
+        yield Fleet(lab, hosts, lab.add_silent())
+    finally:
+        lab.close()  # sshd, every process of the test users, the users, cgroups: also after a failure
+
+
+def _run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    rc = main(argv)
+    out = capsys.readouterr().out
+    return rc, json.loads(out)
+
+
+def _kill_when_benching(host: SshHost, killed: dict[str, float], deadline_s: float = 240.0) -> None:
+    """Stop ``host`` the moment a bench worker runs there (bounded wait)."""
+    t_end = time.monotonic() + deadline_s
+    while time.monotonic() < t_end:
+        if host.running("edgefit.bench.worker"):
+            host.kill()
+            killed["at"] = time.monotonic()
+            return
+        time.sleep(0.05)
+
+
+def test_fleet_bench_real_hosts(
+    fleet: Fleet, wheelhouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "controller.sqlite"
+    out = tmp_path / "fleet-out"
+    tiny = _tiny(tmp_path / "tiny.onnx")
+    balloon = _balloon(tmp_path / "balloon.onnx", 440_000_000)  # 1.64 GiB of float32 at run time
+    argv = [
+        "fleet", "bench", str(fleet.inventory), "--wheels", str(wheelhouse), "--timeout", "4", "--forks", "5",
+        "--detect-probe-seconds", "1", "--db", str(db), "--out", str(out), "--json",
+        "--", str(tiny), str(balloon), "--budget-s", "0.1",
+    ]  # fmt: skip
+
+    killed: dict[str, float] = {}
+    killer = threading.Thread(target=_kill_when_benching, args=(fleet.hosts["stopped"], killed), daemon=True)
+    killer.start()
+    t0 = time.monotonic()
+    rc, res = _run_json(argv, capsys)
+    first_s = time.monotonic() - t0
+    killer.join(timeout=5)
+    by = {h["host"]: h for h in res["hosts"]}
+    assert rc == 1, res  # some hosts did not deliver
+    assert killed, "the 'stopped' host never started its bench"
+
+    for name in ("alpha", "bravo"):
+        h = by[name]
+        assert h["status"] == "ok", h
+        assert h["runs_added"] == 1 and h["measurements_added"] >= 4, h  # load + run of each model
+        assert {m["status"] for m in h["models"]} == {"measured"}, h
+        assert h["python_version"].startswith("3.")
+    assert by["alpha"]["device_id"] == "raspberry-pi-5-8gb"
+    # bravo has no edgefit_device: its own `edgefit detect --save`, fetched back and named after the host
+    profile = DeviceProfile.from_toml(Path(by["bravo"]["profile_path"]))
+    assert profile.id == "bravo" and by["bravo"]["device_id"] == "bravo"
+
+    small = by["small"]
+    memory = fleet.hosts["small"].memory
+    if memory is None:
+        pytest.skip("no memory cgroup could be made here: the out-of-memory host was not limited (see fleet_hosts)")
+    assert small["status"] == "partial" and small["problem"] == "out_of_memory", small
+    assert "balloon.onnx" in small["reason"]
+    assert small["measurements_added"] >= 2  # tiny.onnx measured before the balloon burst: imported
+    statuses = {m["model_id"]: m["status"] for m in small["models"]}
+    assert statuses == {"file:tiny.onnx": "measured", "file:balloon.onnx": "failed"}
+    kills = memory.oom_kills()
+    assert kills is None or kills >= 1, f"{memory.kind}: no OOM kill recorded"
+
+    stopped = by["stopped"]
+    assert stopped["status"] == "failed" and stopped["problem"] == "connection_lost", stopped
+    assert stopped["stage"] == "bench" and stopped["measurements_added"] == 0
+    dead = by["dead"]
+    assert dead["status"] == "unreachable" and "timed out" in dead["reason"], dead
+
+    with Store(db) as store:
+        links = store.device_links()
+        fps = {name: by[name]["host_fingerprints"] for name in ("alpha", "bravo", "small")}
+        assert all(len(v) == 1 for v in fps.values()) and len({v[0] for v in fps.values()}) == 3  # three hosts
+        assert links["raspberry-pi-5-8gb"] == tuple(fps["alpha"])
+        assert links["bravo"] == tuple(fps["bravo"])
+        assert links["orange-pi-5-16gb"] == tuple(fps["small"])
+        per_host = {name: len(store.measurements(host_fingerprint=fps[name][0])) for name in fps}
+    assert per_host["alpha"] == by["alpha"]["measurements_added"]
+
+    # The stopped host comes back; the same command again: it measures that host only and adds nothing elsewhere.
+    fleet.hosts["stopped"].start()
+    t1 = time.monotonic()
+    rc2, res2 = _run_json(argv, capsys)
+    second_s = time.monotonic() - t1
+    by2 = {h["host"]: h for h in res2["hosts"]}
+    assert rc2 == 1  # dead is still dead
+    for name in ("alpha", "bravo", "small"):
+        h = by2[name]
+        assert h["reused"] and h["runs_added"] == 0 and h["measurements_added"] == 0, h
+        assert h["status"] == by[name]["status"]  # the earlier outcome, reported again
+    assert by2["small"]["problem"] == "out_of_memory"
+    assert by2["stopped"]["measurements_added"] >= 2 and by2["stopped"]["problem"] is None, by2["stopped"]
+    assert by2["dead"]["status"] == "unreachable"
+
+    # fleet status: cheap, per host
+    rc3, st = _run_json(
+        ["fleet", "status", str(fleet.inventory), "--timeout", "4", "--db", str(db), "--out", str(out), "--json"],
+        capsys,
+    )
+    sby = {h["host"]: h for h in st["hosts"]}
+    assert rc3 == 0
+    assert sby["alpha"]["reachable"] and sby["alpha"]["edgefit_version"] == __version__
+    assert sby["alpha"]["host_fingerprint"] == fps["alpha"][0]
+    assert sby["alpha"]["last_run_imported"]["id"] == by["alpha"]["run_ids"][0]
+    assert sby["alpha"]["linked_devices"] == ["raspberry-pi-5-8gb"]
+    assert sby["stopped"]["runs_on_host"] >= 2  # the killed run (kept there) and the finished one
+    assert not sby["dead"]["reachable"] and sby["dead"]["edgefit_version"] is None
+    print(f"fleet bench: first run {first_s:.1f} s, second run {second_s:.1f} s, status {st['wall_s']:.1f} s")
