@@ -141,7 +141,6 @@ def measurement_summary(m: Measurement) -> dict[str, Any]:
     }  # fmt: skip
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Target:
     """One model to measure, everything the Measurement rows need besides the samples."""

@@ -229,7 +229,6 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _print_power_notes(out: Console, ms: Sequence[Measurement], power: bool) -> None:
     """What the power columns mean (units per phase, sensor coverage), or that no sensor was read; sustained
     runs: their rates and sustained/burst ratio."""
