@@ -80,7 +80,7 @@ def nnls_fit(
     if x.ndim != 2 or x.shape[0] != yv.shape[0] or x.shape[1] != len(names):
         raise ValueError("nnls_fit: shape mismatch")  # programming error
     if x.shape[0] == 0:
-        raise PredictError("no measurements to fit; run `edgefit bench --ladder quick` first")
+        raise PredictError("no measurements to fit; run `edgefit calibrate` first")
     w0 = 1.0 / np.maximum(np.abs(yv), 1e-300) if relative else np.ones_like(yv)
     coef = _nnls(x, yv, w0)
     for _ in range(ROBUST_ITERATIONS if robust and x.shape[0] > x.shape[1] + 1 else 0):

@@ -229,12 +229,10 @@ def seed_synthetic_db(db_path: object, monkeypatch: object, *, ladder: bool = Tr
 
     monkeypatch.setattr(detect, "host_profile", lambda *a, **k: synthetic.device("host"))  # type: ignore[attr-defined]
     fingerprint = detect.host_fingerprint()
-    specs = [catalog.load_spec(m) for m in SYNTHETIC_LADDER]
-    physics = {
-        "fp32": synthetic.Physics(bandwidth_bytes_per_s=22e9),
-        "int8": synthetic.Physics(bandwidth_bytes_per_s=20e9, rss_k=1.05),
-        "int4": synthetic.Physics(bandwidth_bytes_per_s=12e9, rss_k=1.27),
-    }
+    from edgefit import ladder as ladders
+
+    # the quick ladder's rungs (what `validate --no-build` back-tests) and catalog models measured in the same run
+    specs = [r.spec for r in ladders.load_ladder("quick")] + [catalog.load_spec(m) for m in SYNTHETIC_LADDER]
     with Store(Path(str(db_path))) as store:
         kernel_run = store.start_run(capture_environment(), "kernels")
         table = synthetic.kernel_table(host_fingerprint=fingerprint)
@@ -242,8 +240,9 @@ def seed_synthetic_db(db_path: object, monkeypatch: object, *, ladder: bool = Tr
         store.finish_run(kernel_run)
         if ladder:
             run_id = store.start_run(capture_environment(), "ladder:quick")
-            for m in synthetic.measurements(specs, physics):
-                store.add_measurement(dataclasses.replace(m, run_id=run_id, host_fingerprint=fingerprint))
+            for prec, rss_k in (("fp32", 1.0), ("int8", 1.05), ("int4", 1.27)):
+                for m in synthetic.kernel_measurements(specs, (prec,), synthetic.KernelPhysics(), rss_k=rss_k):
+                    store.add_measurement(dataclasses.replace(m, run_id=run_id, host_fingerprint=fingerprint))
             store.finish_run(run_id)
     return fingerprint
 
@@ -315,5 +314,7 @@ def test_seed_synthetic_db_stores_a_kernel_table_and_one_finished_ladder_run(
     assert kernels.kind == "kernels" and table_run == kernels.id and table_host == fingerprint
     assert KernelTable.from_dict(table).host.host_fingerprint == fingerprint  # the real loader accepts it
     assert run.status == "finished" and run.kind == "ladder:quick"
-    assert {m.model_id for m in ms} == set(SYNTHETIC_LADDER)
+    from edgefit import ladder
+
+    assert {m.model_id for m in ms} == set(SYNTHETIC_LADDER) | {r.spec.id for r in ladder.load_ladder("quick")}
     assert {m.precision for m in ms} == {"fp32", "int8", "int4"}

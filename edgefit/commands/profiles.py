@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from edgefit.commands._common import add_json_flag, console, print_json
+from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
 from edgefit.errors import ProfileError, UsageError
 from edgefit.profiles import (
     DeviceProfile,
@@ -39,6 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     val = cmds.add_parser("validate", help="check profile files; exit 2 if any is bad")
     val.add_argument("paths", metavar="PATH", nargs="+", type=Path, help=".toml files or folders of them")
     add_json_flag(val)
+    link = cmds.add_parser(
+        "link",
+        help="say that a calibrated host (fingerprint or run id) IS this device: its own kernel table answers for it",
+        description=(
+            "Link a device profile to a host whose kernel table is in the database (imported from that device's "
+            "bundle, or measured by `edgefit fleet bench`). Predictions for the device then use that table "
+            "untranslated, with basis 'measured'. Without HOST, lists the links."
+        ),
+    )
+    link.add_argument("device", metavar="DEVICE", nargs="?", help="device id (see `edgefit profiles list`)")
+    link.add_argument("host", metavar="HOST", nargs="?", help="host fingerprint, or the id of a calibration run")
+    add_db_flag(link)
+    add_json_flag(link)
     p.set_defaults(func=run, _profiles_parser=p)
 
 
@@ -49,8 +62,53 @@ def run(args: argparse.Namespace) -> int:
         return _show(args)
     if args.profiles_command == "validate":
         return _validate(args)
+    if args.profiles_command == "link":
+        return _link(args)
     args._profiles_parser.print_help()
     return 2
+
+
+def _link(args: argparse.Namespace) -> int:
+    from edgefit.store import Store
+
+    db = db_path(args)
+    if args.device is None or args.host is None:
+        if args.device is not None:
+            raise UsageError(
+                "edgefit profiles link: give DEVICE and HOST (a fingerprint or run id), or neither to list"
+            )
+        links = Store(db).device_links() if db.exists() else {}
+        if args.json:
+            print_json({"links": {d: list(fps) for d, fps in links.items()}})
+        else:
+            for d, fps in sorted(links.items()):
+                console().print(f"{d}: {', '.join(fps)}", markup=False, highlight=False)
+            if not links:
+                console().print("no device is linked to a calibrated host", markup=False)
+        return 0
+    device = get_profile(args.device)  # ProfileError (exit 2) names the unknown id
+    if device.id == "host":
+        raise UsageError("edgefit profiles link: 'host' is this machine already; name a device profile")
+    if not db.exists():
+        raise UsageError(f"{db}: no results database; import the device's bundle first (`edgefit results import`)")
+    with Store(db) as store:
+        tables = store.kernel_tables()
+        by_run = {rid: fp for rid, fp, _ in tables}
+        fps = {fp for _, fp, _ in tables}
+        fp = by_run.get(args.host, args.host if args.host in fps else None)
+        if fp is None:
+            known = ", ".join(sorted(fps)) or "none"
+            raise UsageError(
+                f"edgefit profiles link: {args.host!r} is neither a calibrated host's fingerprint nor a calibration "
+                f"run in {db} (calibrated hosts: {known}); import the device's bundle first"
+            )
+        added = store.link_device(device.id, fp)
+    if args.json:
+        print_json({"device": device.id, "host_fingerprint": fp, "added": added})
+    else:
+        what = "linked" if added else "already linked"
+        console().print(f"{device.id} {what} to host {fp}: its kernel table answers for it", markup=False)
+    return 0
 
 
 # --- human formatting ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ GEMV_SHAPES = ((256, 256), (256, 1024), (512, 2048), (1024, 1024), (1024, 4096),
 # the streaming rate the 16 MiB nodes already pin down
 FP32_MAX_GEMV_BYTES = 16 * MIB
 GEMM_ROWS = (16, 128)
-GEMM_SHAPES = ((512, 2048), (1024, 1024), (2048, 2048))
+GEMM_SHAPES = ((256, 1024), (512, 2048), (1024, 1024), (2048, 2048))
 # per node: 128 x 2048 x 2048 fp32 (~10 ms here) would dominate every round; the rate is flat beyond ~2^27 MACs,
 # so larger GEMMs are priced in proportion
 GEMM_MAX_MACS = 2**28

@@ -252,8 +252,12 @@ class KernelModel:
         if not rows:  # no GEMM measured: every row a GEMV (an upper bound)
             return gemv * m
         prev_m, prev_t = 1, gemv
+        fixed = self.gemv_overhead_s.get(precision, 0.0)
         for r in rows:
-            t = self.gemm[(precision, r)](kn)
+            c = self.gemm[(precision, r)]
+            t = c(kn)
+            if kn < c.sizes[0]:  # below the smallest GEMM measured: its MACs shrink with K x N, its dispatch not
+                t = fixed + max(c.seconds[0] - fixed, 0.0) * kn / c.sizes[0]
             if m <= r:
                 # log-log between the neighbouring measured row counts
                 f = math.log(m / prev_m) / math.log(r / prev_m)

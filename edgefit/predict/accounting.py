@@ -127,8 +127,8 @@ def choose_precision(requested: str, available: Iterable[str]) -> PrecisionChoic
 def _missing(requested: str, needed: str, avail: list[str]) -> PredictError:
     have = ", ".join(avail) if avail else "none"
     return PredictError(
-        f"no {needed} measurements to calibrate a {requested} prediction (calibrated precisions: {have}); "
-        f"run `edgefit bench --ladder quick --precision {needed.split(' ')[0]}` first"
+        f"the kernel table has no {needed} kernels for a {requested} prediction (calibrated: {have}); "
+        f"run `edgefit calibrate --precision {needed.split(' ')[0]}`"
     )
 
 

@@ -287,3 +287,74 @@ def kernel_table(
         measured_at="2026-01-01T00:00:00Z",
         seconds=1.0,
     )
+
+
+def op_seconds(op: Any, phys: KernelPhysics, cold: bool) -> float:
+    """Ground-truth seconds of ONE node of ``op`` (an ``edgefit.kernels.ops.Op``) under ``phys``: the same
+    physics as the synthetic kernel table's chains."""
+    from edgefit.kernels.spec import KernelSpec
+
+    if op.kind == "linear":
+        spec = KernelSpec("linear", 1, precision=op.precision, m=op.m, k=op.k, n=op.n)
+    elif op.kind == "gqa":
+        spec = KernelSpec("gqa", 1, m=op.m, heads=op.heads, kv_heads=op.kv_heads, head_dim=op.head_dim, past=op.past)
+    elif op.kind == "tiny":
+        spec = KernelSpec("tiny", 1)
+    else:  # rotary | norm | eltwise | mul: elements touched
+        spec = KernelSpec("eltwise", 1, m=1, k=max(int(op.elements), 1))
+    return _chain_seconds(spec, phys, cold) - phys.run_s
+
+
+def model_call_seconds(
+    spec: ModelSpec, precision: str, phys: KernelPhysics, *, tokens: int, past: int, llc_bytes: int = 32 * 2**20
+) -> float:
+    """Ground truth for one session run of a decoder: its ops (as onnxruntime runs them) under ``phys``; weights
+    come from DRAM (cold) unless they fit half the last-level cache."""
+    from edgefit.kernels.ops import decoder_ops
+
+    cold = accounting.read_bytes_per_token(spec, precision) >= llc_bytes * 0.5
+    ops = decoder_ops(spec, precision, tokens=tokens, past=past)
+    return phys.run_s + sum(op.count * op_seconds(op, phys, cold) for op in ops)
+
+
+def kernel_measurements(
+    specs: Sequence[ModelSpec],
+    precisions: Sequence[str],
+    phys: KernelPhysics,
+    *,
+    depths: Sequence[int] = (0, 128, 512),
+    prompts: Sequence[int] = (16, 64, 128),
+    noise_rel: float = 0.0,
+    slow: float = 1.0,
+    rss_k: float = 1.0,
+    seed: int = 0,
+    threads: int = 2,
+) -> list[Measurement]:
+    """Decode and prefill Measurements whose times follow ``phys`` through the models' ops (x ``slow``: a host
+    busier than when its table was measured), peak RSS following ``peak_rss_bytes`` with ``rss_k``."""
+    rng = random.Random(seed)
+    rss_phys = Physics(1.0, rss_k=rss_k)
+    out: list[Measurement] = []
+    for prec in precisions:
+        for spec in specs:
+            rss = peak_rss_bytes(spec, prec, rss_phys, prompt_tokens=max(prompts), depth=max(depths))
+            common: dict[str, Any] = {
+                "model_id": spec.id, "model_hash": "synthetic", "precision": prec, "threads": threads,
+                "provider": "CPUExecutionProvider", "warmup_samples_s": (), "params": 0,
+                "weight_file_bytes": accounting.weight_bytes(spec, prec),
+                "weight_read_bytes_per_token": accounting.read_bytes_per_token(spec, prec),
+                "peak_rss_bytes": rss, "steady_rss_bytes": rss, "load_s": 0.1, "stop_reason": "max_samples",
+                "host_fingerprint": "synthetic-host", "timer": "synthetic", "layers": spec.num_layers,
+                "hidden_size": spec.hidden_size,
+            }  # fmt: skip
+            for depth in depths:
+                t = model_call_seconds(spec, prec, phys, tokens=1, past=depth) * slow
+                dec = tuple(t * (1 + abs(rng.gauss(0, noise_rel))) for _ in range(9))
+                out.append(Measurement(phase=Phase.DECODE, prompt_tokens=1, context_tokens=depth, samples_s=dec,
+                                       **common))  # fmt: skip
+            for prompt in prompts:
+                t = model_call_seconds(spec, prec, phys, tokens=prompt, past=0) * slow
+                pre = tuple(t * (1 + abs(rng.gauss(0, noise_rel))) for _ in range(5))
+                out.append(Measurement(phase=Phase.PREFILL, prompt_tokens=prompt, context_tokens=0, samples_s=pre,
+                                       **common))  # fmt: skip
+    return out

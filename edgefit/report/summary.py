@@ -144,11 +144,11 @@ def validation_sentence(validation: Mapping[str, Any] | None) -> str:
         notes = [n for n in validation.get("notes", ()) if isinstance(n, str)]
         why = f" ({notes[0]})" if notes else ""
         return (
-            head + f" ran but compared nothing{why}, so the prediction error is unknown: measure more rungs "
-            "(`edgefit bench --ladder quick` on a quiet machine) and run `edgefit validate` again."
+            head + f" ran but compared nothing{why}, so the prediction error is unknown: run `edgefit validate` "
+            "again on a quiet machine (it measures the ladder and held-out models)."
         )
     return (
-        head + ": predicting measurements the fit did not see, the error is " + "; ".join(parts) + ". Other devices "
+        head + ": predicting whole models from the kernel table, the error is " + "; ".join(parts) + ". Other devices "
         "add the uncertainty of their datasheet figures on top."
     )
 
