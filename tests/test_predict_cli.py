@@ -97,7 +97,8 @@ def test_a_linked_devices_own_table_gives_basis_measured(
     assert after["decode_s_per_token"]["basis"] == "measured"
     # the Pi's own table, untranslated: the same call priced on the Pi's kernels
     own = pipeline.calibration_from_table(pi_table)
-    direct = predict(catalog.load_spec("qwen2.5-0.5b"), "fp32", synthetic.device("pi", cores=4), own, context_tokens=2048,
+    pi = synthetic.device("pi", cores=4)
+    direct = predict(catalog.load_spec("qwen2.5-0.5b"), "fp32", pi, own, context_tokens=2048,
                      prompt_tokens=256, use_measurements=False)  # fmt: skip
     assert after["decode_s_per_token"]["value"] == pytest.approx(direct.decode_s_per_token.value, rel=1e-6)
 

@@ -75,7 +75,7 @@ def _link(args: argparse.Namespace) -> int:
     if args.device is None or args.host is None:
         if args.device is not None:
             raise UsageError(
-                "edgefit profiles link: give DEVICE and HOST (a fingerprint or run id), or neither to list"
+                "edgefit profiles link: give DEVICE and HOST (a fingerprint or run id), or neither to list links"
             )
         links = Store(db).device_links() if db.exists() else {}
         if args.json:
