@@ -4,7 +4,7 @@
 The runner seam (``runner.Runner``, ``OrtRunner``, ``ScriptedRunner``) lets the orchestration be tested
 without onnxruntime.
 
-The names below load lazily: the worker (``python -m edgefit.bench.worker``) imports this package first, and
+The names below load lazily: the worker (``python -I -m edgefit.bench.worker``) imports this package first, and
 must not pull in the campaign's imports (onnx, the builder), whose memory would count in every model's RSS.
 """
 

@@ -1,6 +1,6 @@
 """Where a model's measurements run: a worker subprocess (real), or in this process with a given Runner (tests).
 
-    parent                                   worker (python -m edgefit.bench.worker)
+    parent                                   worker (python -I -m edgefit.bench.worker)
     ──────                                   ──────
     job line ───────────────────────────────> load, then per phase:
     <─────────────────────── {"event":"result"}   (store it now)
@@ -47,6 +47,7 @@ class ModelJob:
     kv_fill: str = "prefill"  # how the worker fills the KV cache for decode depths: "prefill" | "synthetic"
     info: ModelFileInfo | None = None  # inspected here when None, so the worker never imports onnx
     power_interval_s: float | None = None  # sample the power sensors at this interval (None: no sensors here)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --shape NAME=AxB: whole input shapes
 
 
 class StopFlag:
@@ -114,8 +115,16 @@ _ERROR_KINDS: dict[str, type[EdgefitError]] = {
 }
 
 
+def worker_command(module: str) -> list[str]:
+    """argv that runs one of our modules in a fresh, isolated interpreter. ``-I``: neither the working folder nor
+    the script's folder goes on ``sys.path``, no ``PYTHON*`` variables, no user site-packages, so a ``json.py``,
+    ``numpy.py`` or ``edgefit/`` in the folder the user runs edgefit from is never imported. edgefit itself is
+    still found: a regular install is in site-packages, an editable one is a ``.pth`` file there."""
+    return [sys.executable, "-I", "-m", module]
+
+
 class WorkerExecutor:
-    """One ``python -m edgefit.bench.worker`` per model; ``probe`` runs here, between the worker's steps."""
+    """One ``python -I -m edgefit.bench.worker`` per model; ``probe`` runs here, between the worker's steps."""
 
     def __init__(self, probe: ProbeFn = no_probe, timeout_s: float | None = None) -> None:
         self.probe = probe
@@ -129,9 +138,11 @@ class WorkerExecutor:
 
     def run(self, job: ModelJob, on_result: Callable[[PhaseResult], None], stop: StopFlag) -> None:
         info = job.info if job.info is not None else inspect_model_file(job.model_path, hash_file=False)
-        with tempfile.TemporaryFile() as err:
+        model_path = job.model_path.resolve()  # the worker runs in its own empty folder
+        with tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory(prefix="edgefit-worker-") as cwd:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "edgefit.bench.worker"],
+                worker_command("edgefit.bench.worker"),
+                cwd=cwd,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -152,7 +163,7 @@ class WorkerExecutor:
                 assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
                 line = (
                     job_to_json(
-                        job.model_path,
+                        model_path,
                         job.threads,
                         job.plan,
                         job.dims,
@@ -160,6 +171,7 @@ class WorkerExecutor:
                         job.kv_fill,
                         info,
                         job.power_interval_s,
+                        job.shapes,
                     )
                     + "\n"
                 )

@@ -1,4 +1,4 @@
-"""One model per process: ``python -m edgefit.bench.worker`` reads a job (one JSON object on stdin), measures
+"""One model per process: ``python -I -m edgefit.bench.worker`` reads a job (one JSON object on stdin), measures
 with a real ``OrtRunner``, and writes one JSON line per finished measurement to stdout, so peak RSS belongs to
 this model alone and the parent stores each result the moment it arrives.
 
@@ -39,6 +39,7 @@ def job_to_json(
     kv_fill: str = "prefill",
     info: ModelFileInfo | None = None,
     power_interval_s: float | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> str:
     p = plan.policy
     return json.dumps(
@@ -59,6 +60,7 @@ def job_to_json(
             "kv_fill": kv_fill,
             "info": None if info is None else info_to_dict(info),
             "power_interval_s": power_interval_s,
+            "shapes": {k: list(v) for k, v in (shapes or {}).items()},
         }
     )
 
@@ -112,7 +114,11 @@ def main() -> int:
             from edgefit.bench.modelfile import inspect_model_file
 
             info = inspect_model_file(path, hash_file=False)
-        spec = FeedSpec(dims={k: int(v) for k, v in job["dims"].items()}, scalars=dict(job["scalars"]))
+        spec = FeedSpec(
+            dims={k: int(v) for k, v in job["dims"].items()},
+            scalars=dict(job["scalars"]),
+            shapes={k: tuple(int(d) for d in v) for k, v in (job.get("shapes") or {}).items()},
+        )
         plan = _plan_from(job)
         decode_like = (Phase.DECODE, Phase.SUSTAINED)
         deepest = max((ph.context_tokens for ph in plan.phases if ph.phase in decode_like), default=0)

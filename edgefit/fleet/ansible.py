@@ -2,7 +2,7 @@
 and the event callback shipped in this package, and stream per-host events back.
 
 ```
- run_playbook("bench.yml", inventory, extra_vars, forks) ──> python -m ansible.cli.playbook ... (subprocess)
+ run_playbook("bench.yml", inventory, extra_vars, forks) ──> python -I -u -m ansible.cli.playbook ... (subprocess)
         ^                                                     │ stdout: "EDGEFIT_EVENT {json}" lines from
         └── on_event(Event) per line, as they come ◄──────────┘ plugins/callback/edgefit_events.py
 ```
@@ -96,7 +96,7 @@ def inventory_json(inventory: Path) -> dict[str, Any]:
     require_ansible()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "ansible.cli.inventory", "-i", str(inventory), "--list"],
+            [sys.executable, "-I", "-m", "ansible.cli.inventory", "-i", str(inventory), "--list"],
             capture_output=True,
             text=True,
             env=ansible_env(),
@@ -173,8 +173,10 @@ def run_playbook(
     with tempfile.TemporaryDirectory(prefix="edgefit-fleet-") as tmp:
         vars_file = Path(tmp) / "vars.json"
         vars_file.write_text(json.dumps(dict(extra_vars)), encoding="utf-8")
+        # -I: nothing in the user's folder shadows Ansible's imports; -u: -I ignores PYTHONUNBUFFERED, events stream
         argv = [
-            sys.executable, "-m", "ansible.cli.playbook", str(PLAYBOOKS_DIR / playbook), "-i", str(inventory),
+            sys.executable, "-I", "-u", "-m", "ansible.cli.playbook", str(PLAYBOOKS_DIR / playbook),
+            "-i", str(inventory),
             "--forks", str(forks), "--timeout", str(max(1, round(connect_timeout_s))), "-e", f"@{vars_file}",
         ]  # fmt: skip
         if limit:

@@ -75,6 +75,7 @@ def edgefit_wheel(work_dir: Path, wheels_dir: Path | None = None, *, timeout_s: 
     with tempfile.TemporaryDirectory(prefix="edgefit-wheel-") as tmp:
         cmd = [
             sys.executable,
+            "-I",  # isolated: a pip.py in the working folder is not imported
             "-m",
             "pip",
             "wheel",
