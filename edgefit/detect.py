@@ -404,6 +404,8 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
     energy0, t0 = _rapl_energy_j(), time.perf_counter()
     results["gemm"] = probes.gemm_flops(duration_s=0.35 * probe_seconds)
     energy1, t1 = _rapl_energy_j(), time.perf_counter()
+    say("compute: int8 dot products (onnxruntime MatMulNBits 8-bit GEMM)")
+    results["int8"] = probes.int8_gemm_ops(duration_s=0.1 * probe_seconds)
     ncpu = psutil.cpu_count() or 1
     others_cores = others.cores()
     if others_cores > 0.25 * ncpu:
@@ -472,6 +474,9 @@ def detect_host_with_probes(probe_seconds: float = 6.0, progress: Callable[[str]
                 provider="CPUExecutionProvider",
                 peak_fp32_flops_per_s=Figure(peak, "flops_per_s", estimated=True, note=peak_note),
                 measured_fp32_flops_per_s=Figure(gemm.value, "flops_per_s", source=measured_by, method=gemm.method),
+                measured_int8_ops_per_s=Figure(
+                    results["int8"].value, "ops_per_s", source=measured_by, method=results["int8"].method
+                ),
                 name=facts.model,
             ),
         ),

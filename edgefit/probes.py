@@ -367,7 +367,7 @@ def _calibrate_gemm_size(duration_s: float, rng: np.random.Generator) -> int:
 
 def describe(result: ProbeResult) -> str:
     """Human one-liner: 'triad 25.3 GB/s (min 24.1, max 26.0, 12 passes)'."""
-    scale, unit = (GB, "GB/s") if result.unit == "bytes_per_s" else (1e9, "GFLOP/s")
+    scale, unit = {"bytes_per_s": (GB, "GB/s"), "ops_per_s": (1e9, "GOP/s")}.get(result.unit, (1e9, "GFLOP/s"))
     return (
         f"{result.value / scale:.1f} {unit} (min {result.min / scale:.1f}, max {result.max / scale:.1f}, "
         f"{len(result.samples)} passes)"
@@ -387,3 +387,41 @@ def triad_pass(total_bytes: int, threads: int | None = None) -> float:
         arrays.run(arrays.triad_chunk)  # first touch
     arrays = _QUICK[key][0]
     return float(3 * _F64 * arrays.n) / arrays.run(arrays.triad_chunk)
+
+
+def int8_gemm_ops(duration_s: float = 0.5, threads: int | None = None) -> ProbeResult:
+    """Integer dot-product throughput in ops/s (2 per MAC) of onnxruntime's MatMulNBits 8-bit kernel at accuracy
+    level 4 (int8 x int8 dot products: AVX2/AVX-512 VNNI/AMX on x86, NEON sdot/i8mm on Arm), M = 128 rows against
+    two 1024 x 1024 weights chained, the same kernel class the kernel table's int8 references use."""
+    import onnxruntime as ort
+
+    from edgefit.kernels.graphs import build_kernel
+    from edgefit.kernels.spec import KernelSpec
+
+    spec = KernelSpec("linear", 2, precision="int8", m=128, k=1024, n=1024)
+    model, feeds = build_kernel(spec)
+    opts = ort.SessionOptions()
+    nthreads = threads or default_threads()
+    opts.intra_op_num_threads = nthreads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    ops = 2.0 * spec.m * spec.k * spec.n * spec.nodes
+
+    def one_pass() -> float:
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        return time.perf_counter() - t0
+
+    samples = _timed_passes(one_pass, ops, duration_s)
+    return ProbeResult(
+        value=max(samples),  # interference only adds time: the fastest pass is the kernel's rate
+        unit="ops_per_s",
+        samples=samples,
+        method=(
+            f"onnxruntime {ort.__version__} MatMulNBits bits=8 block 32 accuracy_level 4, M=128, two 1024x1024 "
+            f"weights chained, {nthreads} threads; 2 ops per MAC; fastest of {len(samples)} runs after 1 warm-up"
+        ),
+        working_set_bytes=2 * 1024 * 1024,
+        threads=nthreads,
+    )

@@ -81,6 +81,7 @@ def profile_to_toml(p: DeviceProfile, header: str = "") -> str:
             ("peak_fp16", e.peak_fp16_flops_per_s),
             ("peak_int8", e.peak_int8_ops_per_s),
             ("measured_fp32", e.measured_fp32_flops_per_s),
+            ("measured_int8", e.measured_int8_ops_per_s),
         ):
             if fig is not None:
                 lines.append(f"{key} = {_toml_figure(fig)}")

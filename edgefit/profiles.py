@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefit.errors import ProfileError, UnitError
+from edgefit.ids import check_id, id_problem
 from edgefit.inputfiles import loads_toml, read_text
 from edgefit.paths import builtin_profiles_dir
 from edgefit.units import MIB, parse_quantity
@@ -68,6 +69,7 @@ class ComputeEngine:
     peak_fp16_flops_per_s: Figure | None = None
     peak_int8_ops_per_s: Figure | None = None
     measured_fp32_flops_per_s: Figure | None = None  # e.g. a GEMM probe from `edgefit detect`
+    measured_int8_ops_per_s: Figure | None = None  # `edgefit detect`'s MatMulNBits 8-bit GEMM probe
     name: str | None = None
 
 
@@ -158,7 +160,6 @@ class DeviceProfile:
 
 # --- the loader ----------------------------------------------------------------------------------------------
 
-_ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _PLACEHOLDER_SOURCES = frozenset({"", "...", "https://...", "http://...", "todo", "tbd", "?", "unknown"})
 _FIGURE_KEYS = ("value", "source", "estimated", "note", "method")
 # Bare numbers are base units, so `ram = { value = 8 }` means 8 bytes: these floors catch a forgotten unit.
@@ -197,6 +198,7 @@ _ENGINE_FIGURES = {
     "peak_fp16": "flops_per_s",
     "peak_int8": "ops_per_s",
     "measured_fp32": "flops_per_s",
+    "measured_int8": "ops_per_s",
 }
 
 
@@ -396,10 +398,9 @@ class _Loader:
                 f"expected {SCHEMA_VERSION} (this edgefit reads version {SCHEMA_VERSION}), found {version!r}",
             )
         pid = self.string(raw, "id", "id")
-        if not _ID_PATTERN.match(pid):
-            raise self.fail(
-                "id", f"expected lowercase letters, digits and dashes like 'raspberry-pi-5-8gb', found {pid!r}"
-            )
+        problem = id_problem(pid, "raspberry-pi-5-8gb")
+        if problem is not None:
+            raise self.fail("id", problem)
         if pid != self.path.stem:
             raise self.fail("id", f"expected the file name stem {self.path.stem!r}, found {pid!r}; rename one to match")
         cpu = self.table(raw["cpu"], "cpu", ("model", "isa", "features", "clusters", "last_level_cache"), ("clusters",))
@@ -516,6 +517,7 @@ class _Loader:
                     peak_fp16_flops_per_s=figs["peak_fp16"],
                     peak_int8_ops_per_s=figs["peak_int8"],
                     measured_fp32_flops_per_s=figs["measured_fp32"],
+                    measured_int8_ops_per_s=figs["measured_int8"],
                     name=self.string(e, "name", f"{field}.name", required=False),
                 )
             )
@@ -574,8 +576,7 @@ def get_profile(ref: str, extra_dirs: tuple[str | Path, ...] | list[str | Path] 
 
 def with_id(profile: DeviceProfile, new_id: str) -> DeviceProfile:
     """The same profile under another id (``edgefit detect --save my-box.toml`` names it after the file)."""
-    if not _ID_PATTERN.match(new_id):
-        raise ProfileError(f"id: expected lowercase letters, digits and dashes like 'my-laptop', found {new_id!r}")
+    check_id(new_id, "id", ProfileError, example="my-laptop")
     return replace(profile, id=new_id)
 
 
@@ -599,6 +600,7 @@ def iter_figures(p: DeviceProfile) -> list[tuple[str, Figure]]:
             (f"compute.{e.kind}.peak_fp16", e.peak_fp16_flops_per_s),
             (f"compute.{e.kind}.peak_int8", e.peak_int8_ops_per_s),
             (f"compute.{e.kind}.measured_fp32", e.measured_fp32_flops_per_s),
+            (f"compute.{e.kind}.measured_int8", e.measured_int8_ops_per_s),
         ]
     out += [
         ("power.idle", p.idle_power),
@@ -658,6 +660,7 @@ def profile_to_dict(p: DeviceProfile) -> dict[str, Any]:
                 "peak_fp16_flops_per_s": f(e.peak_fp16_flops_per_s),
                 "peak_int8_ops_per_s": f(e.peak_int8_ops_per_s),
                 "measured_fp32_flops_per_s": f(e.measured_fp32_flops_per_s),
+                "measured_int8_ops_per_s": f(e.measured_int8_ops_per_s),
             }
             for e in p.engines
         },

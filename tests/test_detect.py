@@ -42,7 +42,9 @@ def test_detect_json_measures_this_host_and_saves_a_valid_profile(
     gemm = cpu["measured_fp32_flops_per_s"]["value"]
     assert 1e8 < gemm < 1e15 and cpu["peak_fp32_flops_per_s"]["value"] >= gemm
     assert data["cpu"]["cores"] == (psutil.cpu_count(logical=False) or psutil.cpu_count())
-    assert set(data["probes"]) == {"triad", "copy", "gemv", "gemm"}
+    assert set(data["probes"]) == {"triad", "copy", "gemv", "gemm", "int8"}
+    int8 = cpu["measured_int8_ops_per_s"]
+    assert 1e8 < int8["value"] < 1e16 and "MatMulNBits bits=8" in int8["method"]
     for probe in data["probes"].values():
         assert len(probe["samples"]) >= 3 and probe["min"] <= probe["value"] <= probe["max"]
     assert data["saved_to"] == str(saved)

@@ -52,7 +52,7 @@ def _clock(profile_clusters: DeviceProfile) -> float:
 
 def _device_int8(device: DeviceProfile) -> tuple[float | None, bool]:
     cpu = device.cpu
-    measured = getattr(cpu, "measured_int8_ops_per_s", None)
+    measured = cpu.measured_int8_ops_per_s
     if measured is not None:
         return float(measured.value), True
     if cpu.peak_int8_ops_per_s is not None:
