@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from edgefit import catalog, memory, stats
 from edgefit.bench.estimate import file_peak_bytes
 from edgefit.bench.executor import Executor, ModelJob, StopFlag, WorkerExecutor, ctrl_c_sets
+from edgefit.bench.feeds import FeedSpec
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan, PhaseResult
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.bench.modelfile import ModelFileInfo, file_sha256_16, inspect_model_file
@@ -36,6 +38,7 @@ from edgefit.catalog import ModelSpec
 from edgefit.errors import EdgefitError, MemoryGuardError, UsageError
 from edgefit.ladder import Rung, load_ladder
 from edgefit.paths import default_db_path
+from edgefit.units import MIB
 
 LADDER_PROMPTS = (16, 64, 128)
 LADDER_DEPTHS = (0, 128, 512)  # KV depth before the timed token; 0 = empty cache (llama-bench -d 0)
@@ -51,6 +54,11 @@ FILE_DEPTHS = (0, 64)
 # Per-measurement budget (seconds of timed samples). With 3 prefill + 3 decode measurements per model and
 # 12 quick-ladder models, 0.5 s keeps `edgefit bench --ladder quick` (builds included) under 120 s on 2 cores.
 DEFAULT_BUDGET_S = 0.5
+# A user's file gets as long as it needs to reach the ±2 % target, up to this cap per measurement (--budget-s):
+# a median's 95 % interval of ±2 % takes ~40 samples at a CV of 5 % (half-width ~ 1.96 x 1.25 x CV / sqrt(n)),
+# so 60 s reaches it for models up to ~1 s per inference on a quiet host, and a fast model stops in a fraction
+# of that. (The ladder keeps DEFAULT_BUDGET_S: 12 models x 6 measurements must fit in two minutes.)
+FILE_BUDGET_S = 60.0
 
 
 def default_threads() -> int:
@@ -158,6 +166,7 @@ class _Target:
     scalars: dict[str, float] = field(default_factory=dict)
     kv_fill: str = "prefill"
     info: ModelFileInfo | None = None  # user files: inspected already (the ladder's are inspected by the executor)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --shape NAME=AxB
 
 
 def decoder_plan(
@@ -182,10 +191,11 @@ class _Session:
         self.outcomes: list[ModelOutcome] = []
         self.llc = _llc_bytes()
         self.ref_probe: float | None = None
+        self.inputs_used: dict[str, tuple[str, ...]] = {}  # model id -> its inputs as fed (user models' runs)
 
     def measure(self, t: _Target, *, estimate: int | None, build_s: float | None) -> None:
         job = ModelJob(t.path, self.threads, t.plan, dict(t.dims), dict(t.scalars), t.kv_fill, t.info,
-                       self.power.interval_s)  # fmt: skip
+                       self.power.interval_s, shapes=dict(t.shapes))  # fmt: skip
         model_hash = t.info.sha256_16 if t.info is not None and t.info.sha256_16 else file_sha256_16(t.path)
         state: dict[str, Any] = {"load_s": None, "count": 0, "peak": None}
         self.progress.describe(f"{t.model_id} {t.precision}")
@@ -193,6 +203,8 @@ class _Session:
         def on_result(r: PhaseResult) -> None:
             if r.phase == Phase.LOAD.value:
                 state["load_s"] = r.samples_s[0]
+            if r.inputs:
+                self.inputs_used[t.model_id] = r.inputs
             if self.ref_probe is None and r.probe_bandwidth_bytes_per_s:
                 self.ref_probe = r.probe_bandwidth_bytes_per_s  # drift is judged against the run's first probe
             ctx = QualityContext(t.weight_read_bytes_per_token, self.llc, self.ref_probe, self.policy.target_rel_ci)
@@ -441,16 +453,18 @@ def bench_file(
     db_path: Path | None = None,
     progress: bool | BenchProgress = False,
     *,
-    budget_s: float = DEFAULT_BUDGET_S,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    budget_s: float | None = None,
     kv_fill: str = "prefill",
     executor: Executor | None = None,
     guard: Guard = _default_guard,
     power: PowerSetup | None = None,
 ) -> BenchSummary:
-    """Measure user .onnx files. Every check that can refuse (file, --dim/--input names, memory) runs before
-    the database is opened, so bad input leaves it unchanged."""
+    """Measure user .onnx files. Every check that can refuse (file, --shape/--dim/--input names and shapes,
+    memory) runs before the database is opened, so bad input leaves it unchanged. ``budget_s``: seconds of samples
+    per measurement at most (default FILE_BUDGET_S: enough to reach the ±2 % target on a ~1 s model)."""
     t0 = time.perf_counter()
-    dims, inputs = dict(dims or {}), dict(inputs or {})
+    dims, inputs, shapes = dict(dims or {}), dict(inputs or {}), dict(shapes or {})
     threads = threads or default_threads()
     db = Path(db_path) if db_path is not None else default_db_path()
     if isinstance(paths, (str, Path)):
@@ -459,18 +473,22 @@ def bench_file(
         raise UsageError("no model files given; pass one or more paths to .onnx files")
     infos = [inspect_model_file(p) for p in paths]
     _check_names(infos, dims, inputs)
-    policy = MeasurePolicy(budget_s=budget_s)
+    check_shapes(infos, shapes)
+    policy = MeasurePolicy(budget_s=FILE_BUDGET_S if budget_s is None else budget_s)
     targets: list[tuple[_Target, int]] = []
     for info in infos:
-        estimate = file_peak_bytes(info)
+        my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
+        my_shapes = {k: v for k, v in shapes.items() if k in {t.name for t in info.inputs}}
+        # A --shape also sets the named dims it covers, so inputs sharing them (ids and mask) stay consistent
+        my_dims = {**dims_from_shapes(info, my_shapes), **{k: v for k, v in dims.items() if k in info.symbolic_dims}}
+        spec = FeedSpec(dims=my_dims, scalars=my_inputs, shapes=my_shapes)
+        estimate = file_peak_bytes(info) + feed_bytes(info, spec)
         guard(estimate, str(info.path))
         if info.is_decoder:
             plan = decoder_plan(policy, FILE_PROMPTS, FILE_DEPTHS)
         else:
             plan = MeasurePlan(phases=(PhasePlan(Phase.RUN, 0, 0),), policy=policy)
-        my_dims = {k: v for k, v in dims.items() if k in info.symbolic_dims}
-        my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
-        targets.append((_file_target(info, plan, my_dims, my_inputs, kv_fill), estimate))
+        targets.append((_file_target(info, plan, my_dims, my_inputs, kv_fill, my_shapes), estimate))
     steps = sum(1 + len(t.plan.phases) for t, _ in targets)
     with _campaign(db, threads, "file", executor, progress, policy, steps, power) as session:
         with ctrl_c_sets(session.stop):
@@ -478,11 +496,37 @@ def bench_file(
                 if session.stop.requested:
                     break
                 session.measure(target, estimate=estimate, build_s=None)
-        return _finish(session, "file", db, t0, [])
+        return _finish(session, "file", db, t0, file_notes(session.measurements, session.inputs_used))
+
+
+def file_notes(measurements: Sequence[Measurement], inputs_used: dict[str, tuple[str, ...]]) -> list[str]:
+    """Per user model: the inputs it was fed, and its memory (measured here): RSS after load (weights as
+    onnxruntime holds them + runtime), the growth during inference (activations: onnxruntime's arena and
+    buffers, kept between runs), and the process's peak."""
+    notes = [f"{model}: inputs {', '.join(used)}" for model, used in inputs_used.items() if used]
+    by_model: dict[str, dict[Phase, Measurement]] = {}
+    for m in measurements:
+        by_model.setdefault(m.model_id, {})[m.phase] = m
+    for model, rows in by_model.items():
+        load, run = rows.get(Phase.LOAD), rows.get(Phase.RUN)
+        if load is None or run is None or not load.steady_rss_bytes or not run.steady_rss_bytes:
+            continue
+        arena = max(0, run.steady_rss_bytes - load.steady_rss_bytes)
+        peak = f", peak {run.peak_rss_bytes / MIB:.0f} MiB" if run.peak_rss_bytes else ""
+        notes.append(
+            f"{model}: memory measured here: {load.steady_rss_bytes / MIB:.0f} MiB after load (weights + runtime), "
+            f"+{arena / MIB:.1f} MiB during inference (activations: onnxruntime's arena){peak}"
+        )
+    return notes
 
 
 def _file_target(
-    info: ModelFileInfo, plan: MeasurePlan, dims: dict[str, int], scalars: dict[str, float], kv_fill: str
+    info: ModelFileInfo,
+    plan: MeasurePlan,
+    dims: dict[str, int],
+    scalars: dict[str, float],
+    kv_fill: str,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> _Target:
     return _Target(
         model_id=f"file:{info.path.name}",
@@ -496,6 +540,7 @@ def _file_target(
         scalars=scalars,
         kv_fill=kv_fill,
         info=info,
+        shapes=dict(shapes or {}),
     )
 
 
@@ -506,10 +551,93 @@ def _check_names(infos: Sequence[ModelFileInfo], dims: dict[str, int], inputs: d
     files = ", ".join(i.path.name for i in infos)
     for d, v in dims.items():
         if d not in all_dims:
-            valid = ", ".join(all_dims) or "(none: every input shape is fixed)"
-            raise UsageError(f"--dim {d}={v}: {files} has no symbolic dim {d!r}; symbolic dims: {valid}")
+            if all_dims:
+                valid = f"symbolic dims: {', '.join(all_dims)}"
+            elif any(x is None for i in infos for t in i.inputs for x in (t.shape or ())):
+                valid = f"its dynamic dims are unnamed: set shapes with --shape NAME=AxB; inputs: {_listing(infos)}"
+            else:
+                valid = "none: every input shape is fixed"
+            raise UsageError(f"--dim {d}={v}: {files} has no symbolic dim {d!r}; {valid}")
         if v < 1:
             raise UsageError(f"--dim {d}={v}: expected a positive integer")
     for name, value in inputs.items():
         if name not in all_inputs:
             raise UsageError(f"--input {name}={value}: {files} has no input {name!r}; inputs: {', '.join(all_inputs)}")
+
+
+def _listing(infos: Sequence[ModelFileInfo]) -> str:
+    """``x [?, 3, ?, ?], sr []``: every input with its declared dims (? = dynamic and unnamed)."""
+    seen: dict[str, str] = {}
+    for i in infos:
+        for t in i.inputs:
+            seen.setdefault(t.name, f"{t.name} {t.shape_text}")
+    return ", ".join(seen.values())
+
+
+# Synthesized inputs beyond this many bytes are refused: a typo such as 1x3x64000x64000 would otherwise ask for
+# tens of GB before any check (the memory guard then sees the model's own estimate too).
+MAX_FEED_BYTES = 1 << 32
+
+
+def check_shapes(infos: Sequence[ModelFileInfo], shapes: dict[str, tuple[int, ...]]) -> None:
+    """A --shape must name an input of at least one given model, with its rank and its fixed dims, and must not
+    be an input a decoder sizes itself (tokens, mask, positions, KV cache). One line, listing the inputs."""
+    from edgefit.bench.feeds import DECODER_ROLES, input_role
+
+    files = ", ".join(i.path.name for i in infos)
+    for name, shape in shapes.items():
+        text = "x".join(str(d) for d in shape) or "(scalar)"
+        found = [(i, i.input(name)) for i in infos if name in {t.name for t in i.inputs}]
+        if not found:
+            raise UsageError(f"--shape {name}={text}: {files} has no input {name!r}; inputs: {_listing(infos)}")
+        if any(d < 1 for d in shape):
+            raise UsageError(f"--shape {name}={text}: every dim must be a positive integer")
+        for info, t in found:
+            where = f"--shape {name}={text}: {info.path.name} input {name!r} is {t.shape_text}"
+            if info.is_decoder and input_role(info, t) in DECODER_ROLES:
+                raise UsageError(
+                    f"{where}, which the decoder's prompt/depth plan sizes; --shape sets other inputs "
+                    f"(inputs: {_listing([info])})"
+                )
+            if t.shape is None:
+                continue
+            if len(shape) != len(t.shape):
+                raise UsageError(
+                    f"{where}: {len(t.shape)} dims expected, found {len(shape)}; inputs: {_listing([info])}"
+                )
+            for axis, (want, got) in enumerate(zip(t.shape, shape, strict=True)):
+                if isinstance(want, int) and want != got:
+                    raise UsageError(f"{where}: dim {axis} is fixed at {want}, found {got}; inputs: {_listing([info])}")
+            count = 1
+            for d in shape:
+                count *= d
+            itemsize = 1 if t.dtype.startswith("onnx:") else np.dtype(t.dtype).itemsize
+            if count * itemsize > MAX_FEED_BYTES:
+                raise UsageError(
+                    f"{where}: {count:,} elements ({count * itemsize / 2**30:.1f} GiB) is more than a model's input "
+                    f"should need (at most {MAX_FEED_BYTES / 2**30:.0f} GiB); check the dims"
+                )
+
+
+def dims_from_shapes(info: ModelFileInfo, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """Named dims a --shape fixes (input ``ids [batch, seq]`` with --shape ids=1x40 -> batch 1, seq 40)."""
+    out: dict[str, int] = {}
+    for t in info.inputs:
+        if t.name in shapes and t.shape is not None and len(t.shape) == len(shapes[t.name]):
+            for d, v in zip(t.shape, shapes[t.name], strict=True):
+                if isinstance(d, str):
+                    out.setdefault(d, int(v))
+    return out
+
+
+def feed_bytes(info: ModelFileInfo, spec: FeedSpec) -> int:
+    """Bytes of the synthesized inputs of a plain run (decoders' are small next to their weights)."""
+    from edgefit.bench.feeds import resolve_shape
+
+    total = 0
+    for t in info.inputs:
+        count = 1
+        for d in resolve_shape(info, t, spec):
+            count *= d
+        total += count * (4 if t.dtype.startswith("onnx:") else np.dtype(t.dtype).itemsize)
+    return total

@@ -72,6 +72,7 @@ class PhaseResult:
     started_at: str
     power: tuple[dict[str, Any], ...] = ()  # PowerReading.to_dict() per sensor sampled during the samples
     sustained: dict[str, Any] | None = None  # SustainedSeries.to_dict() of a sustained run
+    inputs: tuple[str, ...] = ()  # a user model's run: each input as fed, e.g. "x[1, 3, 640, 640] (image, ...)"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +95,7 @@ class PhaseResult:
             started_at=str(d["started_at"]),
             power=tuple(d.get("power") or ()),
             sustained=d.get("sustained"),
+            inputs=tuple(str(x) for x in d.get("inputs") or ()),
         )
 
 
@@ -278,7 +280,14 @@ def measure_phase(
         load_average_1m=load1,
         started_at=started,
         power=tuple(r.to_dict() for r in readings),
+        inputs=_inputs_used(runner) if plan.phase == Phase.RUN else (),
     )
+
+
+def _inputs_used(runner: Runner) -> tuple[str, ...]:
+    """What the runner fed (OrtRunner says; a ScriptedRunner feeds nothing)."""
+    describe = getattr(runner, "inputs_used", None)
+    return tuple(describe()) if callable(describe) else ()
 
 
 def measure_model(

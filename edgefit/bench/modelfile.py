@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,9 +237,11 @@ def _value_info(v: onnx.ValueInfoProto) -> TensorInfo:
     if tt.HasField("shape"):
         dims: list[int | str | None] = []
         for d in tt.shape.dim:
-            if d.HasField("dim_value"):
+            # Dynamic dims come in several spellings: no field, an empty or "?" dim_param (paddle2onnx, torch's
+            # dynamo), a dim_value of -1 (old paddle exports). All are "unnamed": --shape reaches them, --dim not.
+            if d.HasField("dim_value") and d.dim_value >= 0:
                 dims.append(int(d.dim_value))
-            elif d.HasField("dim_param") and d.dim_param:
+            elif d.HasField("dim_param") and d.dim_param.strip() not in ("", "?"):
                 dims.append(d.dim_param)
             else:
                 dims.append(None)
@@ -304,7 +307,27 @@ def _describe(model: onnx.ModelProto, p: Path, ext_bytes: int, sha: str) -> Mode
         control_flow_ops=tuple(control),
         node_count=len(nodes),
         has_quantized_ops=any(n.op_type in _QUANTIZED_OPS for n in nodes),
+        graph_name=g.name,
+        image_size_hint=_image_size_hint(model),
     )
+
+
+# Metadata keys exporters use for the image size a model was trained at: ultralytics writes imgsz "[640, 640]",
+# others image_size / input_size / img_size, as one number or a pair (height, width).
+_IMAGE_SIZE_KEYS = ("imgsz", "image_size", "input_size", "img_size", "imagesize")
+
+
+def _image_size_hint(model: onnx.ModelProto) -> tuple[int, int] | None:
+    for prop in model.metadata_props:
+        if prop.key.lower() not in _IMAGE_SIZE_KEYS:
+            continue
+        nums = [int(n) for n in re.findall(r"\d+", prop.value[:200])]
+        sizes = [n for n in nums if 8 <= n <= 8192][:2]
+        if len(sizes) == 1:
+            return sizes[0], sizes[0]
+        if len(sizes) == 2:
+            return sizes[0], sizes[1]
+    return None
 
 
 def _token_inputs(

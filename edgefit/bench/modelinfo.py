@@ -14,7 +14,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class TensorInfo:
-    """A graph input or output. ``shape`` entries: an int (fixed), a str (symbolic dim name), None (unknown)."""
+    """A graph input or output. ``shape`` entries: an int (fixed), a str (symbolic dim name), None (dynamic and
+    unnamed: no dim_param, an empty or ``?`` one, or a negative dim_value as some exporters write)."""
 
     name: str
     dtype: str  # numpy dtype name: float32, int64, bool, ...
@@ -23,6 +24,13 @@ class TensorInfo:
     @property
     def symbolic_dims(self) -> tuple[str, ...]:
         return tuple(d for d in (self.shape or ()) if isinstance(d, str))
+
+    @property
+    def shape_text(self) -> str:
+        """``[?, 3, H, 640]`` style: what an error shows; ``[rank unknown]`` when the file does not say."""
+        if self.shape is None:
+            return "[rank unknown]"
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,9 @@ class ModelFileInfo:
     control_flow_ops: tuple[str, ...]  # If / Loop / Scan found (subgraphs included)
     node_count: int
     has_quantized_ops: bool = False  # MatMulNBits, QLinearMatMul, ...: weights are prepacked larger
+    graph_name: str = ""
+    # (height, width) an image input expects, from the file's metadata (e.g. ultralytics' ``imgsz``); None: unknown
+    image_size_hint: tuple[int, int] | None = None
 
     @property
     def is_decoder(self) -> bool:
@@ -101,4 +112,13 @@ def info_from_dict(d: dict[str, Any]) -> ModelFileInfo:
         control_flow_ops=tuple(d["control_flow_ops"]),
         node_count=int(d["node_count"]),
         has_quantized_ops=bool(d.get("has_quantized_ops", False)),
+        graph_name=str(d.get("graph_name", "")),
+        image_size_hint=_hw(d.get("image_size_hint")),
     )
+
+
+def _hw(v: Any) -> tuple[int, int] | None:
+    if v is None:
+        return None
+    h, w = v
+    return int(h), int(w)

@@ -11,6 +11,7 @@ the warnings are tested in milliseconds. The measurement loop (``edgefit.bench.l
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgefit.bench.feeds import FeedSpec, past_dim_index, synthesize
+from edgefit.bench.feeds import (
+    FeedSpec,
+    failure_hint,
+    image_size_alternatives,
+    past_dim_index,
+    plan_inputs,
+    synthesize,
+)
 from edgefit.bench.measurement import Phase
 from edgefit.bench.modelinfo import ModelFileInfo
 from edgefit.errors import BenchError
@@ -90,6 +98,7 @@ class OrtRunner:
         self._feeds: dict[str, np.ndarray] = {}
         self._kv: dict[str, np.ndarray] = {}  # present outputs of the fill prefill, by past input name
         self._kv_depth = 0
+        self.adapted: frozenset[str] = frozenset()  # inputs whose default image size failed; another size ran
 
     @property
     def is_decoder(self) -> bool:
@@ -113,24 +122,57 @@ class OrtRunner:
             raise self._failure(feeds, exc) from None
 
     def _failure(self, feeds: Mapping[str, np.ndarray], exc: Exception) -> BenchError:
-        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+        """One line: onnxruntime's complaint, then each input as fed with the flag that changes it."""
+        shapes = {k: tuple(int(d) for d in v.shape) for k, v in feeds.items()}
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return BenchError(
-            f"{self.path.name}: inference failed with synthesized inputs ({shapes}): {first}; "
-            "set symbolic dims with --dim NAME=VALUE or scalars with --input NAME=VALUE"
+            f"{self.path.name}: inference failed with synthesized inputs: {first}; inputs used: "
+            f"{failure_hint(self.info, self.feed_spec, shapes)}; give the shapes the model expects with those flags"
         )
 
     def prepare(self, phase: Phase, prompt_tokens: int, context_tokens: int) -> None:
         if self._session is None:
             raise BenchError("OrtRunner.prepare called before load()")
         if phase == Phase.RUN or not self.is_decoder:
-            self._feeds = synthesize(self.info, self.feed_spec)
+            self._feeds = self._working_feeds()
         elif phase == Phase.PREFILL:
             self._feeds = synthesize(self.info, self.feed_spec, seq=prompt_tokens, past=0)
         elif phase == Phase.DECODE:
             self._feeds = self._decode_feeds(context_tokens)
         else:
             raise BenchError(f"OrtRunner cannot time phase {phase.value!r}")
+
+    def _working_feeds(self) -> dict[str, np.ndarray]:
+        """Synthesized feeds that run: one untimed trial inference. When it fails and an image input's size was
+        only a default guess (no --shape, --dim or metadata), other common sizes are tried (a text recognizer
+        wants a 32-64 pixel high strip, a detector a multiple of 32), and the first that runs is kept and said
+        (``inputs_used``); otherwise the first failure, with each input's shape and flag, is raised."""
+        feeds = synthesize(self.info, self.feed_spec)
+        try:
+            self._session.run(None, feeds)
+            return feeds
+        except Exception as exc:
+            failure = self._failure(feeds, exc)
+        for spec in image_size_alternatives(self.info, self.feed_spec):
+            trial = synthesize(self.info, spec)
+            try:
+                self._session.run(None, trial)
+            except Exception:
+                continue
+            self.adapted = frozenset(n for n in spec.shapes if spec.shapes[n] != self.feed_spec.shapes.get(n))
+            self.feed_spec = spec
+            return trial
+        raise failure
+
+    def inputs_used(self) -> tuple[str, ...]:
+        """Each input as fed to a non-decoder run, e.g. ``x[1, 3, 48, 224] (image, NCHW, default)``."""
+        if self.is_decoder:
+            return ()
+        plans = plan_inputs(self.info, self.feed_spec)
+        return tuple(
+            (dataclasses.replace(p, source="tried: the default size failed") if p.name in self.adapted else p).text
+            for p in plans
+        )
 
     def _decode_feeds(self, depth: int) -> dict[str, np.ndarray]:
         """The cache at ``depth`` from a real prefill's present outputs, as llama-bench -d does."""

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from edgefit import stats
 from edgefit.bench import BenchSummary, bench_file, default_threads, run_ladder
-from edgefit.bench.campaign import DEFAULT_BUDGET_S, LADDER_KV_FILL
+from edgefit.bench.campaign import DEFAULT_BUDGET_S, FILE_BUDGET_S, LADDER_KV_FILL
 from edgefit.bench.powerhook import measured_energy
 from edgefit.commands._common import (
     MAX_BUDGET_S,
@@ -37,9 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Measure load time, peak/steady RSS, prefill latency (16/64/128-token prompts) and decode latency per "
             "token at KV depths 0/128/512 of the built ladder models with onnxruntime on the CPU, one worker "
             "process per model. Your own .onnx files: decoders (past_key_values.* inputs) at prompts 16/64 and "
-            "depths 0/64, other models one inference with synthesized inputs. Each measurement repeats until the "
-            "median's 95% interval is within +-2% or --budget-s of samples is spent; raw samples go to the results "
-            "database. Ctrl-C stops after the current measurement and keeps the finished ones (exit 130)."
+            "depths 0/64, other models one inference with synthesized inputs (images, audio chunks, recurrent "
+            "states, token ids are recognised; --shape/--dim/--input set the rest). Each measurement repeats until "
+            "the median's 95% interval is within +-2% or --budget-s of samples is spent; raw samples go to the "
+            "results database. Ctrl-C stops after the current measurement and keeps the finished ones (exit 130)."
         ),
     )
     p.add_argument("models", nargs="*", metavar="MODEL.onnx", help="your .onnx files (instead of the ladder)")
@@ -56,11 +57,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"intra-op threads (default: physical cores, here {default_threads()})",
     )
     p.add_argument(
+        "--shape",
+        action="append",
+        default=[],
+        metavar="NAME=AxBxC",
+        help="whole shape of an input of your model, e.g. --shape x=1x3x640x640 (repeatable); reaches named, "
+        "unnamed and fixed dims",
+    )
+    p.add_argument(
         "--dim",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="value of a symbolic input dim of your model (repeatable); unset ones: batch 1, others 16",
+        help="value of a named symbolic input dim of your model (repeatable); unset ones follow the input's role "
+        "(image 224 or 640, audio 512 samples, state 1, batch 1), else 16",
     )
     p.add_argument(
         "--input",
@@ -72,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--budget-s",
         type=float,
-        default=DEFAULT_BUDGET_S,
-        help=f"time budget of samples per measurement in seconds (default {DEFAULT_BUDGET_S})",
+        default=None,
+        help="cap on the seconds of samples per measurement; sampling stops earlier once the median's 95%% interval "
+        f"is within ±2%% (default: {FILE_BUDGET_S:g} for model files, {DEFAULT_BUDGET_S} per ladder measurement)",
     )
     p.add_argument(
         "--kv-fill",
@@ -120,6 +131,25 @@ def _pairs(items: list[str], flag: str, cast: type) -> dict:
     return out
 
 
+def _shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
+    """--shape NAME=1x3x640x640 (also 1,3,640,640; an empty value is a scalar)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--shape {item!r}: expected NAME=AxBxC, e.g. --shape x=1x3x640x640")
+        parts = [v.strip() for v in value.replace(",", "x").replace("X", "x").split("x")] if value.strip() else []
+        if not all(v.isdigit() for v in parts):
+            raise UsageError(f"--shape {item!r}: expected dims as positive integers joined by 'x', e.g. 1x3x640x640")
+        dims = tuple(int(v) for v in parts)
+        if not all(1 <= d <= MAX_TOKENS for d in dims):
+            raise UsageError(f"--shape {item!r}: expected dims as positive integers up to {MAX_TOKENS:,}")
+        if name in out and out[name] != dims:
+            raise UsageError(f"--shape {name} given twice with different shapes")
+        out[name] = dims
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     check_int_flag("--threads", args.threads, low=1, high=MAX_THREADS)
     check_float_flag("--budget-s", args.budget_s, low=0.0, high=MAX_BUDGET_S)  # nan, inf, 0, -1 refused
@@ -133,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             args.models,
             dims=_pairs(args.dim, "--dim", int),
             inputs=_pairs(args.input, "--input", float),
+            shapes=_shapes(args.shape),
             threads=args.threads,
             db_path=db_path(args),
             progress=progress,
@@ -140,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
             kv_fill=args.kv_fill or "prefill",
         )
     else:
-        if args.dim or args.input:
-            raise UsageError("--dim and --input apply to model files, not to the ladder")
+        if args.dim or args.input or args.shape:
+            raise UsageError("--shape, --dim and --input apply to model files, not to the ladder")
         precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
         summary = run_ladder(
             args.ladder or "quick",
@@ -149,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             db_path=db_path(args),
             progress=progress,
-            budget_s=args.budget_s,
+            budget_s=DEFAULT_BUDGET_S if args.budget_s is None else args.budget_s,
             kv_fill=args.kv_fill or LADDER_KV_FILL,
         )
     if args.json:
@@ -180,7 +211,8 @@ def _print_summary(s: BenchSummary) -> None:
     t = Table(
         title=f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples",
         caption="tokens: pN = prompt of N tokens, dN = one decoded token after N cached. stop: ci = 95% interval "
-        "of the median within ±2%, budget = --budget-s spent, max = sample cap. warnings: var = high variance, "
+        "of the median within ±2% (reached), budget = --budget-s spent first (the 95% CI column says how close it "
+        "got), max = sample cap. warnings: var = high variance, "
         "few = too few samples, budget = CI target not reached, busy = other processes used the CPU, cache = "
         "weights fit the last-level cache, drift = bandwidth probe moved, throttled = thermal throttling",
     )
