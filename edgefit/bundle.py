@@ -26,6 +26,7 @@ from typing import Any
 from edgefit import __version__
 from edgefit.bench.measurement import Measurement, Phase, QualityWarning, WarningCode
 from edgefit.errors import StoreError
+from edgefit.ids import check_id
 from edgefit.inputfiles import MAX_BUNDLE_BYTES, loads_json, read_text
 from edgefit.inputfiles import shown as _shown
 
@@ -225,6 +226,9 @@ def load_bundle(path: str | os.PathLike[str]) -> list[tuple[dict[str, Any], list
             if name not in raw:
                 raise StoreError(f"{where}: missing field {name!r}")
             run[name] = check_value(raw[name], hint, f"{where}.{name}")
+        # ids name stored rows (and, through a run id, a later `results export`): one pattern for every id
+        check_id(run["id"], f"{where}.id", StoreError, example="3f2c9a1e-5b7d-4c1a-9e2f-0a1b2c3d4e5f")
+        check_id(run["host_fingerprint"], f"{where}.host_fingerprint", StoreError, example="9c1f0a7e3b5d2468")
         if run["status"] not in RUN_STATUSES:
             raise StoreError(
                 f"{where}.status: expected one of {', '.join(RUN_STATUSES)}, found {_shown(run['status'])}"

@@ -39,6 +39,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from edgefit.errors import CatalogError
+from edgefit.ids import check_id, slug
 from edgefit.inputfiles import load_toml
 from edgefit.inputfiles import shown as _shown
 from edgefit.paths import builtin_catalog_dir
@@ -71,9 +72,9 @@ class ModelSpec:
     path: str | None = None  # file it was loaded from
 
     def __post_init__(self) -> None:
+        # the id names built files and stored measurements: one pattern for every id (edgefit.ids)
+        check_id(self.id, f"{self.path or 'model card'}: field 'id'", CatalogError, example="my-model-1b")
         where = self.path or f"model {self.id!r}"
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise CatalogError(f"{where}: field 'id': expected a non-empty string, found {self.id!r}")
         for name in _POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             top = _MAX_INT_FIELDS[name]
@@ -379,7 +380,7 @@ def load_card(path: str | Path) -> ModelSpec:
         raise CatalogError(f"{p}: not valid TOML ({exc}); see models/README.md for the card format") from None
     except ValueError as exc:
         raise CatalogError(f"{p}: {exc}") from None
-    return spec_from_mapping(data, where=str(p), default_id=p.stem, path=str(p))
+    return spec_from_mapping(data, where=str(p), default_id=slug(p.stem) or p.stem, path=str(p))
 
 
 @functools.lru_cache(maxsize=4)

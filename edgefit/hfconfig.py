@@ -16,6 +16,7 @@ from typing import Any
 
 from edgefit.catalog import ModelSpec, spec_from_mapping
 from edgefit.errors import CatalogError
+from edgefit.ids import slug
 from edgefit.inputfiles import load_json
 from edgefit.inputfiles import shown as _shown
 
@@ -112,5 +113,6 @@ def load_hf_config(path: str | Path, model_id: str | None = None) -> ModelSpec:
         raise CatalogError(f"{p}: not a readable JSON config ({exc})") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{p}: expected a JSON object, found {type(data).__name__}")
-    default_id = p.parent.name if p.name == "config.json" and p.parent.name else p.stem
+    # the folder's name made into an id ("Qwen2.5-0.5B-Instruct" -> "qwen2.5-0.5b-instruct"); --id overrides
+    default_id = slug(p.parent.name if p.name == "config.json" and p.parent.name else p.stem) or "custom-model"
     return spec_from_hf_config(data, where=str(p), model_id=model_id or default_id)

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from edgefit.errors import UsageError
+from edgefit.ids import id_problem
 from edgefit.paths import default_db_path
 
 # Flag ranges: far beyond any real use, small enough that every product of them stays a sane number.
@@ -113,3 +114,12 @@ def check_output_file(flag: str, path: Path | None) -> None:
             if not parent.is_dir():
                 raise UsageError(f"{flag} {path}: {parent} is a file, not a folder; choose another path")
             break
+
+
+def id_arg(value: str) -> str:
+    """argparse ``type=`` for a flag that names an id (``--id``): one pattern for every id (edgefit.ids), so a
+    ``../../x`` is refused at the flag, before anything is built or written."""
+    problem = id_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from edgefit import catalog
 from edgefit.catalog import ModelSpec, Precision
-from edgefit.commands._common import add_json_flag, check_output_file, console, print_json
+from edgefit.commands._common import add_json_flag, check_output_file, console, id_arg, print_json
 from edgefit.errors import BuildError, UsageError
 from edgefit.units import GIB, MIB
 
@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_ref_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=None, help="keep only the first N layers (same width)")
-    p.add_argument("--id", dest="model_id", default=None, help="model id for a config.json (default: its folder name)")
+    p.add_argument(
+        "--id", dest="model_id", type=id_arg, default=None, help="model id for a config.json (default: its folder name)"
+    )
 
 
 def _console() -> Console:

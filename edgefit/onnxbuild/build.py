@@ -24,6 +24,7 @@ from onnx import helper, numpy_helper
 
 from edgefit.catalog import ModelSpec, get_precision, truncated, weight_bytes
 from edgefit.errors import BuildError
+from edgefit.ids import id_problem
 from edgefit.onnxbuild.graph import MAX_ROPE_POSITIONS, MS, OPSET, PLANS, DecoderGraph, PrecisionPlan
 from edgefit.onnxbuild.weights import ExternalDataWriter, data_path_for, dequantize
 from edgefit.paths import cache_dir
@@ -178,7 +179,12 @@ def default_path(spec: ModelSpec, precision: str, *, layers: int | None, seed: i
         name += f"-L{layers}"
     if block_size != 32 and PLANS[precision].quantized:
         name += f"-b{block_size}"
-    return cache_dir() / "models" / f"{name}-s{seed}.onnx"
+    folder = cache_dir() / "models"
+    path = folder / f"{name}-s{seed}.onnx"
+    # spec ids are checked where they enter (edgefit.ids); this is the last line before files are replaced
+    if id_problem(spec.id) is not None or path.parent != folder or not path.resolve().is_relative_to(folder.resolve()):
+        raise BuildError(f"model id {spec.id!r}: the built file would land outside {folder}; refused")
+    return path
 
 
 def check_buildable(spec: ModelSpec) -> None:
