@@ -5,7 +5,7 @@
         │  per device: the fastest precision that meets the workload (else the fastest at all)
         v
  DeviceOption(price, tok/s, J per 1k tokens, meets?)
-        ├─> ranked by price per tok/s, by energy per 1k tokens
+        ├─> ranked by energy per 1k tokens (measured draw where the device has one), by price per tok/s
         ├─> cheapest device that meets the workload (within the price cap)
         ├─> Pareto front of (price low, speed high, energy low)
         └─> devices needed for an aggregate demand of N tok/s
@@ -38,6 +38,9 @@ class DeviceOption:
     energy_per_1k_tokens_j: float
     power_w: float
     basis: str = "spec"  # of the speed figure: measured, extrapolated or spec
+    # of the energy figure: "measured" (the device's measured draw x its measured decode time), "measured_power"
+    # (its measured draw x predicted decode time), "spec" (the profile's load power x decode time)
+    energy_basis: str = "spec"
 
     @property
     def meets(self) -> bool:
@@ -63,6 +66,7 @@ class DeviceOption:
             "energy_per_1k_tokens_j": self.energy_per_1k_tokens_j,
             "power_w": self.power_w,
             "basis": self.basis,
+            "energy_basis": self.energy_basis,
         }
 
 
@@ -97,9 +101,19 @@ def device_options(
                 energy_per_1k_tokens_j=p.energy_per_token_j.value * 1000.0,
                 power_w=p.power_w.value,
                 basis=p.decode_tokens_per_s.basis.value,
+                energy_basis=energy_basis(best),
             )
         )
     return tuple(options)
+
+
+def energy_basis(v: Verdict) -> str:
+    """Where a verdict's energy per token comes from: see ``DeviceOption.energy_basis``. A draw that covers only
+    the package or SoC leaves the profile's figure in place (edgefit.verdict.with_measured_draw)."""
+    draw = v.measured_draw
+    if draw is None or not draw.whole_device:
+        return "spec"
+    return "measured" if v.prediction.decode_s_per_token.basis.value == "measured" else "measured_power"
 
 
 def within_price_cap(options: Iterable[DeviceOption], workload: Workload) -> tuple[DeviceOption, ...]:
@@ -118,8 +132,13 @@ def rank_by_price_per_speed(options: Iterable[DeviceOption]) -> tuple[DeviceOpti
 
 
 def rank_by_energy(options: Iterable[DeviceOption]) -> tuple[DeviceOption, ...]:
-    """Devices meeting the workload, fewest joules per 1000 generated tokens first."""
-    return tuple(sorted((o for o in options if o.meets), key=lambda o: o.energy_per_1k_tokens_j))
+    """Devices meeting the workload, fewest joules per 1000 generated tokens first (ties: the cheaper)."""
+    return tuple(
+        sorted(
+            (o for o in options if o.meets),
+            key=lambda o: (o.energy_per_1k_tokens_j, o.price_usd is None, o.price_usd or 0.0, o.device_id),
+        )
+    )
 
 
 def cheapest_meeting(options: Iterable[DeviceOption], workload: Workload) -> DeviceOption | None:

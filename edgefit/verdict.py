@@ -8,9 +8,14 @@
 ```
 
 The kind is the first problem found, in this order: ``weights_not_public`` (the numbers are still computed and
-shown), ``does_not_fit`` (memory > usable RAM), ``over_power_budget``, ``too_slow`` (decode below the
-floor, or time to first token above the maximum), ``tight`` (fits, but with < 15 % memory headroom or within
-20 % of a speed limit), ``fits``. Every reason quotes the numbers with their units.
+shown), ``does_not_fit`` (memory > usable RAM), ``over_power_budget`` (the device's measured draw when one of
+its own measurements carries a power reading, quoted as measured; else the profile's load power), ``too_slow``
+(decode below the floor, or time to first token above the maximum), ``tight`` (fits, but with < 15 % memory
+headroom or within 20 % of a speed limit), ``fits``. Every reason quotes the numbers with their units.
+
+With ``DeviceFacts`` (edgefit.devicepower) a whole-device power reading replaces the profile's load power in the
+prediction (energy per token = measured draw x decode time), and a ``sustained`` workload scales decode speed by
+the device's sustained/burst factor before judging, the factor and its basis said in the notes.
 
 Memory is what the runtime holds (prepacked int4, fp32 embedding table, KV cache, runtime), as the predictor
 reports it; where that is far above ``params x bits / 8`` a note says why, because users are surprised by it.
@@ -20,13 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from edgefit import catalog
 from edgefit.catalog import ModelSpec
+from edgefit.devicepower import NO_SUSTAINED, DeviceFacts, MeasuredDraw, SustainedFactor, given_factor
 from edgefit.errors import UsageError
-from edgefit.predict.prediction import Prediction
+from edgefit.predict.prediction import Basis, Estimate, Prediction
 from edgefit.profiles import DeviceProfile
 from edgefit.units import GB, GIB
 
@@ -84,7 +90,9 @@ _SYMBOLS: dict[VerdictKind, str] = {
 @dataclass(frozen=True, slots=True)
 class Workload:
     """What the user wants to run. ``power_cap_w`` applies on top of a device's own budget;
-    ``price_cap_usd`` filters devices (procurement, ``edgefit fit``), it does not change a verdict."""
+    ``price_cap_usd`` filters devices (procurement, ``edgefit fit``), it does not change a verdict.
+    ``sustained``: judge decode at each device's sustained/burst factor (``sustained_ratio``: one given factor
+    for every device instead)."""
 
     context_tokens: int = 4096
     prompt_tokens: int = 512
@@ -93,6 +101,8 @@ class Workload:
     max_ttft_s: float | None = None
     power_cap_w: float | None = None
     price_cap_usd: float | None = None
+    sustained: bool = False
+    sustained_ratio: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("context_tokens", "prompt_tokens", "generate_tokens"):
@@ -112,6 +122,10 @@ class Workload:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise UsageError(f"workload {name}: expected a positive number or nothing, found {value!r}")
+        if self.sustained_ratio is not None:
+            given_factor(self.sustained_ratio)  # UsageError unless in (0, 1]
+            if not self.sustained:
+                raise UsageError("workload sustained_ratio: given without sustained = true")
 
     def to_dict(self) -> dict[str, float | int | None]:
         return {
@@ -122,6 +136,8 @@ class Workload:
             "max_ttft_s": self.max_ttft_s,
             "power_cap_w": self.power_cap_w,
             "price_cap_usd": self.price_cap_usd,
+            "sustained": self.sustained,
+            "sustained_ratio": self.sustained_ratio,
         }
 
 
@@ -132,6 +148,8 @@ class Verdict:
     prediction: Prediction
     notes: tuple[str, ...] = ()  # things a user would be surprised by (memory far above params x bits)
     memory_bytes: float = 0.0  # what was judged: the predicted total, never below the stored weights + KV cache
+    sustained: SustainedFactor | None = None  # the factor decode was scaled by (a sustained workload only)
+    measured_draw: MeasuredDraw | None = None  # the device's own measured draw, when one of its measurements has one
 
     @property
     def ok(self) -> bool:
@@ -158,8 +176,20 @@ def memory_floor_bytes(spec: ModelSpec, prediction: Prediction) -> int:
     return int(parts.embeddings + parts.final_norm + quantized * precision.prepack_factor) + kv
 
 
-def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, workload: Workload) -> Verdict:
-    """The verdict for one (model, precision, device) under ``workload``. See the module docstring."""
+def judge(
+    prediction: Prediction,
+    spec: ModelSpec,
+    device: DeviceProfile,
+    workload: Workload,
+    facts: DeviceFacts | None = None,
+) -> Verdict:
+    """The verdict for one (model, precision, device) under ``workload``; ``facts``: the device's own measured
+    draw and sustained factor (edgefit.devicepower). See the module docstring."""
+    sustained = sustained_factor(workload, facts)
+    draw = facts.draw_for(prediction.model_id, prediction.precision) if facts is not None else None
+    prediction = with_measured_draw(prediction, draw)
+    if sustained is not None:
+        prediction = scale_decode(prediction, sustained.factor)
     mem = prediction.memory
     floor_bytes = memory_floor_bytes(spec, prediction)
     total_bytes = max(mem.total.value, floor_bytes)
@@ -178,7 +208,12 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
         problems.append(
             (VerdictKind.DOES_NOT_FIT, f"needs {_gib(total_bytes)}, {_gib(usable_bytes)} usable on {device.name}")
         )
-    if power_cap_w is not None and power_w > power_cap_w:
+    if power_cap_w is not None and draw is not None and draw.power_w > power_cap_w:
+        problems.append(
+            (VerdictKind.OVER_POWER_BUDGET, f"measured draw {draw.describe()} > {power_cap_w:.1f} W budget")
+        )
+    elif power_cap_w is not None and power_w > power_cap_w and not (draw is not None and draw.whole_device):
+        # without a whole-device reading the profile's load power is the figure (a package reading is only part)
         problems.append((VerdictKind.OVER_POWER_BUDGET, f"draws {power_w:.1f} W > {power_cap_w:.1f} W budget"))
     if tps < workload.min_decode_tokens_per_s:
         problems.append(
@@ -190,6 +225,13 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
         )
 
     notes = _memory_notes(prediction, spec, total_bytes)
+    if sustained is not None:
+        notes += (f"sustained: decode x{sustained.factor:.3g} ({sustained.basis}): {sustained.detail}",)
+    if draw is not None and not draw.whole_device:
+        notes += (
+            f"measured draw {draw.power_w:.1f} W covers the {draw.covers} only; power and energy stay the "
+            f"profile's {prediction.power_w.value:.1f} W estimate for the whole device",
+        )
     if spec.max_context < workload.context_tokens:
         notes += (
             f"{spec.name} supports {spec.max_context} tokens of context, fewer than the {workload.context_tokens} "
@@ -204,7 +246,7 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
     if problems:
         order = list(VerdictKind)[::-1]  # weights_not_public first ... fits last
         kind = min((k for k, _ in problems), key=order.index)
-        return Verdict(kind, tuple(r for _, r in problems), prediction, notes, total_bytes)
+        return Verdict(kind, tuple(r for _, r in problems), prediction, notes, total_bytes, sustained, draw)
 
     tight: list[str] = []
     headroom = (usable_bytes - total_bytes) / usable_bytes
@@ -224,12 +266,52 @@ def judge(prediction: Prediction, spec: ModelSpec, device: DeviceProfile, worklo
             f"{_secs(workload.max_ttft_s)} maximum"
         )
     if tight:
-        return Verdict(VerdictKind.TIGHT, tuple(tight), prediction, notes, total_bytes)
+        return Verdict(VerdictKind.TIGHT, tuple(tight), prediction, notes, total_bytes, sustained, draw)
     reason = (
         f"needs {_gib(total_bytes)} of {_gib(usable_bytes)} usable, "
         f"{_tps(tps)} tok/s >= {_tps(workload.min_decode_tokens_per_s)} tok/s floor"
     )
-    return Verdict(VerdictKind.FITS, (reason,), prediction, notes, total_bytes)
+    return Verdict(VerdictKind.FITS, (reason,), prediction, notes, total_bytes, sustained, draw)
+
+
+def sustained_factor(workload: Workload, facts: DeviceFacts | None) -> SustainedFactor | None:
+    """The factor a sustained workload applies on this device: the given ratio, else the device's own measured
+    one, else 1.0 with a note that none exists. None when the workload is not sustained."""
+    if not workload.sustained:
+        return None
+    if workload.sustained_ratio is not None:
+        return given_factor(workload.sustained_ratio)
+    return facts.sustained if facts is not None else NO_SUSTAINED
+
+
+def scale_decode(prediction: Prediction, factor: float) -> Prediction:
+    """Decode at ``factor`` x the predicted tokens/s: time per token and energy per token grow by 1/factor (the
+    draw stays). Time to first token is left alone: a prompt is a burst."""
+    if factor == 1.0:
+        return prediction
+
+    def times(e: Estimate, k: float) -> Estimate:
+        return Estimate(e.value * k, e.low * k, e.high * k, e.basis)
+
+    return replace(
+        prediction,
+        decode_tokens_per_s=times(prediction.decode_tokens_per_s, factor),
+        decode_s_per_token=times(prediction.decode_s_per_token, 1.0 / factor),
+        energy_per_token_j=times(prediction.energy_per_token_j, 1.0 / factor),
+    )
+
+
+def with_measured_draw(prediction: Prediction, draw: MeasuredDraw | None) -> Prediction:
+    """A whole-device reading replaces the profile's load power (basis measured, interval from the sensor's
+    uncertainty), and energy per token becomes that draw x predicted decode time: basis measured only when the
+    decode time was measured too, else the time's basis. Partial readings (package, SoC) change nothing here."""
+    if draw is None or not draw.whole_device:
+        return prediction
+    u = draw.uncertainty_rel
+    power = Estimate(draw.power_w, draw.power_w * max(0.0, 1 - u), draw.power_w * (1 + u), Basis.MEASURED)
+    t = prediction.decode_s_per_token
+    energy = Estimate(draw.power_w * t.value, power.low * t.low, power.high * t.high, t.basis)
+    return replace(prediction, power_w=power, energy_per_token_j=energy)
 
 
 def naive_weight_bytes(spec: ModelSpec, precision: str) -> float:

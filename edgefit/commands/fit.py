@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from edgefit.profiles import DeviceProfile
 from edgefit.verdict import Workload
 
 DEFAULT_PRECISIONS: tuple[str, ...] = ("fp32", "int8", "int4")
+SUSTAINED_PER_DEVICE = "device"  # --sustained without a RATIO: each device's own measured factor
 # Below this many combinations every reason is printed under the matrix.
 REASONS_FOR_AT_MOST = 12
 
@@ -61,10 +63,43 @@ def add_workload_flags(p: argparse.ArgumentParser) -> None:
         "--power-cap", type=float, default=None, metavar="W", help="power cap [W] (on top of a device's own budget)"
     )
     g.add_argument("--price-cap", type=float, default=None, metavar="USD", help="leave out devices priced above this")
+    g.add_argument(
+        "--sustained",
+        nargs="?",
+        const=SUSTAINED_PER_DEVICE,
+        default=None,
+        metavar="RATIO",
+        help=(
+            "judge decode speed once warm: scale each device's predicted tok/s by its sustained/burst ratio from "
+            "a `bench --sustained` run on it (this host, or a linked device's imported bundle), else 1.0 with a "
+            "note; --sustained RATIO uses that ratio (0 < RATIO <= 1) for every device"
+        ),
+    )
+
+
+def sustained_from_args(args: argparse.Namespace) -> tuple[bool, float | None]:
+    """``--sustained`` as (sustained?, given ratio or None); a RATIO that is not a number in (0, 1] is a usage
+    error naming the flag."""
+    raw = getattr(args, "sustained", None)
+    if raw is None:
+        return False, None
+    if raw == SUSTAINED_PER_DEVICE:
+        return True, None
+    try:
+        ratio = float(raw)
+    except ValueError:
+        ratio = math.nan
+    if not (0 < ratio <= 1.0):  # NaN fails too
+        raise UsageError(
+            f"--sustained {raw!r}: expected a sustained/burst ratio in (0, 1] such as 0.8, or --sustained alone "
+            "to use each device's measured ratio"
+        )
+    return True, ratio
 
 
 def workload_from_args(args: argparse.Namespace) -> Workload:
     check_workload_flags(args, default_prompt=Workload().prompt_tokens)  # the same check as `predict`
+    sustained, ratio = sustained_from_args(args)
     return Workload(
         context_tokens=args.context,
         prompt_tokens=args.prompt,
@@ -73,6 +108,8 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         max_ttft_s=args.max_ttft,
         power_cap_w=args.power_cap,
         price_cap_usd=args.price_cap,
+        sustained=sustained,
+        sustained_ratio=ratio,
     )
 
 
@@ -144,7 +181,7 @@ def select_precisions(refs: Sequence[str], default: Sequence[str] = DEFAULT_PREC
 
 def run(args: argparse.Namespace) -> int:
     from edgefit.report import pipeline, terminal
-    from edgefit.report.results import answers, verdict_dict
+    from edgefit.report.results import answers, device_facts_dict, verdict_dict
 
     workload = workload_from_args(args)
     devices = select_devices(args.device)
@@ -155,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--price-cap {workload.price_cap_usd:g}: every requested device costs more; raise the cap")
     err = err_console()
     state = pipeline.host_state(db_path(args), devices=devices, progress=not args.json, say=lambda m: err.print(m))
-    data = pipeline.build_report_data(state, specs, devices, precisions, workload, include_scaling=False)
+    facts = pipeline.device_facts(db_path(args), state, devices)
+    data = pipeline.build_report_data(state, specs, devices, precisions, workload, include_scaling=False, facts=facts)
     failed = [v for v in data.verdicts if not v.ok]
     price_failures = [f"{d.id}: price ${d.price_usd:,.0f} > ${workload.price_cap_usd:,.0f} cap" for d in over_price]
     ok = not failed and not (args.device and price_failures)
@@ -170,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
                 "answers": answers(data),
                 "skipped": [_skip(s) for s in data.skipped],
                 "devices_over_price_cap": [d.id for d in over_price],
+                "device_facts": device_facts_dict(data),
             }
         )
     else:
@@ -183,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         elif len(data.verdicts) <= REASONS_FOR_AT_MOST:
             terminal.print_reasons(out, data.verdicts)
         terminal.print_answers(out, data)
+        terminal.print_device_facts(out, data)
         for s in data.skipped:
             out.print(f"[dim]not predicted: {s.model_id} @ {s.precision} on {s.device_id}: {s.reason}[/]")
     if args.require and not ok:

@@ -17,8 +17,11 @@ from edgefit.commands._common import (
     err_console,
     print_json,
 )
+from edgefit.commands.fit import SUSTAINED_PER_DEVICE, sustained_from_args
+from edgefit.devicepower import SustainedFactor
 from edgefit.predict import max_context_that_fits, predict
 from edgefit.predict.prediction import Estimate, Prediction, prediction_to_dict
+from edgefit.verdict import scale_decode
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prompt", type=int, default=None, help="prompt tokens for prefill (default 256, or --context if smaller)"
     )
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores of the device)")
+    p.add_argument(
+        "--sustained",
+        nargs="?",
+        const=SUSTAINED_PER_DEVICE,
+        default=None,
+        metavar="RATIO",
+        help=(
+            "decode speed once warm: scale predicted tok/s by the device's sustained/burst ratio from a "
+            "`bench --sustained` run on it (this host, or a linked device's imported bundle), else 1.0 with a note; "
+            "--sustained RATIO uses that ratio (0 < RATIO <= 1)"
+        ),
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -48,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_workload_flags(args, default_prompt=256)  # the same check as `fit`
+    sustained, ratio = sustained_from_args(args)  # the same --sustained as `fit`, checked before any work
     spec = catalog.load_spec(args.model)
     from edgefit import pipeline
 
@@ -62,13 +78,27 @@ def run(args: argparse.Namespace) -> int:
         spec, args.precision, device, cal, context_tokens=args.context, prompt_tokens=args.prompt, threads=args.threads
     )
     max_ctx = max_context_that_fits(spec, args.precision, device, cal, prompt_tokens=args.prompt)
+    factor: SustainedFactor | None = None
+    if sustained:
+        from edgefit.devicepower import given_factor, load_facts
+
+        if ratio is not None:
+            factor = given_factor(ratio)
+        else:
+            factor = load_facts(db_path(args), state.fingerprint, host.id, [device.id])[device.id].sustained
+        pred = scale_decode(pred, factor.factor)
     if args.json:
         out = prediction_to_dict(pred)
         out["max_context_that_fits_tokens"] = max_ctx
         out["fits_in_memory"] = pred.memory.total.value <= pred.memory.usable_ram_bytes
+        out["sustained"] = factor.to_dict() if factor is not None else None
         print_json(out)
         return 0
     _print_human(pred, max_ctx)
+    if factor is not None:
+        console().print(
+            f"sustained: decode x{factor.factor:.3g} ({factor.basis}): {factor.detail}", markup=False, highlight=False
+        )
     return 0
 
 

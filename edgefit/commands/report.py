@@ -4,13 +4,23 @@ write report.md, report.html, results.json, results.csv and the plots."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
 from edgefit.commands.fit import add_workload_flags, select_devices, select_specs, workload_from_args
 from edgefit.errors import UsageError
+
+if TYPE_CHECKING:
+    from edgefit.catalog import ModelSpec
+    from edgefit.pipeline import HostState
+    from edgefit.profiles import DeviceProfile
+    from edgefit.report.devicecheck import DeviceCheck
+    from edgefit.verdict import Workload
 
 DEFAULT_OUT = Path("reports")
 
@@ -61,9 +71,11 @@ def run(args: argparse.Namespace) -> int:
     state = pipeline.host_state(db_path(args), devices=devices, progress=not args.json, say=lambda m: err.print(m))
     if not args.device:
         devices = (state.host, *devices)  # this host first: its figures are the measured ones
+    facts = pipeline.device_facts(db_path(args), state, devices)
     data = pipeline.build_report_data(
-        state, specs, devices, pipeline.REPORT_PRECISIONS, workload, demand_tokens_per_s=args.demand
+        state, specs, devices, pipeline.REPORT_PRECISIONS, workload, demand_tokens_per_s=args.demand, facts=facts
     )
+    data = dataclasses.replace(data, device_checks=_device_checks(args, state, devices, specs, workload))
     written = write_report(data, args.out, formats)
 
     if args.json:
@@ -76,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
                 "ran_calibration": state.ran_calibration,
                 "measurements": len(state.measurements),
                 "verdict_counts": dict(Counter(v.kind.value for v in data.verdicts)),
+                "measured_devices": sorted({c.device_id for c in data.device_checks}),
                 "validation": state.validation,
             }
         )
@@ -88,3 +101,20 @@ def run(args: argparse.Namespace) -> int:
         out.print()
     terminal.print_written(out, written, args.out)
     return 0
+
+
+def _device_checks(
+    args: argparse.Namespace,
+    state: HostState,
+    devices: Sequence[DeviceProfile],
+    specs: Sequence[ModelSpec],
+    workload: Workload,
+) -> tuple[DeviceCheck, ...]:
+    """Linked devices' own figures (the rungs they ran, their own kernel table) against the datasheet prediction."""
+    from edgefit.report.data import precision_runs_here
+    from edgefit.report.devicecheck import device_checks
+    from edgefit.report.pipeline import REPORT_PRECISIONS
+
+    precisions = [p for p in REPORT_PRECISIONS if precision_runs_here(p)]
+    return device_checks(db_path(args), state, devices, specs, precisions,
+                         context_tokens=workload.context_tokens, prompt_tokens=workload.prompt_tokens)  # fmt: skip

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefit import catalog
 from edgefit.bench.series import SustainedSeries
 from edgefit.catalog import ModelSpec
+from edgefit.devicepower import DeviceFacts
 from edgefit.errors import CatalogError, PredictError
 from edgefit.predict.prediction import Prediction
 from edgefit.procurement import DeviceOption, device_options
 from edgefit.profiles import DeviceProfile, Figure
 from edgefit.verdict import Verdict, Workload, best_fitting_precision, judge, largest_model_meeting, model_params
+
+if TYPE_CHECKING:
+    from edgefit.report.devicecheck import DeviceCheck
 
 SCHEMA_VERSION = 1
 
@@ -94,6 +98,8 @@ class ReportData:
     measured_energy: tuple[MeasuredEnergy, ...] = ()  # this host's own power sensors, per measurement
     sustained: tuple[SustainedRun, ...] = ()  # this host's sustained runs
     power_note: str = ""  # "no power sensor found ..." when this host's measurements carry no power reading
+    facts: tuple[DeviceFacts, ...] = ()  # per device: its own measured draw and sustained factor (devicepower)
+    device_checks: tuple[DeviceCheck, ...] = ()  # linked devices: their own figures vs the datasheet prediction
 
     # --- lookups ---
     def verdict(self, model_id: str, precision: str, device_id: str) -> Verdict | None:
@@ -165,9 +171,11 @@ def collect_verdicts(
     precisions: Sequence[str],
     workload: Workload,
     predict_fn: PredictFn,
+    facts: Mapping[str, DeviceFacts] | None = None,
 ) -> tuple[tuple[Verdict, ...], tuple[Skipped, ...]]:
-    """Predict and judge every (model, precision, device). Combinations the predictor refuses (PredictError,
-    e.g. a GGUF precision it has no calibration for) are returned as ``Skipped`` with the reason."""
+    """Predict and judge every (model, precision, device), with each device's own measured facts (``facts``, by
+    device id) where there are any. Combinations the predictor refuses (PredictError, e.g. a GGUF precision it
+    has no calibration for) are returned as ``Skipped`` with the reason."""
     verdicts: list[Verdict] = []
     skipped: list[Skipped] = []
     for spec in specs:
@@ -178,7 +186,7 @@ def collect_verdicts(
                 except PredictError as exc:
                     skipped.append(Skipped(spec.id, precision, device.id, str(exc)))
                     continue
-                verdicts.append(judge(prediction, spec, device, workload))
+                verdicts.append(judge(prediction, spec, device, workload, (facts or {}).get(device.id)))
     return tuple(verdicts), tuple(skipped)
 
 

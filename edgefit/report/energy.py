@@ -51,6 +51,63 @@ def energy_section(data: ReportData) -> Section | None:
     )
 
 
+def facts_section(data: ReportData) -> Section | None:
+    """Per device: the sustained factor a sustained workload applied (and its basis) and the device's own measured
+    draw that power budgets and energy were judged on. None when the workload is not sustained and no device
+    has a power reading."""
+    applied = {v.prediction.device_id: v.sustained for v in data.verdicts if v.sustained is not None}
+    facts = {f.device_id: f for f in data.facts}
+    if not applied and not any(f.draws for f in data.facts):
+        return None
+    rows = []
+    for d in data.devices:
+        s = applied.get(d.id)
+        f = facts.get(d.id)
+        top = max(f.draws, key=lambda x: x.power_w) if f is not None and f.draws else None
+        rows.append(
+            tuple(
+                Cell(t)
+                for t in (
+                    d.id,
+                    "-" if s is None else f"x{s.factor:.3g} {_FACTOR_MARK.get(s.basis, '?')}",
+                    "-" if top is None else f"M {top.power_w:.2f} ±{top.uncertainty_rel:.0%}",
+                    "-" if top is None else f"{top.sensor} ({top.covers}), {top.where}",
+                    fmt.watts(d.load_power_w) + " S",
+                    "-" if d.power_budget_w is None else fmt.watts(d.power_budget_w),
+                )
+            )
+        )
+    paragraphs = []
+    if applied:
+        paragraphs.append(
+            "Sustained workload (`--sustained`): every device's predicted decode speed is multiplied by its "
+            "sustained/burst factor before judging. M = from a `bench --sustained` run on this host, D = measured on "
+            "the device (imported bundle of a linked host), G = given on the command line, N = no sustained figure "
+            "exists for the device: 1.0 (burst speed)."
+        )
+        paragraphs.extend(sorted({f"{d}: {s.detail}" for d, s in applied.items() if s.basis != "none"}))
+    paragraphs.append(
+        "Measured draw: the highest mean power of the device's own decode, run or sustained measurements (M); a "
+        "budget is judged on it where there is one, else on the profile's load power (S). A reading covering only "
+        "the CPU package or SoC is judged against the budget but does not replace the whole-board figure."
+    )
+    notes = sorted({f"{f.device_id}: {n}" for f in data.facts for n in f.notes})
+    return Section(
+        "Sustained factors and measured power per device",
+        paragraphs=tuple(paragraphs) + tuple(notes),
+        tables=(
+            Table(
+                "Per device: sustained factor and measured draw",
+                ("device", "sustained factor", "measured [W]", "sensor, where", "load [W]", "budget [W]"),
+                tuple(rows),
+            ),
+        ),
+    )
+
+
+_FACTOR_MARK = {"measured": "M", "measured_on_device": "D", "given": "G", "none": "N"}
+
+
 def energy_table(data: ReportData) -> Table:
     rows = []
     for e in data.measured_energy:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from edgefit import __version__, catalog
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.catalog import ModelSpec
+from edgefit.devicepower import DeviceFacts
 from edgefit.errors import PredictError
 from edgefit.pipeline import MEASURED_PRECISIONS, HostState
 from edgefit.predict.prediction import Prediction
@@ -84,8 +85,10 @@ def build_report_data(
     *,
     include_scaling: bool = True,
     demand_tokens_per_s: float = 100.0,
+    facts: Mapping[str, DeviceFacts] | None = None,
 ) -> ReportData:
-    verdicts, skipped = collect_verdicts(specs, devices, precisions, workload, predictor(state, workload))
+    """``facts``: each device's own measured draw and sustained factor (``device_facts``), by device id."""
+    verdicts, skipped = collect_verdicts(specs, devices, precisions, workload, predictor(state, workload), facts)
     scaling = scaling_points(state, specs) if include_scaling else ()
     energy, sustained, power_note = measured_power(state.measurements)
     return ReportData(
@@ -103,7 +106,16 @@ def build_report_data(
         measured_energy=energy,
         sustained=sustained,
         power_note=power_note,
+        facts=tuple(facts[d.id] for d in devices if facts and d.id in facts),
     )
+
+
+def device_facts(db_path: Path, state: HostState, devices: Sequence[DeviceProfile]) -> dict[str, DeviceFacts]:
+    """Each device's measured draw and sustained factor: this host's own measurements, and those imported for host
+    fingerprints linked to a device (``Store.device_links``)."""
+    from edgefit.devicepower import load_facts
+
+    return load_facts(db_path, state.fingerprint, state.host.id, [d.id for d in devices])
 
 
 def measured_power(

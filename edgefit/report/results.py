@@ -54,12 +54,30 @@ def verdict_dict(v: Verdict, generate_tokens: int | None = None) -> dict[str, An
         "energy_per_token_j": estimate_dict(p.energy_per_token_j),
         "warnings": list(p.warnings),
         "prediction_notes": list(p.notes),
+        # the factor decode was scaled by (a sustained workload), and the device's own measured draw; null when none
+        "sustained": v.sustained.to_dict() if v.sustained is not None else None,
+        "measured_power": v.measured_draw.to_dict() if v.measured_draw is not None else None,
     }
     if generate_tokens is not None:
         response_s = p.time_to_first_token_s.value + generate_tokens * p.decode_s_per_token.value
         out["generate_tokens"] = generate_tokens
         out["response_s"] = _num(response_s)
         out["energy_per_response_j"] = _num(response_s * p.power_w.value)
+    return out
+
+
+def device_facts_dict(data: ReportData) -> list[dict[str, Any]]:
+    """Per device: the sustained factor a sustained workload uses (with its basis) and its measured draws."""
+    out = []
+    for f in data.facts:
+        out.append(
+            {
+                "device_id": f.device_id,
+                "sustained": f.sustained.to_dict(),
+                "measured_power": [d.to_dict() for d in f.draws],
+                "notes": list(f.notes),
+            }
+        )
     return out
 
 
@@ -85,6 +103,8 @@ def results_document(data: ReportData) -> dict[str, Any]:
         "results": results,
         "answers": answers(data),
         "procurement": _procurement(data),
+        "device_facts": device_facts_dict(data),
+        **({"device_checks": [c.to_dict() for c in data.device_checks]} if data.device_checks else {}),
         "scaling": [
             {
                 "label": p.label,

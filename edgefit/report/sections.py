@@ -102,8 +102,10 @@ def build(data: ReportData) -> Document:
             Section(
                 "Procurement",
                 paragraphs=(
-                    "Devices ranked by purchase price per token/s of decode; energy per 1000 generated tokens "
-                    "from the predicted power draw. Prices are list prices with their date in the device table.",
+                    "Devices ranked by energy per 1000 generated tokens, those meeting the workload first: the "
+                    "device's own measured draw where one of its measurements carries a power reading (M, MP), "
+                    "else the profile's load power (S), times decode time. Prices are list prices with their "
+                    "date in the device table.",
                 ),
                 tables=tuple(tables.procurement_table(data, m) for m in proc_models),
                 plots=("pareto",),
@@ -121,11 +123,19 @@ def build(data: ReportData) -> Document:
             plots=("scaling",),
         )
     )
-    from edgefit.report.energy import energy_section  # measured power and sustained speed, when there are any
+    from edgefit.report.energy import energy_section, facts_section  # measured power, sustained speed
 
     energy = energy_section(data)
     if energy is not None:
         out.append(energy)
+    facts = facts_section(data)
+    if facts is not None:
+        out.append(facts)
+    from edgefit.report.devicecheck import device_check_section  # linked devices' own figures vs datasheets
+
+    checks = device_check_section(data.device_checks)
+    if checks is not None:
+        out.append(checks)
     out.append(Section("Devices", tables=(tables.device_table(data),)))
     if data.skipped:
         out.append(Section("Not predicted", bullets=_skipped(data)))

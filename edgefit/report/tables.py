@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgefit.procurement import cheapest_meeting, devices_needed, pareto_front
+from edgefit.procurement import cheapest_meeting, devices_needed, pareto_front, rank_by_energy
 from edgefit.report import fmt
 from edgefit.report.data import ReportData
 from edgefit.verdict import Verdict, VerdictKind, model_params, naive_weight_bytes
+
+# Energy per token in procurement tables: which of its two factors (draw, decode time) were measured on the device.
+ENERGY_MARK: dict[str, str] = {"measured": "M", "measured_power": "MP", "spec": "S"}
+ENERGY_LEGEND = (
+    "energy: M = the device's measured draw x its measured decode time, MP = its measured draw (power sensor, "
+    "this host or an imported bundle) x predicted decode time, S = the profile's load power x decode time"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,19 +188,18 @@ def procurement_table(data: ReportData, model_id: str) -> Table:
         "device",
         "verdict",
         "precision",
+        "energy [J per 1k tokens]",
         "price [USD]",
         "decode [tok/s]",
         "USD per tok/s",
-        "energy [J per 1k tokens]",
         "Pareto",
         f"devices for {data.demand_tokens_per_s:g} tok/s",
     )
     rows = []
-    ranked = sorted(
-        options,
-        key=lambda o: (not o.meets, o.usd_per_token_per_s is None, o.usd_per_token_per_s or 0.0, o.device_id),
-    )
-    for o in ranked:
+    # devices meeting the workload first (procurement.rank_by_energy's order), then the others the same way
+    met = rank_by_energy(options)
+    rest = sorted((o for o in options if not o.meets), key=lambda o: (o.energy_per_1k_tokens_j, o.device_id))
+    for o in (*met, *rest):
         fleet = devices_needed(o, data.demand_tokens_per_s) if o.meets and o.decode_tokens_per_s > 0 else None
         fleet_text = "-"
         if fleet is not None:
@@ -206,10 +212,10 @@ def procurement_table(data: ReportData, model_id: str) -> Table:
                 ),
                 Cell(o.kind.symbol, o.kind),
                 _c(o.precision),
+                _c(f"{o.energy_per_1k_tokens_j:,.0f} {ENERGY_MARK.get(o.energy_basis, '?')}"),
                 _c(fmt.usd(o.price_usd)),
                 _c(f"{fmt.tps(o.decode_tokens_per_s)} {fmt.BASIS_MARK.get(o.basis, '?')}"),
                 _c("-" if o.usd_per_token_per_s is None else f"{o.usd_per_token_per_s:,.1f}"),
-                _c(f"{o.energy_per_1k_tokens_j:,.0f}"),
                 _c("yes" if o.device_id in front_ids else ""),
                 _c(fleet_text),
             )
@@ -219,9 +225,11 @@ def procurement_table(data: ReportData, model_id: str) -> Table:
     else:
         note = "no priced device meets the workload for this model"
     note += (
-        "; Pareto = not beaten on price, speed and energy together by any other device; "
+        "; ranked by energy per 1000 generated tokens, devices meeting the workload first; " + ENERGY_LEGEND
+        + "; decode: " + fmt.BASIS_LEGEND
+        + "; Pareto = not beaten on price, speed and energy together by any other device; "
         "fleet sizes assume one batch-1 stream per device"
-    )
+    )  # fmt: skip
     return Table(f"Procurement for {model_label(data, model_id)}", header, tuple(rows), note=note)
 
 

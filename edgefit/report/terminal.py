@@ -110,6 +110,24 @@ def print_answers(console: Console, data: ReportData, *, max_pairs: int = 12) ->
             console.print(_escape(f"largest model on {device.id}: {answer}"))
 
 
+def print_device_facts(console: Console, data: ReportData) -> None:
+    """Per device: the sustained factor used (a sustained workload) and its own measured draw, with the basis."""
+    sustained = {v.prediction.device_id: v.sustained for v in data.verdicts if v.sustained is not None}
+    facts = {f.device_id: f for f in data.facts}
+    for device in data.devices:
+        s = sustained.get(device.id)
+        if s is not None:
+            console.print(f"sustained factor on {device.id}: decode x{s.factor:.3g} ({s.basis}): {s.detail}",
+                          markup=False, highlight=False)  # fmt: skip
+        f = facts.get(device.id)
+        if f is not None and f.draws:
+            top = max(f.draws, key=lambda d: d.power_w)
+            console.print(f"measured power on {device.id}: highest {top.describe()} ({len(f.draws)} readings)",
+                          markup=False, highlight=False)  # fmt: skip
+        for note in f.notes if f is not None else ():
+            console.print(f"note: {device.id}: {note}", markup=False, highlight=False)
+
+
 def print_written(console: Console, paths: Sequence[Path], out_dir: Path) -> None:
     main = [p for p in paths if p.parent == out_dir]
     plots = [p for p in paths if p.parent != out_dir]
