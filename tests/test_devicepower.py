@@ -324,3 +324,25 @@ def test_predict_sustained_garbage_exits_2_before_any_work(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--sustained 'fast'" in err
     assert not db.exists()
+
+
+def test_report_sustained_writes_the_factors_table_and_json(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edgefit.report.plots as plots
+
+    monkeypatch.setattr(plots, "render_plots", lambda data: {})  # plots have their own tests
+    _import_pi5_bundle(db, tmp_path, watts=7.5, burst=20.0, sustained=14.0)
+    out = tmp_path / "rep"
+    argv = ["report", "--device", PI5, "--model", "qwen2.5-0.5b", "--sustained", "--out", str(out)]
+    assert main([*argv, "--format", "md,html,json", "--db", str(db)]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Sustained factors and measured power per device" in md
+    assert f"| {PI5} | x0.7 D | M 7.50 ±2% | pi5-pmic (board), {IMPORTED} |" in md
+    assert "sustained/burst 0.700 from a 600 s" in md
+    assert "Sustained factors and measured power per device" in (out / "report.html").read_text(encoding="utf-8")
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["workload"]["sustained"] is True
+    assert {r["sustained"]["basis"] for r in doc["results"]} == {"measured_on_device"}
+    options = [o for p in doc["procurement"] for o in p["options"]]
+    assert options and {o["energy_basis"] for o in options} == {"measured_power"}

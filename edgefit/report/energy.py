@@ -32,7 +32,8 @@ def energy_section(data: ReportData) -> Section | None:
             + ", ".join(f"{s} ({c})" for s, c in sensors)
             + ": mean draw during the timed samples x median latency, per unit; above idle subtracts the draw "
             "measured just before the run. ± is the sensor's sampling uncertainty (interval against window). "
-            "Energy figures for other devices are estimates from their profiles."
+            "Energy figures for other devices are their own measured draw where a bundle imported for them "
+            "carries one (MP/M in the procurement tables), else estimates from their profiles (S)."
         )
     elif data.power_note:
         paragraphs.append(data.power_note + ".")

@@ -143,7 +143,8 @@ def measured_power(
     if measurements and not energy:
         note = (
             "no power sensor found on this host (none of its measurements carries a power reading): every energy "
-            "figure in this report is an estimate from the device profiles' load power x predicted time"
+            "figure in this report is an estimate from the device profiles' load power x predicted time, except "
+            "devices whose imported measurements carry a power reading (MP/M in the procurement tables)"
         )
     return tuple(energy), tuple(sorted(sustained, key=lambda s: s.started_at)), note
 
