@@ -65,7 +65,7 @@ NO_SUSTAINED = SustainedFactor(
     1.0,
     "none",
     "no sustained figure for this device: factor 1.0 (burst speed); measure one with "
-    "`edgefit bench --sustained 600 --model ID` on it and import its bundle",
+    "`edgefit bench --sustained 600 --model ID` on the device (here, or there and import its bundle)",
 )
 
 
