@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from edgefit.predict.prediction import Estimate, Prediction
-from edgefit.procurement import cheapest_meeting, pareto_front
+from edgefit.procurement import cheapest_meeting, energy_basis, pareto_front
 from edgefit.report.data import SCHEMA_VERSION, ReportData, figure_sources
 from edgefit.report.tables import procurement_models
 from edgefit.verdict import Verdict, model_params, naive_weight_bytes
@@ -226,7 +226,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "usable_ram_bytes",
     "memory_basis",
     "power_w",
+    "power_basis",
     "energy_per_token_j",
+    "energy_basis",
+    "sustained_factor",
     "price_usd",
     "reasons",
 )
@@ -261,7 +264,10 @@ def results_csv(data: ReportData) -> str:
                 p.memory.usable_ram_bytes,
                 p.memory.total.basis.value,
                 _g(p.power_w.value),
+                p.power_w.basis.value,
                 _g(p.energy_per_token_j.value),
+                energy_basis(v),
+                "" if v.sustained is None else _g(v.sustained.factor),
                 "" if prices.get(p.device_id) is None else _g(prices[p.device_id] or 0.0),
                 "; ".join(v.reasons),
             )
