@@ -4,6 +4,7 @@ device's measured draw, and procurement energy marked by where its figures came 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -335,7 +336,7 @@ def test_report_sustained_writes_the_factors_table_and_json(
     _import_pi5_bundle(db, tmp_path, watts=7.5, burst=20.0, sustained=14.0)
     out = tmp_path / "rep"
     argv = ["report", "--device", PI5, "--model", "qwen2.5-0.5b", "--sustained", "--out", str(out)]
-    assert main([*argv, "--format", "md,html,json", "--db", str(db)]) == 0
+    assert main([*argv, "--format", "md,html,json,csv", "--db", str(db)]) == 0
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "Sustained factors and measured power per device" in md
     assert f"| {PI5} | x0.7 D | M 7.50 ±2% | pi5-pmic (board), {IMPORTED} |" in md
@@ -346,3 +347,8 @@ def test_report_sustained_writes_the_factors_table_and_json(
     assert {r["sustained"]["basis"] for r in doc["results"]} == {"measured_on_device"}
     options = [o for p in doc["procurement"] for o in p["options"]]
     assert options and {o["energy_basis"] for o in options} == {"measured_power"}
+
+    rows = list(csv.DictReader((out / "results.csv").read_text(encoding="utf-8").splitlines()))
+    assert rows and {(r["power_basis"], r["energy_basis"], r["sustained_factor"]) for r in rows} == {
+        ("measured", "measured_power", "0.7")
+    }
