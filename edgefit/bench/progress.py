@@ -53,13 +53,13 @@ class RichProgress:
 
     def __init__(self, console: Console | None = None) -> None:
         self._progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # model names come from files: never markup
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console or Console(stderr=True),
+            console=console or Console(stderr=True, highlight=False, markup=False),
             transient=False,
         )
         self._task: TaskID | None = None

@@ -54,12 +54,17 @@ def _default(o: Any) -> Any:
 
 
 def console() -> Console:
-    """Console for humans on stdout. Respects NO_COLOR; never wraps in a pipe."""
-    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    """Console for humans on stdout. Respects NO_COLOR; never wraps in a pipe.
+
+    ``markup=False``: names, ids, paths and messages come from files and users, and a ``[/bold]`` (or a
+    backslash before it, which defeats escaping) must print as itself, never crash or restyle the output. Styled
+    output is built as ``rich.text.Text``, strings are always literal."""
+    return Console(highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """Console for humans on stderr; literal strings, as ``console``."""
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def check_int_flag(flag: str, value: int | None, *, low: int, high: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from edgefit import stats
@@ -219,7 +218,7 @@ def _print_summary(s: BenchSummary) -> None:
     power = any(m.power for m in s.measurements)  # measured power columns only where a sensor was read
     for col in ("model", "prec", "phase", "tokens", "median [ms]", "95% CI", "n", "stop", "peak RSS [MiB]",
                 *(("power [W]", "energy [mJ/unit]") if power else ()), "warnings"):  # fmt: skip
-        t.add_column(escape(col), justify="left" if col in ("model", "prec", "phase", "stop", "warnings") else "right")
+        t.add_column(col, justify="left" if col in ("model", "prec", "phase", "stop", "warnings") else "right")
     for m in s.measurements:
         e = measured_energy(m)
         pw = (f"{e.mean_w:.2f}" if e else "", f"{e.energy_j * 1e3:.3g}" if e else "") if power else ()
@@ -241,7 +240,7 @@ def _print_summary(s: BenchSummary) -> None:
         )
     out = console()
     if not out.is_terminal:  # a pipe or file gets the whole table (rich would squeeze it into 80 columns)
-        out = Console(highlight=False, width=200)
+        out = Console(highlight=False, markup=False, width=200)
     out.print(t)
     for o in s.outcomes:
         if o.status != "measured":

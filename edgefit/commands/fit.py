@@ -7,6 +7,8 @@ import math
 import sys
 from collections.abc import Sequence
 
+from rich.text import Text
+
 from edgefit.catalog import ModelSpec
 from edgefit.commands._common import (
     add_db_flag,
@@ -217,14 +219,14 @@ def run(args: argparse.Namespace) -> int:
         for line in price_failures:
             out.print(f"left out (over the price cap): {line}")
         if args.require and failed:
-            out.print(f"[bold red]--require: {len(failed)} combination(s) do not meet the workload:[/]")
+            out.print(Text(f"--require: {len(failed)} combination(s) do not meet the workload:", style="bold red"))
             terminal.print_reasons(out, failed)
         elif len(data.verdicts) <= REASONS_FOR_AT_MOST:
             terminal.print_reasons(out, data.verdicts)
         terminal.print_answers(out, data)
         terminal.print_device_facts(out, data)
         for s in data.skipped:
-            out.print(f"[dim]not predicted: {s.model_id} @ {s.precision} on {s.device_id}: {s.reason}[/]")
+            out.print(Text(f"not predicted: {s.model_id} @ {s.precision} on {s.device_id}: {s.reason}", style="dim"))
     if args.require and not ok:
         if args.json:  # stdout holds the JSON; say the outcome where a CI log shows it
             print(f"edgefit fit --require: {len(failed) + len(price_failures)} combination(s) do not meet the "

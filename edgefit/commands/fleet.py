@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
 from edgefit.errors import UsageError
@@ -178,7 +178,7 @@ class _ProgressLines:
     def _render(self) -> Table:
         t = Table.grid(padding=(0, 2))
         for host, line in self.lines.items():
-            t.add_row(f"[bold]{escape(host)}[/]", escape(line))
+            t.add_row(Text(host, style="bold"), line)
         return t
 
     def __enter__(self) -> _ProgressLines:
@@ -237,24 +237,24 @@ def _print_bench(result: Any) -> None:
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 200)
-    t = Table(title=f"edgefit fleet bench {escape(result.inventory)}")
+    t = Table(title=f"edgefit fleet bench {result.inventory}")
     for col in ("host", "device", "status"):
         t.add_column(col)
     for col in ("measurements added", "runs added", "python", "time [s]"):
-        t.add_column(escape(col), justify="right")
+        t.add_column(col, justify="right")
     t.add_column("reason")
     for h in result.hosts:
         style = _STATUS_STYLE.get(h.status, "")
         status = h.status + (" (earlier run)" if h.reused else "")
         t.add_row(
-            escape(h.host),
-            escape(h.device_id),
-            f"[{style}]{escape(status)}[/]" if style else escape(status),
+            h.host,
+            h.device_id,
+            Text(status, style=style) if style else status,
             str(h.measurements_added),
             str(h.runs_added),
-            escape(h.python_version or "-"),
+            h.python_version or "-",
             f"{h.wall_s:.0f}",
-            escape(h.reason or ""),
+            h.reason or "",
         )
     out.print(t)
     added = sum(h.measurements_added for h in result.hosts)
@@ -285,22 +285,22 @@ def _status(args: argparse.Namespace) -> int:
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 200)
-    t = Table(title=f"edgefit fleet status {escape(result.inventory)}")
+    t = Table(title=f"edgefit fleet status {result.inventory}")
     for col in ("host", "device", "reachable", "python", "edgefit", "fingerprint", "runs there", "last run imported"):
-        t.add_column(escape(col))
+        t.add_column(col)
     t.add_column("reason")
     for h in result.hosts:
         last = h.last_run_imported
         t.add_row(
-            escape(h.host),
-            escape(h.device_id),
-            "[green]yes[/]" if h.reachable else "[red]no[/]",
-            escape(h.python_version or "-"),
-            escape(h.edgefit_version or ("not installed" if h.reachable else "-")),
-            escape((h.host_fingerprint or "-")[:8]),
+            h.host,
+            h.device_id,
+            Text("yes", style="green") if h.reachable else Text("no", style="red"),
+            h.python_version or "-",
+            h.edgefit_version or ("not installed" if h.reachable else "-"),
+            (h.host_fingerprint or "-")[:8],
             "-" if h.runs_on_host is None else str(h.runs_on_host),
-            "-" if last is None else escape(f"{last.id[:8]} {last.started_at[:16].replace('T', ' ')} {last.status}"),
-            escape(h.reason or ""),
+            "-" if last is None else f"{last.id[:8]} {last.started_at[:16].replace('T', ' ')} {last.status}",
+            h.reason or "",
         )
     out.print(t)
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edgefit import catalog
 from edgefit.catalog import ModelSpec, Precision
@@ -210,7 +211,7 @@ def _print_show(d: dict[str, Any]) -> None:
     s, pc = d["spec"], d["params"]
     out = _console()
     open_note = "open weights" if s["open_weights"] else "CLOSED weights (size is an outside estimate)"
-    out.print(f"[bold]{s['id']}[/bold]  {s['name']}  (family {s['family']}, {open_note})")
+    out.print(Text.assemble((s["id"], "bold"), f"  {s['name']}  (family {s['family']}, {open_note})"))
     heads = f"{s['num_heads']} heads / {s['num_kv_heads']} KV heads x {s['head_dim']}"
     out.print(
         f"shape: hidden {s['hidden_size']}, {s['num_layers']} layers, {heads}, MLP {s['intermediate_size']}, "

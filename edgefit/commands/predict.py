@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from edgefit import catalog, profiles
 from edgefit.commands._common import (
@@ -109,29 +109,33 @@ def _interval(e: Estimate, scale: float, fmt: str) -> tuple[str, str, str]:
 def _print_human(pred: Prediction, max_ctx: int) -> None:
     c = console()
     c.print(
-        f"[bold]{pred.model_id}[/bold] {pred.precision} on [bold]{pred.device_id}[/bold] "
-        f"(context {pred.context_tokens}, prompt {pred.prompt_tokens}, {pred.threads} threads; decode is "
-        f"{pred.bound}-bound)"
+        Text.assemble(
+            (pred.model_id, "bold"),
+            f" {pred.precision} on ",
+            (pred.device_id, "bold"),
+            f" (context {pred.context_tokens}, prompt {pred.prompt_tokens}, {pred.threads} threads; decode is "
+            f"{pred.bound}-bound)",
+        )
     )
     t = Table(show_edge=False)
     t.add_column("figure", no_wrap=True)
     t.add_column("value", justify="right")
     t.add_column("interval", justify="right")
     t.add_column("basis")
-    t.add_row(escape("decode [tok/s]"), *_interval(pred.decode_tokens_per_s, 1.0, "{:.2f}"))
-    t.add_row(escape("decode [ms/token]"), *_interval(pred.decode_s_per_token, 1e-3, "{:.1f}"))
-    t.add_row(escape("prefill [s]"), *_interval(pred.prefill_s, 1.0, "{:.2f}"))
-    t.add_row(escape("time to first token [s]"), *_interval(pred.time_to_first_token_s, 1.0, "{:.2f}"))
+    t.add_row("decode [tok/s]", *_interval(pred.decode_tokens_per_s, 1.0, "{:.2f}"))
+    t.add_row("decode [ms/token]", *_interval(pred.decode_s_per_token, 1e-3, "{:.1f}"))
+    t.add_row("prefill [s]", *_interval(pred.prefill_s, 1.0, "{:.2f}"))
+    t.add_row("time to first token [s]", *_interval(pred.time_to_first_token_s, 1.0, "{:.2f}"))
     mem = pred.memory
-    t.add_row(escape("peak memory [GiB]"), *_interval(mem.total, 2**30, "{:.2f}"))
-    t.add_row(escape("  weights as loaded [GiB]"), f"{mem.weights_bytes / 2**30:.2f}", "", "")
-    t.add_row(escape("  KV cache [GiB]"), f"{mem.kv_cache_bytes / 2**30:.2f}", "", "")
-    t.add_row(escape("  activations [GiB]"), f"{mem.activations_bytes / 2**30:.2f}", "", "")
-    t.add_row(escape("  runtime [GiB]"), f"{mem.runtime_bytes / 2**30:.2f}", "", "")
-    t.add_row(escape("usable RAM [GiB]"), f"{mem.usable_ram_bytes / 2**30:.2f}", "", "spec")
-    t.add_row(escape("power [W]"), *_interval(pred.power_w, 1.0, "{:.1f}"))
-    t.add_row(escape("energy [J/token]"), *_interval(pred.energy_per_token_j, 1.0, "{:.3f}"))
-    t.add_row(escape("max context that fits [tokens]"), str(max_ctx), "", "")
+    t.add_row("peak memory [GiB]", *_interval(mem.total, 2**30, "{:.2f}"))
+    t.add_row("  weights as loaded [GiB]", f"{mem.weights_bytes / 2**30:.2f}", "", "")
+    t.add_row("  KV cache [GiB]", f"{mem.kv_cache_bytes / 2**30:.2f}", "", "")
+    t.add_row("  activations [GiB]", f"{mem.activations_bytes / 2**30:.2f}", "", "")
+    t.add_row("  runtime [GiB]", f"{mem.runtime_bytes / 2**30:.2f}", "", "")
+    t.add_row("usable RAM [GiB]", f"{mem.usable_ram_bytes / 2**30:.2f}", "", "spec")
+    t.add_row("power [W]", *_interval(pred.power_w, 1.0, "{:.1f}"))
+    t.add_row("energy [J/token]", *_interval(pred.energy_per_token_j, 1.0, "{:.3f}"))
+    t.add_row("max context that fits [tokens]", str(max_ctx), "", "")
     c.print(t)
     fits = "fits" if mem.total.value <= mem.usable_ram_bytes else "does NOT fit"
     c.print(f"memory: {fits} in usable RAM")

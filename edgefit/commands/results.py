@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from edgefit.bench.measurement import Measurement, WarningCode
@@ -90,8 +89,9 @@ def _print_table(out: Console, table: Table) -> None:
 
 
 def _add_row(table: Table, *cells: str) -> None:
-    # cells hold names from files and other hosts (model ids, CPU names): never let them act as rich markup
-    table.add_row(*(escape(c) for c in cells))
+    # cells hold names from files and other hosts (model ids, CPU names): our consoles print strings literally
+    # (markup=False, commands/_common.console)
+    table.add_row(*cells)
 
 
 def _when(iso: str | None) -> str:
@@ -121,7 +121,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = Table(title=f"runs in {db_path(args)}")
     for col in ("run", "kind", "host", "started (UTC)", "status"):
-        table.add_column(escape(col))
+        table.add_column(col)
     table.add_column("measurements", justify="right")
     for r in runs:
         _add_row(table, r.id[:8], r.kind, _host_label(r), _when(r.started_at), r.status, str(r.measurement_count))
@@ -189,13 +189,13 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     table = Table()
     for col in ("model", "precision", "phase"):
-        table.add_column(escape(col))
+        table.add_column(col)
     for col in ("prompt", "context", "threads", "n", "median [ms]", "CV [%]", "CI95 ± [%]", "peak RSS [MiB]"):
-        table.add_column(escape(col), justify="right")
+        table.add_column(col, justify="right")
     power = any(m.power for m in ms)  # measured power columns only where a sensor was read
     if power:
         for col in ("power [W]", "energy [mJ/unit]", "above idle [mJ/unit]"):
-            table.add_column(escape(col), justify="right")
+            table.add_column(col, justify="right")
     table.add_column("warnings")
     for m in ms:
         s = summarize(m.samples_s)
@@ -321,7 +321,7 @@ def _hosts(args: argparse.Namespace) -> int:
         return 0
     table = Table(title="hosts (measurements keep their host; calibration mixes hosts only when asked)")
     for col in ("host", "cpu", "machine", "os"):
-        table.add_column(escape(col))
+        table.add_column(col)
     table.add_column("runs", justify="right")
     table.add_column("measurements", justify="right")
     table.add_column("last run (UTC)")
@@ -425,9 +425,9 @@ def _compare(args: argparse.Namespace) -> int:
         out.print(f"note: different hosts ({a.host_fingerprint[:8]} vs {b.host_fingerprint[:8]})")
     table = Table()
     for col in ("model", "precision", "phase"):
-        table.add_column(escape(col))
+        table.add_column(col)
     for col in ("prompt", "context", "A median [ms]", "B median [ms]", "B/A"):
-        table.add_column(escape(col), justify="right")
+        table.add_column(col, justify="right")
     table.add_column("CI95 overlap")
     table.add_column("in cache")
     table.add_column("model file")

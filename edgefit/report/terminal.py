@@ -1,7 +1,9 @@
 """Terminal output (rich): the verdict matrix of ``edgefit fit`` and the closing summary of ``edgefit report``.
 
 Colour is an extra: every cell carries a symbol and a word ("✓ fits", "~ tight", "✗ no-fit") so it reads the
-same with NO_COLOR or in a log file.
+same with NO_COLOR or in a log file. Everything printed is a ``rich.text.Text`` (or a string with
+``markup=False``): device and model names, ids and reasons come from files, and a ``[/bold]`` in one must print
+as itself on any console, never as markup.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from edgefit.profiles import DeviceProfile
 from edgefit.report import fmt
@@ -35,30 +38,30 @@ def matrix_table(data: ReportData, precision: str, devices: Sequence[DeviceProfi
     """Models (rows, by size) x devices (columns) at one precision; cells: verdict, decode tok/s, memory GiB."""
     devices = data.devices if devices is None else devices
     table = RichTable(
-        title=f"{precision}: verdict, decode \\[tok/s] and basis / memory \\[GiB]",
+        title=Text(f"{precision}: verdict, decode [tok/s] and basis / memory [GiB]"),
         title_justify="left",
         pad_edge=False,
     )
     table.add_column("model", no_wrap=True, max_width=MODEL_COLUMN_WIDTH)
     for device in devices:
         table.add_column(
-            f"{_escape(device.id)}\n{fmt.gib(device.usable_ram_bytes)} GiB usable",
+            Text(f"{device.id}\n{fmt.gib(device.usable_ram_bytes)} GiB usable"),
             overflow="fold",
             max_width=DEVICE_COLUMN_WIDTH,
         )
     for spec in data.specs_by_size():
-        cells = [_escape(f"{spec.id} ({fmt.params(model_params(spec))})")]
+        cells = [Text(f"{spec.id} ({fmt.params(model_params(spec))})")]
         for device in devices:
             v = data.verdict(spec.id, precision, device.id)
             if v is None:
-                cells.append("n/a")
+                cells.append(Text("n/a"))
                 continue
             p = v.prediction
             text = (
                 f"{v.kind.symbol}\n{fmt.tps(p.decode_tokens_per_s.value)} {fmt.mark(p.decode_tokens_per_s)} / "
                 f"{fmt.gib(v.memory_bytes)}"
             )
-            cells.append(f"[{STYLES[v.kind]}]{_escape(text)}[/]")
+            cells.append(Text(text, style=STYLES[v.kind]))
         table.add_row(*cells)
     return table
 
@@ -71,7 +74,7 @@ def print_matrix(console: Console, data: ReportData) -> None:
         for chunk in chunks:
             console.print(matrix_table(data, precision, chunk))
         console.print()
-    console.print(f"[dim]{fmt.BASIS_LEGEND}[/]")
+    console.print(Text(fmt.BASIS_LEGEND, style="dim"))
 
 
 def print_reasons(console: Console, verdicts: Iterable[Verdict], *, notes: bool = True) -> None:
@@ -79,10 +82,10 @@ def print_reasons(console: Console, verdicts: Iterable[Verdict], *, notes: bool 
     for v in verdicts:
         p = v.prediction
         head = f"{p.model_id} @ {p.precision} on {p.device_id}: {v.kind.symbol}"
-        console.print(f"[{STYLES[v.kind]}]{_escape(head)}[/]: {_escape('; '.join(v.reasons))}")
+        console.print(Text.assemble((head, STYLES[v.kind]), f": {'; '.join(v.reasons)}"))
         if notes:
             for note in v.notes:
-                console.print(f"  [dim]note: {_escape(note)}[/]")
+                console.print(Text(f"  note: {note}", style="dim"))
 
 
 def print_answers(console: Console, data: ReportData, *, max_pairs: int = 12) -> None:
@@ -97,7 +100,7 @@ def print_answers(console: Console, data: ReportData, *, max_pairs: int = 12) ->
                     if best
                     else "none meets the workload"
                 )
-                console.print(_escape(f"best precision for {spec.id} on {device.id}: {answer}"))
+                console.print(Text(f"best precision for {spec.id} on {device.id}: {answer}"))
     if len(data.specs) > 1:
         for device in data.devices:
             v = data.largest_model(device.id)
@@ -107,7 +110,7 @@ def print_answers(console: Console, data: ReportData, *, max_pairs: int = 12) ->
                 if v
                 else "none of these models meets the workload"
             )
-            console.print(_escape(f"largest model on {device.id}: {answer}"))
+            console.print(Text(f"largest model on {device.id}: {answer}"))
 
 
 def print_device_facts(console: Console, data: ReportData) -> None:
@@ -132,11 +135,6 @@ def print_written(console: Console, paths: Sequence[Path], out_dir: Path) -> Non
     main = [p for p in paths if p.parent == out_dir]
     plots = [p for p in paths if p.parent != out_dir]
     for p in main:
-        console.print(f"wrote {p}")
+        console.print(Text(f"wrote {p}"))
     if plots:
-        console.print(f"wrote {len(plots)} plots to {plots[0].parent}")
-
-
-def _escape(text: str) -> str:
-    """rich markup: a literal '[' in a device name must not open a style."""
-    return text.replace("[", "\\[")
+        console.print(Text(f"wrote {len(plots)} plots to {plots[0].parent}"))
