@@ -250,3 +250,100 @@ def test_fleet_bench_real_hosts(
     assert sby["stopped"]["runs_on_host"] >= 2  # the killed run (kept there) and the finished one
     assert not sby["dead"]["reachable"] and sby["dead"]["edgefit_version"] is None
     print(f"fleet bench: first run {first_s:.1f} s, second run {second_s:.1f} s, status {st['wall_s']:.1f} s")
+
+
+# --- a linked device in fit and report (no SSH: a synthetic table stands in for the one a fleet run imports) ---
+
+
+def _linked_pi_db(db: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This host's synthetic table, a Pi-like table and two ladder rungs measured under the Pi's fingerprint
+    (what `edgefit fleet bench` imports), the Pi profile linked to that fingerprint as the fleet run does."""
+    import dataclasses
+
+    from test_report_fakes import seed_synthetic_db
+
+    from edgefit import catalog
+    from edgefit.bench.env import capture_environment
+    from edgefit.predict import synthetic
+
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    slow = synthetic.KernelPhysics(bandwidth_bytes_per_s=8e9, triad_bytes_per_s=7e9, fp32_macs_per_s=20e9)
+    table = synthetic.kernel_table(slow, host_fingerprint="pi-fp", host_id="pi", isa="aarch64", cores=4)
+    specs = [catalog.load_spec(m) for m in ("smollm2-135m", "qwen2.5-0.5b")]
+    with Store(db) as store:
+        run = store.start_run(capture_environment(), "kernels")
+        store.save_kernel_table(run, "pi-fp", table.to_dict())
+        store.finish_run(run)
+        ladder = store.start_run(capture_environment(), "ladder:quick")
+        for m in synthetic.kernel_measurements(specs, ("fp32",), slow, depths=(128,), prompts=(16,)):
+            store.add_measurement(dataclasses.replace(m, run_id=ladder, host_fingerprint="pi-fp"))
+        store.finish_run(ladder)
+        assert store.link_device("raspberry-pi-5-8gb", "pi-fp")
+    return slow
+
+
+def test_fit_shows_a_linked_device_as_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "e.sqlite"
+    _linked_pi_db(db, monkeypatch)
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--precision", "fp32", "--db", str(db)]
+    rc, doc = _run_json([*argv, "--device", "raspberry-pi-5-8gb", "--device", "orange-pi-5-16gb", "--json"], capsys)
+    assert rc == 0
+    rows = {r["device_id"]: r for r in doc["results"]}
+    assert rows["raspberry-pi-5-8gb"]["decode_tokens_per_s"]["basis"] == "measured"
+    assert rows["orange-pi-5-16gb"]["decode_tokens_per_s"]["basis"] == "spec"  # no table of its own
+    assert main([*argv, "--device", "raspberry-pi-5-8gb"]) == 0
+    out = capsys.readouterr().out
+    assert " M " in out or " M\n" in out or "M /" in out
+
+
+def test_report_has_measured_vs_predicted_per_linked_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgefit import catalog, pipeline
+    from edgefit.predict.translate import predict
+    from edgefit.report.devicecheck import datasheet_calibration
+    from edgefit.verdict import Workload
+
+    db = tmp_path / "e.sqlite"
+    _linked_pi_db(db, monkeypatch)
+    out = tmp_path / "rep"
+    argv = ["report", "--device", "raspberry-pi-5-8gb", "--device", "orange-pi-5-16gb", "--model", "qwen2.5-0.5b"]
+    rc, doc = _run_json([*argv, "--format", "md,json", "--out", str(out), "--db", str(db), "--json"], capsys)
+    assert rc == 0 and doc["measured_devices"] == ["raspberry-pi-5-8gb"]
+    results = json.loads((out / "results.json").read_text())
+    checks = results["device_checks"]
+    assert {c["device_id"] for c in checks} == {"raspberry-pi-5-8gb"}  # the Orange Pi has no table of its own
+    ran = [c for c in checks if c["source"] == "ran there"]
+    assert {(c["model_id"], c["precision"]) for c in ran} == {("smollm2-135m", "fp32"), ("qwen2.5-0.5b", "fp32")}
+    with Store(db) as store:
+        ms = [m for m in store.measurements(host_fingerprint="pi-fp") if m.phase.value == "decode"]
+    qwen_ms = next(m for m in ms if m.model_id == "qwen2.5-0.5b")
+    qwen = next(c for c in ran if c["model_id"] == "qwen2.5-0.5b")
+    assert qwen["device_decode_s_per_token"] == pytest.approx(sorted(qwen_ms.samples_s)[len(qwen_ms.samples_s) // 2])
+    # the datasheet side is this host's table translated, as if the Pi had no table: recompute it independently
+    state = pipeline.host_state(db, devices=(profiles_get("raspberry-pi-5-8gb"),), calibrate_if_missing=False)
+    sheet = datasheet_calibration(state.calibration)
+    want = predict(catalog.load_spec("qwen2.5-0.5b"), "fp32", profiles_get("raspberry-pi-5-8gb"), sheet,
+                   context_tokens=qwen_ms.context_tokens, threads=qwen_ms.threads)  # fmt: skip
+    assert want.decode_s_per_token.basis.value == "spec"
+    assert qwen["predicted_decode_s_per_token"] == pytest.approx(want.decode_s_per_token.value)
+    assert qwen["error_rel"] == pytest.approx(want.decode_s_per_token.value / qwen["device_decode_s_per_token"] - 1)
+    table_rows = [c for c in checks if c["source"] == "its kernel table"]
+    assert {c["precision"] for c in table_rows} == {"fp32", "int8", "int4"}  # GGUF formats are not measured there
+    row = next(c for c in table_rows if c["precision"] == "int4")
+    own = predict(catalog.load_spec("qwen2.5-0.5b"), "int4", profiles_get("raspberry-pi-5-8gb"), state.calibration,
+                  context_tokens=row["context_tokens"], prompt_tokens=Workload().prompt_tokens)  # fmt: skip
+    assert own.decode_s_per_token.basis.value == "measured"
+    assert row["device_decode_s_per_token"] == pytest.approx(own.decode_s_per_token.value)
+    assert row["device_decode_s_per_token"] != pytest.approx(row["predicted_decode_s_per_token"], rel=0.01)
+    md = (out / "report.md").read_text()
+    assert "## Measured on the devices vs predicted from datasheets" in md
+    assert "raspberry-pi-5-8gb: on the device vs predicted from its datasheet" in md
+
+
+def profiles_get(device_id: str) -> DeviceProfile:
+    from edgefit.profiles import get_profile
+
+    return get_profile(device_id)

@@ -16,7 +16,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, err_console, print_json
+from edgefit.commands._common import (
+    MAX_BUDGET_S,
+    add_db_flag,
+    add_json_flag,
+    check_float_flag,
+    console,
+    db_path,
+    err_console,
+    print_json,
+)
 from edgefit.errors import UsageError
 
 _STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "unreachable": "red", "interrupted": "yellow"}
@@ -40,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         usage="edgefit fleet bench [options] INVENTORY [-- BENCH_ARGS ...]",
         help="install edgefit on every host, measure there, import the results (hosts in parallel)",
         description=(
-            "Install this edgefit on every host of INVENTORY, run `edgefit bench` there (default --ladder quick; "
+            "Install this edgefit on every host of INVENTORY, measure its kernel table there (`edgefit calibrate`, "
+            "once per host: the imported table makes that device's predictions basis M), run `edgefit bench` "
+            "there (default --ladder quick; "
             "anything after `--` is passed to `edgefit bench`, .onnx files among it are copied along), fetch the "
             "results bundle and import it. Hosts run in parallel (--forks); a host that is unreachable, lacks "
             "Python >= 3.10, fails to install, runs out of memory or is interrupted is reported with its reason "
@@ -65,6 +76,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "for hosts without access to a package index; copied to every host",
     )
     bp.add_argument("--force", action="store_true", help="measure again where this request already finished")
+    bp.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip `edgefit calibrate` on the hosts (their predictions then stay datasheet-translated)",
+    )
+    bp.add_argument(
+        "--calibrate-budget-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds of interleaved rounds for each host's `edgefit calibrate` (default: calibrate's own)",
+    )
+    bp.add_argument(
+        "--calibrate-precision",
+        default=None,
+        metavar="P,...",
+        help="weight precisions each host's kernel table times (default: calibrate's own, fp32,int8,int4)",
+    )
     bp.add_argument(
         "--detect-probe-seconds",
         type=float,
@@ -201,11 +230,35 @@ class _ProgressLines:
                 print(f"[{host}] {message}", file=sys.stderr, flush=True)
 
 
+def _calibrate_args(args: argparse.Namespace) -> list[str] | None:
+    """`edgefit calibrate` arguments for every host (checked here), or None with --no-calibrate."""
+    if args.no_calibrate:
+        if args.calibrate_budget_s is not None or args.calibrate_precision is not None:
+            raise UsageError("--no-calibrate: leave out --calibrate-budget-s and --calibrate-precision")
+        return None
+    out: list[str] = []
+    if args.calibrate_budget_s is not None:
+        check_float_flag("--calibrate-budget-s", args.calibrate_budget_s, low=0.0, high=MAX_BUDGET_S)
+        out += ["--budget-s", f"{args.calibrate_budget_s:g}"]
+    if args.calibrate_precision is not None:
+        from edgefit.kernels.plan import PRECISIONS
+
+        names = [x.strip() for x in args.calibrate_precision.split(",") if x.strip()]
+        bad = [n for n in names if n not in PRECISIONS]
+        if bad or not names:
+            raise UsageError(
+                f"--calibrate-precision {args.calibrate_precision!r}: expected a comma-separated list of "
+                f"{', '.join(PRECISIONS)}"
+            )
+        out += ["--precision", ",".join(names)]
+    return out
+
+
 def _bench(args: argparse.Namespace) -> int:
     from edgefit.fleet import bench_fleet, load_inventory, plan_request
 
     bench_args, models = _bench_request_args(args)
-    request = plan_request(bench_args, models)  # model files checked before any host is touched
+    request = plan_request(bench_args, models, _calibrate_args(args))  # model files checked before any host is touched
     out_dir = _out_dir(args)
     hosts = load_inventory(args.inventory, profile_dirs=(out_dir / "profiles",))
     limit = tuple(h.strip() for h in args.limit.split(",") if h.strip()) if args.limit else ()

@@ -1,13 +1,16 @@
 """`edgefit fleet bench`: measure every host of an Ansible inventory and import what each measured.
 
 ```
- plan_request(bench args, model files) ─> BenchRequest (args for the hosts, files to copy, a key)
+ plan_request(bench args, model files, calibrate args) ─> BenchRequest (args for the hosts, files to copy, keys)
  bench_fleet(inventory, request, ...)
    load_inventory ─> edgefit_wheel ─> run_playbook("bench.yml") ── events per host ──> _Tracker
                                                                    fetch ok: import the bundle at once,
                                                                    link its host fingerprint to the device
    ─> FleetBenchResult (one HostResult per host; hosts.json beside the bundles remembers fingerprints)
 ```
+
+With a calibration requested, each host first measures its own kernel table (`edgefit calibrate`); the bundle
+carries it, and once linked to the host's device it prices that device's predictions (basis measured).
 
 A failing host never stops the others: Ansible's free strategy runs each host on its own, and the tracker turns
 each host's failure into a reason. Bundles are imported as they arrive, so an interrupted fleet run keeps what
@@ -35,7 +38,14 @@ from edgefit.bench.modelfile import inspect_model_file
 from edgefit.errors import EdgefitError, FleetError
 from edgefit.fleet.ansible import Event, require_ansible, run_playbook
 from edgefit.fleet.inventory import FleetHost, load_inventory
-from edgefit.fleet.outcome import Problem, classify_bench, classify_task, parse_summary, python_version
+from edgefit.fleet.outcome import (
+    Problem,
+    classify_bench,
+    classify_calibrate,
+    classify_task,
+    parse_summary,
+    python_version,
+)
 from edgefit.fleet.state import save_state
 from edgefit.fleet.wheel import edgefit_wheel, wheelhouse_tar
 from edgefit.profiles import DeviceProfile
@@ -55,14 +65,23 @@ class ModelCopy:
 
 @dataclass(frozen=True, slots=True)
 class BenchRequest:
-    """What every host runs: ``edgefit bench <args>`` with the model files copied along."""
+    """What every host runs: ``edgefit calibrate <calibrate_args>`` (the device's kernel table; skipped when
+    empty) and ``edgefit bench <args>`` with the model files copied along."""
 
     args: tuple[str, ...]  # model paths as @EF_DIR@/models/<sha>/<name>
     models: tuple[ModelCopy, ...]
     key: str  # sha256 of edgefit's version and the args (model hashes included): names a finished request
+    calibrate_args: tuple[str, ...] = ()
+    calibrate_key: str = ""  # the same for the calibration: a finished one is not measured again
 
     def to_dict(self) -> dict[str, Any]:
-        return {"args": list(self.args), "models": [str(m.src) for m in self.models], "key": self.key}
+        return {
+            "args": list(self.args),
+            "models": [str(m.src) for m in self.models],
+            "key": self.key,
+            "calibrate_args": list(self.calibrate_args),
+            "calibrate_key": self.calibrate_key,
+        }
 
 
 def _external_files(path: Path) -> list[Path]:
@@ -77,10 +96,18 @@ def _external_files(path: Path) -> list[Path]:
     return list(found)
 
 
-def plan_request(args: Sequence[str], model_files: Sequence[str]) -> BenchRequest:
+def _key(what: str, args: Sequence[str]) -> str:
+    src = json.dumps({"edgefit": __version__, what: list(args)}, sort_keys=True)
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+def plan_request(
+    args: Sequence[str], model_files: Sequence[str], calibrate_args: Sequence[str] | None = None
+) -> BenchRequest:
     """``args`` for `edgefit bench` as the user gave them; ``model_files`` the ones among them that are model
-    paths. Each model is checked here (one-line error, exit 2, before any host is touched) and gets a folder of
-    its own on the hosts, named by its hash, so two files of one name do not clash and the model id is kept."""
+    paths; ``calibrate_args`` for `edgefit calibrate` (None: no calibration). Each model is checked here
+    (one-line error, exit 2, before any host is touched) and gets a folder of its own on the hosts, named by its
+    hash, so two files of one name do not clash and the model id is kept."""
     remote: dict[str, str] = {}
     copies: list[ModelCopy] = []
     for m in dict.fromkeys(model_files):
@@ -92,8 +119,14 @@ def plan_request(args: Sequence[str], model_files: Sequence[str]) -> BenchReques
         for ext in _external_files(p):
             copies.append(ModelCopy(ext.resolve(), f"{folder}/{ext.relative_to(p.parent).as_posix()}"))
     host_args = tuple(remote.get(a, a) for a in args)
-    key_src = json.dumps({"edgefit": __version__, "args": host_args}, sort_keys=True)
-    return BenchRequest(host_args, tuple(copies), hashlib.sha256(key_src.encode()).hexdigest()[:16])
+    cal = tuple(calibrate_args) if calibrate_args is not None else ()
+    return BenchRequest(
+        host_args,
+        tuple(copies),
+        _key("args", host_args),
+        calibrate_args=cal,
+        calibrate_key=_key("calibrate", cal) if calibrate_args is not None else "",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +142,7 @@ class HostResult:
     stage: str | None  # where it stopped or failed
     reason: str | None
     reused: bool  # the bench had already finished there for this request: nothing was measured again
+    kernel_tables: int  # kernel tables (`edgefit calibrate`) of this host now in the database here
     python_version: str | None
     host_fingerprints: tuple[str, ...]
     run_ids: tuple[str, ...]  # runs of this request's bench (the summary's run id)
@@ -160,6 +194,7 @@ class FleetBenchResult:
 _STAGE_WORDS = {
     "python": "connecting, checking Python",
     "install": "installing edgefit",
+    "calibrate": "measuring its kernel table (edgefit calibrate)",
     "bench": "measuring (edgefit bench)",
     "export": "exporting results",
     "fetch": "fetching results",
@@ -182,6 +217,7 @@ class _HostState:
     problem_stage: str | None = None
     reason: str | None = None
     reused: bool = False
+    kernel_tables: int = 0
     models: tuple[dict[str, Any], ...] = ()
     run_ids: tuple[str, ...] = ()
     fingerprints: tuple[str, ...] = ()
@@ -234,6 +270,11 @@ class _Tracker:
             st.reused = True
             self._bench(st, 0, base64.b64decode(str(r.get("content", ""))).decode("utf-8", "replace"), "")
             self.progress(st.host.name, "bench", "already measured for this request (--force measures again)")
+        elif ev.task == "calibrate: edgefit calibrate":
+            rc = r.get("rc")
+            cal_problem, why = classify_calibrate(rc if isinstance(rc, int) else None, str(r.get("stderr", "")))
+            if cal_problem is not None and why is not None:
+                st.fail(cal_problem, "calibrate", why)
         elif ev.task == "bench: edgefit bench":
             self._bench(st, r.get("rc"), str(r.get("stdout", "")), str(r.get("stderr", "")))
         elif ev.task == "export: edgefit results export" and r.get("rc") not in (0, None) and st.problem is None:
@@ -261,6 +302,7 @@ class _Tracker:
             with Store(self.db_path) as store:
                 s = store.import_bundle(bundle)
                 links = [fp for fp in s.hosts if store.link_device(st.host.profile_id, fp)]
+                st.kernel_tables = sum(len(store.kernel_tables(host_fingerprint=fp)) for fp in s.hosts)
         except EdgefitError as exc:
             st.fail(Problem.IMPORT_FAILED, "fetch", f"importing {bundle} failed: {exc}")
             return
@@ -318,6 +360,7 @@ class _Tracker:
                     stage=st.problem_stage,
                     reason=reason,
                     reused=st.reused,
+                    kernel_tables=st.kernel_tables,
                     python_version=st.python_version,
                     host_fingerprints=st.fingerprints,
                     run_ids=st.run_ids,
@@ -370,6 +413,8 @@ def bench_fleet(
         "ef_models": [{"src": str(m.src), "dest": m.dest} for m in request.models],
         "ef_bench_args": list(request.args),
         "ef_key": request.key,
+        "ef_calibrate_args": list(request.calibrate_args),
+        "ef_cal_key": request.calibrate_key or "none",
         "ef_force": force,
         "ef_out": str(out_dir.resolve()),
         "ef_names": {h.name: h.file_stem for h in hosts},

@@ -9,7 +9,7 @@ Problems (``Problem``): the host never answered (``unreachable``), answered and 
 has no usable Python (``no_python``, ``python_too_old``), could not install edgefit (``install_failed``), ran out
 of memory (``out_of_memory``: a worker killed by the kernel, an allocation that failed, or the memory guard
 refusing a model), was interrupted there (``interrupted``), or something else failed at a stage
-(``bench_failed``, ``detect_failed``, ``fetch_failed``, ``import_failed``).
+(``calibrate_failed``, ``bench_failed``, ``detect_failed``, ``fetch_failed``, ``import_failed``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Problem(str, enum.Enum):
     OUT_OF_MEMORY = "out_of_memory"
     INTERRUPTED = "interrupted"
     KILLED = "killed"
+    CALIBRATE_FAILED = "calibrate_failed"
     BENCH_FAILED = "bench_failed"
     DETECT_FAILED = "detect_failed"
     FETCH_FAILED = "fetch_failed"
@@ -107,6 +108,20 @@ def classify_bench(rc: int | None, stdout: str, stderr: str) -> tuple[Problem | 
     return Problem.BENCH_FAILED, (why.removeprefix("edgefit: error: ") or f"edgefit bench exited with code {rc}")
 
 
+def classify_calibrate(rc: int | None, stderr: str) -> tuple[Problem | None, str | None]:
+    """The problem of one `edgefit calibrate` on a host (None when it stored a kernel table)."""
+    if rc == 0:
+        return None, None
+    why = last_line(stderr).removeprefix("edgefit: error: ")
+    if rc in (-9, 137):
+        return Problem.KILLED, "edgefit calibrate was killed (SIGKILL: the kernel's out-of-memory killer, or a user)"
+    if rc in (130, -2):
+        return Problem.INTERRUPTED, "edgefit calibrate was interrupted on the host"
+    if _OOM.search(why):
+        return Problem.OUT_OF_MEMORY, f"out of memory in edgefit calibrate: {why}"
+    return Problem.CALIBRATE_FAILED, f"edgefit calibrate failed: {why or f'exit code {rc}'}"
+
+
 def classify_task(
     event: str, stage: str, task: str, result: Mapping[str, Any], *, answered_before: bool
 ) -> tuple[Problem, str]:
@@ -130,6 +145,8 @@ def classify_task(
         return Problem.INSTALL_FAILED, f"install failed ({task.partition(':')[2].strip()}): {detail}"
     if stage == "bench":
         return Problem.BENCH_FAILED, f"{task}: {detail}"
+    if stage == "calibrate":
+        return Problem.CALIBRATE_FAILED, f"{task}: {detail}"
     if stage == "detect":
         return Problem.DETECT_FAILED, f"edgefit detect failed: {detail}"
     if stage in ("fetch", "export"):
