@@ -1,5 +1,3 @@
-import sys
+from edgefit.cli import entry
 
-from edgefit.cli import main
-
-sys.exit(main(sys.argv[1:]))
+entry()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import sys
@@ -53,18 +54,26 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+class _Console(Console):
+    """rich answers a closed stdout (``| head``) with ``SystemExit(1)``, which is the "does not fit" code: raise
+    BrokenPipeError instead, which ``cli.main`` turns into a quiet exit (141)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, "stdout closed by its reader")
+
+
 def console() -> Console:
     """Console for humans on stdout. Respects NO_COLOR; never wraps in a pipe.
 
     ``markup=False``: names, ids, paths and messages come from files and users, and a ``[/bold]`` (or a
     backslash before it, which defeats escaping) must print as itself, never crash or restyle the output. Styled
     output is built as ``rich.text.Text``, strings are always literal."""
-    return Console(highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
+    return _Console(highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
 
 
 def err_console() -> Console:
     """Console for humans on stderr; literal strings, as ``console``."""
-    return Console(stderr=True, highlight=False, markup=False)
+    return _Console(stderr=True, highlight=False, markup=False)
 
 
 def check_int_flag(flag: str, value: int | None, *, low: int, high: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
 from edgefit import stats
@@ -240,7 +239,7 @@ def _print_summary(s: BenchSummary) -> None:
         )
     out = console()
     if not out.is_terminal:  # a pipe or file gets the whole table (rich would squeeze it into 80 columns)
-        out = Console(highlight=False, markup=False, width=200)
+        out.width = 200
     out.print(t)
     for o in s.outcomes:
         if o.status != "measured":
