@@ -23,6 +23,7 @@ from edgefit.verdict import Verdict, Workload, best_fitting_precision, judge, la
 
 if TYPE_CHECKING:
     from edgefit.report.devicecheck import DeviceCheck
+    from edgefit.report.usermodels import UserModelRun
 
 SCHEMA_VERSION = 1
 
@@ -100,6 +101,7 @@ class ReportData:
     power_note: str = ""  # "no power sensor found ..." when this host's measurements carry no power reading
     facts: tuple[DeviceFacts, ...] = ()  # per device: its own measured draw and sustained factor (devicepower)
     device_checks: tuple[DeviceCheck, ...] = ()  # linked devices: their own figures vs the datasheet prediction
+    user_models: tuple[UserModelRun, ...] = ()  # the user's own .onnx files measured on this host (bench FILE)
 
     # --- lookups ---
     def verdict(self, model_id: str, precision: str, device_id: str) -> Verdict | None:

@@ -25,6 +25,7 @@ from edgefit.pipeline import MEASURED_PRECISIONS, HostState
 from edgefit.predict.prediction import Prediction
 from edgefit.profiles import DeviceProfile
 from edgefit.report.data import MeasuredEnergy, ReportData, ScalingPoint, SustainedRun, collect_verdicts
+from edgefit.report.usermodels import user_model_runs
 from edgefit.verdict import Workload, model_params
 
 # Precisions a report predicts: what edgefit measures, plus two common GGUF formats (memory, nearest speed).
@@ -107,6 +108,7 @@ def build_report_data(
         sustained=sustained,
         power_note=power_note,
         facts=tuple(facts[d.id] for d in devices if facts and d.id in facts),
+        user_models=user_model_runs(state.measurements),
     )
 
 

@@ -105,6 +105,7 @@ def results_document(data: ReportData) -> dict[str, Any]:
         "procurement": _procurement(data),
         "device_facts": device_facts_dict(data),
         **({"device_checks": [c.to_dict() for c in data.device_checks]} if data.device_checks else {}),
+        **({"user_models": [r.to_dict() for r in data.user_models]} if data.user_models else {}),
         "scaling": [
             {
                 "label": p.label,

@@ -136,6 +136,11 @@ def build(data: ReportData) -> Document:
     checks = device_check_section(data.device_checks)
     if checks is not None:
         out.append(checks)
+    from edgefit.report.usermodels import user_models_section  # the user's own .onnx files measured here
+
+    mine = user_models_section(data.user_models)
+    if mine is not None:
+        out.append(mine)
     out.append(Section("Devices", tables=(tables.device_table(data),)))
     if data.skipped:
         out.append(Section("Not predicted", bullets=_skipped(data)))
