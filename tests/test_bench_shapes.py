@@ -332,3 +332,18 @@ def test_real_packaged_models_run_with_defaults(
     out = capsys.readouterr()
     assert rc == 0, out.out[-2000:]
     assert all(m["status"] == "measured" for m in json.loads(out.out)["models"])
+
+
+def test_sustained_mode_takes_the_same_shapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    vad = str(make_vad_like(tmp_path))
+    db = tmp_path / "r.sqlite"
+    argv = ["bench", "--sustained", "0.5", "--model", vad, "--threads", "1", "--json", "--db", str(db)]
+    assert main([*argv, "--shape", "input=2x1024", "--shape", "state=2x2x128"]) == 0
+    (m,) = [m for m in json.loads(capsys.readouterr().out)["measurements"] if m["phase"] == "sustained"]
+    assert m["samples"] >= 1
+    bad = tmp_path / "bad.sqlite"
+    assert main([*argv[:-1], str(bad), "--shape", "state=2x128"]) == 2
+    err = capsys.readouterr().err
+    assert "3 dims expected, found 2" in err and len(err.strip().splitlines()) == 1 and not bad.exists()
+    assert main(["bench", "--sustained", "1", "--model", "ladder-7m", "--dim", "n=1", "--db", str(bad)]) == 2
+    assert "apply to model files" in capsys.readouterr().err

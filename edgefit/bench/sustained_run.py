@@ -21,11 +21,14 @@ from edgefit.bench.campaign import (
     BenchSummary,
     Guard,
     _campaign,
+    _check_names,
     _default_guard,
     _file_target,
     _finish,
     _Target,
+    check_shapes,
     default_threads,
+    dims_from_shapes,
 )
 from edgefit.bench.executor import Executor, ctrl_c_sets
 from edgefit.bench.loop import MeasurePlan, MeasurePolicy, PhasePlan
@@ -67,9 +70,13 @@ def bench_sustained(
     guard: Guard = _default_guard,
     build: Callable[[ModelSpec, str], Any] | None = None,
     power: PowerSetup | None = None,
+    dims: dict[str, int] | None = None,
+    inputs: dict[str, float] | None = None,
+    shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> BenchSummary:
     """Run one model for ``duration_s`` seconds of steps and store the time series. Bad input (unknown model or
-    precision, a file that is not ONNX, too large for memory) is refused before the database is opened."""
+    precision, a file that is not ONNX, too large for memory, a --shape/--dim/--input the file does not have) is
+    refused before the database is opened. ``dims``/``inputs``/``shapes`` apply to a model file only."""
     t0 = time.perf_counter()
     if not 0 < duration_s <= MAX_DURATION_S:
         raise UsageError(f"--sustained {duration_s}: expected seconds in (0, {MAX_DURATION_S:.0f}]")
@@ -78,10 +85,15 @@ def bench_sustained(
     text = str(model)
     if text.endswith(".onnx"):
         info = inspect_model_file(text)
+        dims, inputs, shapes = dict(dims or {}), dict(inputs or {}), dict(shapes or {})
+        _check_names([info], dims, inputs)
+        check_shapes([info], shapes)
         plan = sustained_plan(duration_s, info.is_decoder, FILE_DEPTH)
         estimate = None
-        target = _file_target(info, plan, {}, {}, "prefill")
+        target = _file_target(info, plan, {**dims_from_shapes(info, shapes), **dims}, inputs, "prefill", shapes)
     else:
+        if dims or inputs or shapes:
+            raise UsageError("--shape, --dim and --input apply to model files, not to a catalog or ladder --model")
         spec = resolve_spec(text)
         catalog.get_precision(precision)  # unknown -> CatalogError listing them
         rung = Rung(spec, (precision,))
