@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+import time
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -85,8 +86,40 @@ class RichProgress:
         self._progress.stop()
 
 
+class LineProgress:
+    """Without a terminal (a log file, CI): one plain line per model on stderr, with the count and the time
+    so far, instead of nothing for minutes."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._total = 0
+        self._done = 0
+        self._t0 = time.monotonic()
+
+    def start(self, total: int) -> None:
+        self._total, self._done, self._t0 = total, 0, time.monotonic()
+
+    def describe(self, text: str) -> None:
+        stream = self._stream or sys.stderr
+        elapsed = time.monotonic() - self._t0
+        print(f"bench: {text} ({self._done}/{self._total} measurements done, {elapsed:.0f} s)", file=stream, flush=True)
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+
+    def grow(self, n: int) -> None:
+        self._total = max(0, self._total + n)
+
+    def stop(self) -> None:
+        stream = self._stream or sys.stderr
+        elapsed = time.monotonic() - self._t0
+        print(f"bench: {self._done}/{self._total} measurements done ({elapsed:.0f} s)", file=stream, flush=True)
+
+
 def make_progress(enabled: bool) -> BenchProgress:
-    """The rich bar when asked for and stderr is a terminal; otherwise nothing."""
-    if enabled and sys.stderr.isatty():
+    """When asked for: the rich bar if stderr is a terminal, else one plain line per model. Otherwise nothing."""
+    if not enabled:
+        return NoProgress()
+    if sys.stderr.isatty():
         return RichProgress()
-    return NoProgress()
+    return LineProgress()

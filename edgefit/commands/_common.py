@@ -63,12 +63,14 @@ class _Console(Console):
 
 
 def console() -> Console:
-    """Console for humans on stdout. Respects NO_COLOR; never wraps in a pipe.
+    """Console for humans on stdout. Respects NO_COLOR; wraps at a terminal's width, never in a pipe.
 
     ``markup=False``: names, ids, paths and messages come from files and users, and a ``[/bold]`` (or a
     backslash before it, which defeats escaping) must print as itself, never crash or restyle the output. Styled
     output is built as ``rich.text.Text``, strings are always literal."""
-    return _Console(highlight=False, markup=False, soft_wrap=not sys.stdout.isatty())
+    out = _Console(highlight=False, markup=False)
+    out.soft_wrap = not out.is_terminal  # a terminal wraps lines at its width; a pipe or file gets them whole
+    return out
 
 
 def err_console() -> Console:

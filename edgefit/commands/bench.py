@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table
-
 from edgefit import stats
 from edgefit.bench import BenchSummary, bench_file, default_threads, run_ladder
 from edgefit.bench.campaign import DEFAULT_BUDGET_S, FILE_BUDGET_S, LADDER_KV_FILL
@@ -23,6 +21,7 @@ from edgefit.commands._common import (
     err_console,
     print_json,
 )
+from edgefit.commands._tables import Col, fitted_table, left_out_note
 from edgefit.errors import UsageError
 from edgefit.units import MIB
 
@@ -206,25 +205,36 @@ _WARN = {
 
 
 def _print_summary(s: BenchSummary) -> None:
-    t = Table(
-        title=f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples",
-        caption="tokens: pN = prompt of N tokens, dN = one decoded token after N cached. stop: ci = 95% interval "
+    title = f"edgefit bench ({s.kind}, {s.threads} threads): measured here, medians of raw samples"
+    caption = (
+        "tokens: pN = prompt of N tokens, dN = one decoded token after N cached. stop: ci = 95% interval "
         "of the median within ±2% (reached), budget = --budget-s spent first (the 95% CI column says how close it "
         "got), max = sample cap. warnings: var = high variance, "
         "few = too few samples, budget = CI target not reached, busy = other processes used the CPU, cache = "
-        "weights fit the last-level cache, drift = bandwidth probe moved, throttled = thermal throttling",
+        "weights fit the last-level cache, drift = bandwidth probe moved, throttled = thermal throttling"
     )
     power = any(m.power for m in s.measurements)  # measured power columns only where a sensor was read
-    for col in ("model", "prec", "phase", "tokens", "median [ms]", "95% CI", "n", "stop", "peak RSS [MiB]",
-                *(("power [W]", "energy [mJ/unit]") if power else ()), "warnings"):  # fmt: skip
-        t.add_column(col, justify="left" if col in ("model", "prec", "phase", "stop", "warnings") else "right")
+    cols = (
+        Col("model", keep=100, wrap=True),
+        Col("prec", keep=95),
+        Col("phase", keep=90),
+        Col("tokens", keep=95),
+        Col("median [ms]", "right", keep=100),
+        Col("95% CI", "right", keep=60),
+        Col("n", "right", keep=40),
+        Col("stop", keep=45),
+        Col("peak RSS [MiB]", "right", keep=70),
+        *((Col("power [W]", "right", keep=55), Col("energy [mJ/unit]", "right", keep=50)) if power else ()),
+        Col("warnings", keep=65, wrap=True),
+    )
+    rows = []
     for m in s.measurements:
         e = measured_energy(m)
         pw = (f"{e.mean_w:.2f}" if e else "", f"{e.energy_j * 1e3:.3g}" if e else "") if power else ()
         st = stats.summarize(m.samples_s)
         ci = "" if st.n < stats.MIN_SAMPLES_FOR_CI95 else f"±{st.ci95_rel:.1%}"
         tokens = {"prefill": f"p{m.prompt_tokens}", "decode": f"d{m.context_tokens}"}.get(m.phase.value, "")
-        t.add_row(
+        rows.append((
             m.model_id,
             m.precision,
             m.phase.value,
@@ -236,11 +246,14 @@ def _print_summary(s: BenchSummary) -> None:
             f"{m.peak_rss_bytes / MIB:.0f}" if m.peak_rss_bytes else "",
             *pw,
             " ".join(_WARN.get(w.code.value, w.code.value) for w in m.warnings),
-        )
+        ))  # fmt: skip
     out = console()
     if not out.is_terminal:  # a pipe or file gets the whole table (rich would squeeze it into 80 columns)
         out.width = 200
+    t, dropped = fitted_table(cols, rows, out.width, title=title, caption=caption)
     out.print(t)
+    if note := left_out_note(dropped, out.width):
+        out.print(note)
     for o in s.outcomes:
         if o.status != "measured":
             out.print(f"{o.model_id} {o.precision}: {o.status}: {o.message}")
@@ -267,9 +280,8 @@ def _run_sustained(args: argparse.Namespace) -> int:
         raise UsageError(f"--precision {args.precision}: --sustained runs one precision, e.g. --precision int8")
     precision = precisions[0] if args.precision != "fp32,int8,int4" else "fp32"
     summary = bench_sustained(
-        args.model, args.sustained, precision, threads=args.threads, db_path=db_path(args), progress=not args.json,
-        dims=_pairs(args.dim, "--dim", int), inputs=_pairs(args.input, "--input", float), shapes=_shapes(args.shape),
-    )  # fmt: skip
+        args.model, args.sustained, precision, threads=args.threads, db_path=db_path(args), progress=not args.json
+    )
     if args.json:
         print_json(summary.to_dict())
     else:

@@ -19,6 +19,7 @@ from rich.text import Text
 from edgefit import catalog
 from edgefit.catalog import ModelSpec, Precision
 from edgefit.commands._common import add_json_flag, check_output_file, console, id_arg, print_json
+from edgefit.commands._tables import Col, fitted_table, left_out_note
 from edgefit.errors import BuildError, UsageError
 from edgefit.units import GIB, MIB
 
@@ -107,20 +108,18 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"models": rows})
         return 0
-    table = Table(title="edgefit model catalog (weights: file bytes as edgefit builds them; KV cache fp32)")
-    for col, justify in (
-        ("id", "left"),
-        ("family", "left"),
-        ("params [B]", "right"),
-        ("open weights", "center"),
-        ("fp32 [GiB]", "right"),
-        ("int8 [GiB]", "right"),
-        ("int4 [GiB]", "right"),
-        ("KV / 1k tok [MiB]", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        table.add_row(
+    cols = (
+        Col("id", keep=100),
+        Col("family", keep=20),
+        Col("params [B]", "right", keep=90),
+        Col("open weights", "center", keep=30),
+        Col("fp32 [GiB]", "right", keep=60),
+        Col("int8 [GiB]", "right", keep=80),
+        Col("int4 [GiB]", "right", keep=70),
+        Col("KV / 1k tok [MiB]", "right", keep=50),
+    )
+    cells = [
+        (
             r["id"],
             r["family"],
             f"{r['params'] / 1e9:.3f}" + ("*" if not r["open_weights"] else ""),
@@ -128,8 +127,14 @@ def _list(args: argparse.Namespace) -> int:
             *(f"{r['weight_bytes'][p] / GIB:.2f}" for p in _LIST_PRECISIONS),
             f"{r['kv_cache_bytes_per_1k_tokens'] / MIB:.1f}",
         )
+        for r in rows
+    ]
     out = _console()
+    title = "edgefit model catalog (weights: file bytes as edgefit builds them; KV cache fp32)"
+    table, dropped = fitted_table(cols, cells, out.width, title=title)
     out.print(table)
+    if note := left_out_note(dropped, out.width):
+        out.print(note)
     if any(not r["open_weights"] for r in rows):
         out.print("* closed weights: size is an outside estimate, see `edgefit models show ID`")
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from edgefit.commands._common import add_db_flag, add_json_flag, console, db_path, print_json
+from edgefit.commands._tables import Col, fitted_table, left_out_note
 from edgefit.errors import ProfileError, UsageError
 from edgefit.profiles import (
     DeviceProfile,
@@ -94,10 +95,10 @@ def _link(args: argparse.Namespace) -> int:
     with Store(db) as store:
         tables = store.kernel_tables()
         by_run = {rid: fp for rid, fp, _ in tables}
-        fps = {fp for _, fp, _ in tables}
-        fp = by_run.get(args.host, args.host if args.host in fps else None)
+        calibrated = {fp for _, fp, _ in tables}
+        fp = by_run.get(args.host, args.host if args.host in calibrated else None)
         if fp is None:
-            known = ", ".join(sorted(fps)) or "none"
+            known = ", ".join(sorted(calibrated)) or "none"
             raise UsageError(
                 f"edgefit profiles link: {args.host!r} is neither a calibrated host's fingerprint nor a calibration "
                 f"run in {db} (calibrated hosts: {known}); import the device's bundle first"
@@ -188,15 +189,20 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([profile_to_dict(p) for p in profiles])
         return 0
-    t = Table(title=f"{len(profiles)} device profiles")
-    t.add_column("id", no_wrap=True)
-    t.add_column("name", min_width=16, max_width=40)
-    t.add_column("kind")
-    for col in ("RAM [GiB]", "usable [GiB]", "bandwidth [GB/s]", "measured [GB/s]", "CPU cores", "load power [W]"):
-        t.add_column(col, justify="right")
-    t.add_column("price [USD]", justify="right")
-    for p in profiles:
-        t.add_row(
+    cols = (
+        Col("id", keep=100),
+        Col("name", wrap=True, keep=40, max_width=40),
+        Col("kind", keep=20),
+        Col("RAM [GiB]", "right", keep=30),
+        Col("usable [GiB]", "right", keep=90),
+        Col("bandwidth [GB/s]", "right", keep=80),
+        Col("measured [GB/s]", "right", keep=25),
+        Col("CPU cores", "right", keep=35),
+        Col("load power [W]", "right", keep=60),
+        Col("price [USD]", "right", keep=70),
+    )
+    rows = [
+        (
             p.id,
             p.name,
             p.kind,
@@ -208,8 +214,15 @@ def _list(args: argparse.Namespace) -> int:
             f"{p.load_power.value:.3g}" + ("*" if p.load_power.estimated else ""),
             f"{p.price.value:.0f}" if p.price else "",
         )
+        for p in profiles
+    ]
     out = console()
+    if not out.is_terminal:  # a pipe or file gets every column (rich would assume 80)
+        out.width = max(out.width, 200)
+    t, dropped = fitted_table(cols, rows, out.width, title=f"{len(profiles)} device profiles")
     out.print(t)
+    if note := left_out_note(dropped, out.width):
+        out.print(note)
     out.print("* estimated (see `edgefit profiles show ID` for every figure's source or estimate note)")
     return 0
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from edgefit.bench.measurement import Measurement, WarningCode
 from edgefit.bench.powerhook import energy_dict, measured_energy
 from edgefit.commands._common import add_db_flag, add_json_flag, check_output_file, console, db_path, print_json
+from edgefit.commands._tables import Col, fitted_table, left_out_note
 from edgefit.detect import host_fingerprint
 from edgefit.errors import StoreError
 from edgefit.stats import summarize
@@ -88,6 +89,16 @@ def _print_table(out: Console, table: Table) -> None:
     out.print(table)
 
 
+def _print_fitted(out: Console, cols: Sequence[Col], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
+    """A table of the columns that fit the terminal (the least important left out and named); a pipe gets all."""
+    if not out.is_terminal:
+        out.width = max(out.width, 200)
+    table, dropped = fitted_table(cols, rows, out.width, title=title)
+    out.print(table)
+    if note := left_out_note(dropped, out.width):
+        out.print(note)
+
+
 def _add_row(table: Table, *cells: str) -> None:
     # cells hold names from files and other hosts (model ids, CPU names): our consoles print strings literally
     # (markup=False, commands/_common.console)
@@ -119,13 +130,16 @@ def _list(args: argparse.Namespace) -> int:
     if not runs:
         out.print(f"no runs in {db_path(args)}; `edgefit bench` measures, `edgefit results import FILE` adds some")
         return 0
-    table = Table(title=f"runs in {db_path(args)}")
-    for col in ("run", "kind", "host", "started (UTC)", "status"):
-        table.add_column(col)
-    table.add_column("measurements", justify="right")
-    for r in runs:
-        _add_row(table, r.id[:8], r.kind, _host_label(r), _when(r.started_at), r.status, str(r.measurement_count))
-    _print_table(out, table)
+    cols = (
+        Col("run", keep=100),
+        Col("kind", keep=80, wrap=True),
+        Col("host", keep=75, wrap=True),
+        Col("started (UTC)", keep=60),
+        Col("status", keep=70),
+        Col("measurements", "right", keep=50),
+    )
+    rows = [(r.id[:8], r.kind, _host_label(r), _when(r.started_at), r.status, str(r.measurement_count)) for r in runs]
+    _print_fitted(out, cols, rows, title=f"runs in {db_path(args)}")
     return 0
 
 
@@ -187,16 +201,28 @@ def _show(args: argparse.Namespace) -> int:
     if not ms:
         out.print("no measurements in this run")
         return 0
-    table = Table()
-    for col in ("model", "precision", "phase"):
-        table.add_column(col)
-    for col in ("prompt", "context", "threads", "n", "median [ms]", "CV [%]", "CI95 ± [%]", "peak RSS [MiB]"):
-        table.add_column(col, justify="right")
     power = any(m.power for m in ms)  # measured power columns only where a sensor was read
-    if power:
-        for col in ("power [W]", "energy [mJ/unit]", "above idle [mJ/unit]"):
-            table.add_column(col, justify="right")
-    table.add_column("warnings")
+    cols = (
+        Col("model", keep=100, wrap=True),
+        Col("precision", keep=95),
+        Col("phase", keep=95),
+        Col("prompt", "right", keep=85),
+        Col("context", "right", keep=85),
+        Col("threads", "right", keep=30),
+        Col("n", "right", keep=40),
+        Col("median [ms]", "right", keep=100),
+        Col("CV [%]", "right", keep=35),
+        Col("CI95 ± [%]", "right", keep=60),
+        Col("peak RSS [MiB]", "right", keep=70),
+        *(
+            (Col("power [W]", "right", keep=55), Col("energy [mJ/unit]", "right", keep=50),
+             Col("above idle [mJ/unit]", "right", keep=45))
+            if power
+            else ()
+        ),
+        Col("warnings", keep=65, wrap=True),
+    )  # fmt: skip
+    cells: list[tuple[str, ...]] = []
     for m in ms:
         s = summarize(m.samples_s)
         e = measured_energy(m)
@@ -208,8 +234,7 @@ def _show(args: argparse.Namespace) -> int:
         )
         ci = "-" if not math.isfinite(s.ci95_rel) else f"{s.ci95_rel * 100:.1f}"
         cv = "-" if not math.isfinite(s.cv) else f"{s.cv * 100:.1f}"
-        _add_row(
-            table,
+        cells.append((
             m.model_id,
             m.precision,
             m.phase.value,
@@ -223,8 +248,8 @@ def _show(args: argparse.Namespace) -> int:
             "-" if m.peak_rss_bytes is None else f"{m.peak_rss_bytes / MIB:.0f}",
             *(pw if power else ()),
             ", ".join(w.code.value for w in m.warnings),
-        )
-    _print_table(out, table)
+        ))  # fmt: skip
+    _print_fitted(out, cols, cells)
     _print_power_notes(out, ms, power)
     return 0
 
