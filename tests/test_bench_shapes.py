@@ -347,3 +347,22 @@ def test_sustained_mode_takes_the_same_shapes(tmp_path: Path, capsys: pytest.Cap
     assert "3 dims expected, found 2" in err and len(err.strip().splitlines()) == 1 and not bad.exists()
     assert main(["bench", "--sustained", "1", "--model", "ladder-7m", "--dim", "n=1", "--db", str(bad)]) == 2
     assert "apply to model files" in capsys.readouterr().err
+
+
+def test_nhwc_images_and_token_inputs_get_their_defaults(tmp_path: Path) -> None:
+    x = _unnamed(TensorProto.FLOAT, "images", [None, None, None, 3])
+    ids = _unnamed(TensorProto.INT64, "input_ids", [None, None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    n = helper.make_tensor_value_info("n", TensorProto.INT64, None)
+    w = numpy_helper.from_array(np.ones((2, 3, 3, 3), dtype=np.float32), "w")
+    nodes = [
+        helper.make_node("Transpose", ["images"], ["t"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["t", "w"], ["y"]),
+        helper.make_node("Shape", ["input_ids"], ["n"]),
+    ]
+    path = _save(helper.make_graph(nodes, "nhwc", [x, ids], [y, n], [w]), tmp_path / "nhwc.onnx")
+    plans = {p.name: p for p in plan_inputs(inspect_model_file(path), FeedSpec())}
+    assert plans["images"].shape == (1, 224, 224, 3) and plans["images"].role == "image_nhwc"
+    assert plans["input_ids"].shape == (1, 16) and plans["input_ids"].role == "ids"
+    y_out, n_out = _run(path, FeedSpec())
+    assert y_out.shape == (1, 2, 222, 222) and list(n_out) == [1, 16]
