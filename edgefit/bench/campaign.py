@@ -59,6 +59,9 @@ DEFAULT_BUDGET_S = 0.5
 # so 60 s reaches it for models up to ~1 s per inference on a quiet host, and a fast model stops in a fraction
 # of that. (The ladder keeps DEFAULT_BUDGET_S: 12 models x 6 measurements must fit in two minutes.)
 FILE_BUDGET_S = 60.0
+# ... and the budget, not a sample count, is what stops a fast model on a noisy host (2000 samples of a 6 ms model
+# on a busy 2-core VM left its median at ±8 %; 10^4 floats are nothing to keep).
+FILE_MAX_SAMPLES = 10_000
 
 
 def default_threads() -> int:
@@ -474,7 +477,7 @@ def bench_file(
     infos = [inspect_model_file(p) for p in paths]
     _check_names(infos, dims, inputs)
     check_shapes(infos, shapes)
-    policy = MeasurePolicy(budget_s=FILE_BUDGET_S if budget_s is None else budget_s)
+    policy = MeasurePolicy(budget_s=FILE_BUDGET_S if budget_s is None else budget_s, max_samples=FILE_MAX_SAMPLES)
     targets: list[tuple[_Target, int]] = []
     for info in infos:
         my_inputs = {k: v for k, v in inputs.items() if k in {t.name for t in info.inputs}}
