@@ -47,7 +47,7 @@ _SAMPLE_RATE_RE = re.compile(r"^(sr|fs|sample_?rate|sampling_?rate|samplerate)$"
 _IDS_RE = re.compile(r"ids$|token")
 
 # Roles whose shape a decoder's prompt/depth plan sets: --shape cannot reach them there.
-DECODER_ROLES = frozenset({"past", "tokens", "mask", "positions", "seqlens_k", "total_len"})
+DECODER_ROLES = frozenset({"past", "tokens", "ids", "mask", "positions", "seqlens_k", "total_len"})
 
 ROLE_WORDS = {
     "past": "KV cache",
@@ -218,14 +218,14 @@ def resolve_shape(
         if role == "mask" and i == len(shape) - 1:
             out.append(past + seq)
             continue
-        if role in ("tokens", "positions") and i == len(shape) - 1:
+        if role in ("tokens", "ids", "positions") and i == len(shape) - 1:
             out.append(seq)
             continue
-        if i == 0 and role in ("tokens", "positions", "mask", "seqlens_k"):
+        if i == 0 and role in ("tokens", "ids", "positions", "mask", "seqlens_k"):
             out.append(1)
             continue
         if isinstance(d, str):
-            out.append(seq if role in ("tokens", "positions", "mask") else spec.default_dim)
+            out.append(seq if role in ("tokens", "ids", "positions", "mask") else spec.default_dim)
         else:
             out.append(1)
     return tuple(out)
