@@ -216,6 +216,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = console()
         terminal.print_matrix(out, data)
+        own = sorted(
+            {v.prediction.device_id for v in data.verdicts if v.prediction.calibration.get("table_role") == "device"}
+        )
+        if own:  # the legend's "M = measured on this host" covers these too: say where they were measured
+            out.print(
+                f"M on {', '.join(own)}: priced with the kernel table measured on that device itself "
+                "(edgefit fleet bench, or edgefit profiles link)",
+                markup=False,
+            )
         for line in price_failures:
             out.print(f"left out (over the price cap): {line}")
         if args.require and failed:

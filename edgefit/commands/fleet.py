@@ -293,7 +293,7 @@ def _print_bench(result: Any) -> None:
     t = Table(title=f"edgefit fleet bench {result.inventory}")
     for col in ("host", "device", "status"):
         t.add_column(col)
-    for col in ("measurements added", "runs added", "python", "time [s]"):
+    for col in ("measurements added", "runs added", "kernel table", "python", "time [s]"):
         t.add_column(col, justify="right")
     t.add_column("reason")
     for h in result.hosts:
@@ -305,6 +305,7 @@ def _print_bench(result: Any) -> None:
             Text(status, style=style) if style else status,
             str(h.measurements_added),
             str(h.runs_added),
+            "M" if h.kernel_tables else "-",  # its own table: predictions for its device are measured
             h.python_version or "-",
             f"{h.wall_s:.0f}",
             h.reason or "",
@@ -321,7 +322,8 @@ def _print_bench(result: Any) -> None:
     if profiles:
         out.print(
             "profiles detected on hosts without edgefit_device: "
-            f"`edgefit profiles list --dir {result.out_dir}/profiles`",
+            f"`edgefit profiles list --dir {result.out_dir}/profiles`; use one as "
+            f"`edgefit fit --device {result.out_dir}/profiles/{profiles[0].device_id}.toml`",
             markup=False,
         )
 

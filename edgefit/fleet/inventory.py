@@ -4,9 +4,9 @@ vars and every format Ansible knows work as they do in Ansible.
 Host variables edgefit reads: ``edgefit_device`` (a device profile id, e.g. ``raspberry-pi-5-8gb``: the host's
 measurements are linked to it), ``edgefit_python`` (the interpreter to build the venv with, default ``python3``),
 ``edgefit_dir`` (where edgefit lives on the host, default ``~/.edgefit-fleet``), ``edgefit_pip_args`` (a list of
-extra pip arguments, e.g. an index URL). A host without ``edgefit_device`` gets a profile from its own
-``edgefit detect --save``, named after the inventory host (``Pi5.Lab`` -> ``pi5-lab``).
-"""
+extra pip arguments, e.g. an index URL), ``edgefit_calibrate`` (false: no `edgefit calibrate` on that host). A host
+without ``edgefit_device`` gets a profile from its own ``edgefit detect --save``, named after the inventory host
+(``Pi5.Lab`` -> ``pi5-lab``)."""
 
 from __future__ import annotations
 
