@@ -233,6 +233,9 @@ class ExportSummary:
 # ---------------------------------------------------------------------------------------------- the store
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class Store:
     """``with Store(path) as store: ...``. Creates the file and its folder; migrates older schemas."""
 
@@ -240,6 +243,7 @@ class Store:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a results database; pass a file path to --db")
+        self._check_existing_file()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -264,6 +268,26 @@ class Store:
         except BaseException:
             self._conn.close()
             raise
+
+    def _check_existing_file(self) -> None:
+        """An existing --db must be a regular file that is empty (a new database) or starts with SQLite's header:
+        SQLite itself would quietly turn a short non-database file (a 1-byte typo'd path) into a database."""
+        if not os.path.lexists(self.path):
+            return
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: not a regular file; point --db (or EDGEFIT_DB) at a database file")
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise StoreError(
+                f"{self.path}: cannot read ({exc.strerror or exc}); check permissions or pass another --db"
+            ) from None
+        if head and head != _SQLITE_HEADER:
+            raise StoreError(
+                f"{self.path}: not an SQLite results database (it does not start with SQLite's header); point --db "
+                "(or EDGEFIT_DB) at an edgefit database or a new file, and move this one away"
+            )
 
     def _open(self) -> None:
         c = self._conn

@@ -576,3 +576,23 @@ def test_unknown_onnx_type_in_value_info_is_described_not_crashed(box: Sandbox) 
     info = inspect_model_file(path)
     assert info.inputs[0].dtype == "onnx:999"
     assert TensorProto.FLOAT  # the weights are unchanged
+
+
+@pytest.mark.parametrize("content", [b"{", b"x" * 50, b"\x00" * 99, b"not sqlite at all\n" * 10])
+def test_a_short_or_foreign_db_file_is_refused_not_converted(
+    box: Sandbox, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    # SQLite itself turns a short non-database file into a database: a typo'd --db would lose the file
+    db = box.inputs / "notes.txt"
+    db.write_bytes(content)
+    for argv in (["results", "list"], ["results", "import", str(box.inputs / "none.json")], ["fit", "--device", "x"]):
+        call(box, capsys, [*argv, "--db", str(db)], ok=(2,))
+    assert db.read_bytes() == content
+    if Path("/dev/zero").exists():
+        call(box, capsys, ["results", "list", "--db", "/dev/zero"], ok=(2,), needle="not a regular file")
+
+
+def test_a_profile_dir_that_does_not_exist_is_an_error(box: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["profiles", "list"], ["profiles", "show", "raspberry-pi-5-8gb"]):
+        call(box, capsys, [*argv, "--dir", str(box.inputs / "typo")], ok=(2,), needle="does not exist")
+        call(box, capsys, [*argv, "--dir", str(PROFILE)], ok=(2,), needle="is not a folder")

@@ -184,8 +184,17 @@ def _gib(fig: Figure | None) -> str:
 # --- subcommands ---------------------------------------------------------------------------------------------
 
 
+def _dirs(args: argparse.Namespace) -> tuple[Path, ...]:
+    """--dir folders; a typo'd one is an error, not a quiet list of only the built-in profiles."""
+    for d in args.dir:
+        if not d.is_dir():
+            raise UsageError(f"--dir {d}: {'is not a folder' if d.exists() else 'does not exist'}; expected a folder "
+                             "of device profile .toml files")  # fmt: skip
+    return tuple(args.dir)
+
+
 def _list(args: argparse.Namespace) -> int:
-    profiles = load_profiles(tuple(args.dir))
+    profiles = load_profiles(_dirs(args))
     if args.json:
         print_json([profile_to_dict(p) for p in profiles])
         return 0
@@ -228,7 +237,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    p = get_profile(args.device, tuple(args.dir))
+    p = get_profile(args.device, _dirs(args))
     if args.json:
         print_json(profile_to_dict(p))
         return 0
