@@ -1,0 +1,136 @@
+"""Profile a user .onnx on this host: every check that can refuse runs here first, then the graph worker
+(``python -I -m edgefit.graphs.worker`` in an empty temp folder) optimizes, traces and times it.
+
+    file ──inspect (one-line ModelFileError)──> --shape/--dim/--input checked against its inputs (UsageError)
+         ──memory guard (weights twice: the whole session, then the single-node ones)──> worker ──> GraphProfile
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgefit import memory
+from edgefit.errors import BenchError, EdgefitError, MemoryGuardError, ModelFileError, UsageError
+from edgefit.graphs.profile import GraphProfile
+
+DEFAULT_BUDGET_S = 8.0  # seconds of interleaved timing rounds (after building the sessions)
+ROUNDS_MIN = 5
+ROUNDS_MAX = 60
+TIMEOUT_S = 600.0
+
+_KINDS: dict[str, type[EdgefitError]] = {
+    "usage": UsageError,
+    "ModelFileError": ModelFileError,
+    "MemoryGuardError": MemoryGuardError,
+    "UsageError": UsageError,
+}
+
+
+def profile_graph(
+    path: Path | str,
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    dims: dict[str, int] | None = None,
+    scalars: dict[str, float] | None = None,
+    threads: int | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    progress: Callable[[str], None] | None = None,
+) -> GraphProfile:
+    """The graph as onnxruntime runs it here, its distinct nodes timed one by one (see ``edgefit.graphs.worker``).
+    One-line EdgefitError for a file that is not a model, a bad --shape/--dim, a graph that cannot run, or too
+    little memory."""
+    from edgefit.bench.campaign import check_shapes, default_threads, dims_from_shapes, feed_bytes
+    from edgefit.bench.estimate import file_peak_bytes
+    from edgefit.bench.feeds import FeedSpec
+    from edgefit.bench.modelfile import inspect_model_file
+
+    shapes, dims, scalars = dict(shapes or {}), dict(dims or {}), dict(scalars or {})
+    info = inspect_model_file(path)
+    check_shapes([info], shapes)
+    names = {t.name for t in info.inputs}
+    for d, v in dims.items():
+        if d not in info.symbolic_dims:
+            valid = ", ".join(info.symbolic_dims) or "none (set unnamed dims with --shape NAME=AxB)"
+            raise UsageError(f"--dim {d}={v}: {info.path.name} has no symbolic dim {d!r}; symbolic dims: {valid}")
+    for name in scalars:
+        if name not in names:
+            raise UsageError(f"--input {name}: {info.path.name} has no input {name!r}; inputs: {', '.join(names)}")
+    dims = {**dims_from_shapes(info, shapes), **dims}
+    spec = FeedSpec(dims=dims, scalars=scalars, shapes=shapes)
+    memory.check_fits(2 * file_peak_bytes(info) + feed_bytes(info, spec), f"{info.path.name} (graph profiling)")
+    job = {
+        "path": str(info.path.resolve()),
+        "dims": dims,
+        "scalars": scalars,
+        "shapes": {k: list(v) for k, v in shapes.items()},
+        "threads": int(threads or default_threads()),
+        "budget_s": float(budget_s),
+        "rounds_min": ROUNDS_MIN,
+        "rounds_max": ROUNDS_MAX,
+    }
+    raw = _run_worker(job, info.path.name, progress)
+    prof = GraphProfile.from_dict(raw)
+    return GraphProfile.from_dict({**prof.to_dict(), "sha256_16": info.sha256_16, "path": str(info.path)})
+
+
+def _run_worker(job: dict[str, Any], name: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="edgefit-graph-") as cwd:
+        job = {**job, "tmp_dir": cwd}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        # -I: isolated, nothing from the user's folder is imported (see edgefit.bench.executor.worker_command)
+        from edgefit.bench.executor import worker_command
+
+        proc = subprocess.Popen(
+            worker_command("edgefit.graphs.worker"),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
+        result: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.close()
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                kind = event.get("event")
+                if kind == "progress" and progress:
+                    progress(f"{name}: {event.get('message', '')}")
+                elif kind == "result":
+                    result = event["profile"]
+                elif kind == "error":
+                    error = event
+            rc = proc.wait(timeout=TIMEOUT_S)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        stderr = proc.stderr.read() if proc.stderr else ""
+    if error is not None:
+        cls = _KINDS.get(str(error.get("kind")), BenchError)
+        msg = str(error.get("message", "unknown error")).replace("\n", " ")
+        if cls is BenchError:
+            msg = f"{name}: profiling its graph failed: {msg}; re-run, or report it with the file if it repeats"
+        elif not msg.startswith(name):
+            msg = f"{name}: {msg}"
+        raise cls(msg)
+    if result is None:
+        why = (stderr.strip().splitlines() or [f"exit code {rc}"])[-1]
+        if rc < 0:
+            why = f"killed by signal {-rc} (out of memory?)"
+        raise BenchError(f"{name}: profiling its graph failed: {why}")
+    return result
