@@ -11,6 +11,7 @@ so the predictor and the benchmarker probe once, not on every call.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import os
@@ -525,7 +526,8 @@ def save_profile(profile: DeviceProfile, path: str | Path) -> DeviceProfile:
     except OSError as exc:
         raise ProfileError(f"{target}: cannot write the profile ({exc.strerror or exc}); choose another path") from None
     finally:
-        tmp.unlink(missing_ok=True)  # nothing left after a successful replace; a failed one leaves no .tmp
+        with contextlib.suppress(OSError):  # ENOTDIR when the folder is a file: the ProfileError above says it
+            tmp.unlink(missing_ok=True)  # nothing left after a successful replace; a failed one leaves no .tmp
     return replace(named, path=str(target))
 
 
@@ -543,5 +545,6 @@ def host_profile(cached: bool = True, probe_seconds: float = 6.0) -> DeviceProfi
         except ProfileError:
             pass  # an old or damaged cache file: detect again and overwrite it
     profile = detect_host(probe_seconds)
-    save_profile(profile, path)
+    with contextlib.suppress(ProfileError):  # an unwritable cache (EDGEFIT_CACHE_DIR a file): detect again next time
+        save_profile(profile, path)
     return profile

@@ -709,7 +709,8 @@ class Store:
         except OSError as exc:
             raise StoreError(f"{out}: cannot write the bundle ({exc.strerror or exc}); pick another --out") from None
         finally:
-            tmp.unlink(missing_ok=True)  # after a successful replace there is nothing left to remove
+            with contextlib.suppress(OSError):  # ENOTDIR when the folder is a file: the StoreError above says it
+                tmp.unlink(missing_ok=True)  # after a successful replace there is nothing left to remove
         hosts = tuple(dict.fromkeys(r.host_fingerprint for r in runs))
         return ExportSummary(path=str(out), runs=len(runs), measurements=n, hosts=hosts)
 

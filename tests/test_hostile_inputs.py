@@ -596,3 +596,20 @@ def test_a_profile_dir_that_does_not_exist_is_an_error(box: Sandbox, capsys: pyt
     for argv in (["profiles", "list"], ["profiles", "show", "raspberry-pi-5-8gb"]):
         call(box, capsys, [*argv, "--dir", str(box.inputs / "typo")], ok=(2,), needle="does not exist")
         call(box, capsys, [*argv, "--dir", str(PROFILE)], ok=(2,), needle="is not a folder")
+
+
+def test_cache_dir_that_is_a_file(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_detect import _fake_host
+
+    from edgefit import detect
+    from edgefit.errors import ProfileError
+
+    blocker = box.inputs / "cache-is-a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("EDGEFIT_CACHE_DIR", str(blocker))
+    host = _fake_host(box.inputs)
+    with pytest.raises(ProfileError, match="cannot write the profile"):  # was NotADirectoryError from the cleanup
+        detect.save_profile(host, blocker / "box.toml")
+    monkeypatch.setattr(detect, "detect_host", lambda probe_seconds=6.0: host)
+    assert detect.host_profile().id == "host"  # the cache cannot be written: detected again next time, no crash
+    assert blocker.read_text() == "x"
