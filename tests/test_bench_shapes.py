@@ -210,6 +210,7 @@ def test_bench_runs_vad_and_detector_without_flags_and_says_what_it_fed(
     assert rc == 0, out
     doc = json.loads(out.out)
     assert [m["status"] for m in doc["models"]] == ["measured"] * 3
+    assert doc["models"][0]["inputs"][0] == "input[1, 512] (audio chunk, default)"
     notes = "\n".join(doc["notes"])
     assert "file:vad.onnx: inputs input[1, 512] (audio chunk, default), state[2, 1, 128]" in notes
     assert "sr = 16000 (sample rate)" in notes

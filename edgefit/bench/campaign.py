@@ -80,6 +80,7 @@ class ModelOutcome:
     measured_peak_rss_bytes: int | None = None
     build_s: float | None = None
     measurements: int = 0
+    inputs: tuple[str, ...] = ()  # a user model's inputs as fed, e.g. "x[1, 3, 640, 640] (image, NCHW, default)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class BenchSummary:
                     "measured_peak_rss_bytes": o.measured_peak_rss_bytes,
                     "build_s": o.build_s,
                     "measurements": o.measurements,
+                    "inputs": list(o.inputs),
                 }
                 for o in self.outcomes
             ],
@@ -257,7 +259,7 @@ class _Session:
         self.progress.grow(state["count"] - planned)  # what was planned but not measured leaves the ETA
         self.outcomes.append(
             ModelOutcome(t.model_id, t.precision, status, message, str(t.path), estimate, state["peak"], build_s,
-                         state["count"])
+                         state["count"], self.inputs_used.get(t.model_id, ()))
         )  # fmt: skip
 
     def skip(self, model_id: str, precision: str, message: str, estimate: int | None, planned: int) -> None:
