@@ -61,3 +61,19 @@ def test_every_python_subprocess_of_ours_is_isolated() -> None:
                 line = text.count("\n", 0, m.start()) + 1
                 offenders.append(f"{path.relative_to(REPO)}:{line}")
     assert offenders == []
+
+
+def test_a_worker_that_cannot_import_edgefit_is_a_one_line_bench_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a PYTHONPATH-only checkout gets (-I ignores PYTHONPATH): exit 2 and the fix, not a BrokenPipeError."""
+    from edgefit.bench import executor
+
+    fake = "import sys; sys.stdin.close(); sys.exit(\"ModuleNotFoundError: No module named 'edgefit'\")"
+    monkeypatch.setattr(executor, "worker_command", lambda module: [sys.executable, "-I", "-c", fake])
+    model = mm.make_multi_io(tmp_path)
+    rc = main(["bench", str(model), "--budget-s", "0.02", "--threads", "1", "--db", str(tmp_path / "r.sqlite")])
+    out = capsys.readouterr()
+    assert rc == 2, out.err  # every model failed: bad input (here, the installation), one line per model
+    assert "needs edgefit installed" in out.out + out.err and "Traceback" not in out.err
+    assert "internal error" not in out.err

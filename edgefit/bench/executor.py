@@ -175,8 +175,11 @@ class WorkerExecutor:
                     )
                     + "\n"
                 )
-                proc.stdin.write(line.encode())
-                proc.stdin.flush()
+                try:
+                    proc.stdin.write(line.encode())
+                    proc.stdin.flush()
+                except BrokenPipeError:
+                    pass  # the worker died before reading its job: its exit code and stderr say why, below
                 if stop.requested:
                     proc.send_signal(signal.SIGINT)
                 for raw in proc.stdout:
@@ -215,4 +218,6 @@ class WorkerExecutor:
                 err.seek(0)
                 tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"]
                 why = " (killed: out of memory?)" if rc == -9 else ""
+                if "No module named 'edgefit" in tail[0]:  # -I: only an installed edgefit is importable
+                    why = " (the isolated worker needs edgefit installed: pip install it, a PYTHONPATH is ignored)"
                 raise BenchError(f"{job.model_path.name}: worker exited with code {rc}{why}: {tail[0]}")
