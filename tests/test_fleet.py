@@ -262,6 +262,7 @@ def test_fleet_bench_real_hosts(
     assert sby["alpha"]["host_fingerprint"] == fps["alpha"][0]
     assert sby["alpha"]["last_run_imported"]["id"] == by["alpha"]["run_ids"][0]
     assert sby["alpha"]["linked_devices"] == ["raspberry-pi-5-8gb"]
+    assert sby["alpha"]["kernel_tables_imported"] == 1 and sby["bravo"]["kernel_tables_imported"] == 0
     assert sby["stopped"]["runs_on_host"] >= 2  # the killed run (kept there) and the finished one
     assert not sby["dead"]["reachable"] and sby["dead"]["edgefit_version"] is None
 

@@ -341,7 +341,8 @@ def _status(args: argparse.Namespace) -> int:
     if not out.is_terminal:
         out.width = max(out.width, 200)
     t = Table(title=f"edgefit fleet status {result.inventory}")
-    for col in ("host", "device", "reachable", "python", "edgefit", "fingerprint", "runs there", "last run imported"):
+    for col in ("host", "device", "reachable", "python", "edgefit", "fingerprint", "runs there", "last run imported",
+                "kernel table"):  # fmt: skip
         t.add_column(col)
     t.add_column("reason")
     for h in result.hosts:
@@ -355,6 +356,7 @@ def _status(args: argparse.Namespace) -> int:
             (h.host_fingerprint or "-")[:8],
             "-" if h.runs_on_host is None else str(h.runs_on_host),
             "-" if last is None else f"{last.id[:8]} {last.started_at[:16].replace('T', ' ')} {last.status}",
+            "M" if h.kernel_tables_imported else "-",
             h.reason or "",
         )
     out.print(t)

@@ -51,6 +51,7 @@ class HostStatus:
     last_run_on_host: RunRef | None
     last_run_imported: RunRef | None  # the newest run of this host in this machine's database
     linked_devices: tuple[str, ...]  # device ids linked to the host's fingerprint(s) here
+    kernel_tables_imported: int  # the host's own kernel tables in this machine's database (basis M for its device)
     last_bench: dict[str, Any] | None  # the last `fleet bench` outcome (hosts.json)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +151,7 @@ def _host_status(h: FleetHost, p: _Probe, remembered: dict[str, Any], db_path: P
     fps = list(dict.fromkeys([*([p.fingerprint] if p.fingerprint else []), *remembered.get("host_fingerprints", [])]))
     last_imported: RunRef | None = None
     linked: list[str] = []
+    tables = 0
     if db_path.exists() and fps:  # read-only: status never creates a database
         with Store(db_path) as store:
             runs = [r for fp in fps for r in store.runs(host_fingerprint=fp)]
@@ -157,6 +159,7 @@ def _host_status(h: FleetHost, p: _Probe, remembered: dict[str, Any], db_path: P
                 r = max(runs, key=lambda r: r.started_at)
                 last_imported = RunRef(r.id, r.started_at, r.status, r.measurement_count)
             linked = [dev for dev, linked_fps in store.device_links().items() if set(linked_fps) & set(fps)]
+            tables = sum(len(store.kernel_tables(host_fingerprint=fp)) for fp in fps)
     runs_on_host = len(p.runs) if p.runs is not None else None
     last_on_host = _run_ref(max(p.runs, key=lambda d: str(d.get("started_at", "")))) if p.runs else None
     return HostStatus(
@@ -173,5 +176,6 @@ def _host_status(h: FleetHost, p: _Probe, remembered: dict[str, Any], db_path: P
         last_run_on_host=last_on_host,
         last_run_imported=last_imported,
         linked_devices=tuple(linked),
+        kernel_tables_imported=tables,
         last_bench=remembered.get("last_bench"),
     )
