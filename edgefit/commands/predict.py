@@ -203,7 +203,7 @@ def _run_graph(args: argparse.Namespace) -> int:
     say = err_console()
 
     def note(m: str) -> None:
-        say.print(m, markup=False, highlight=False)
+        say.print(m, markup=False, highlight=False, soft_wrap=True)
 
     # every check of the file and flags runs before the (possibly measured) kernel table is loaded
     from edgefit.bench.campaign import check_shapes

@@ -358,7 +358,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     import onnxruntime as ort
 
     from edgefit import memory
-    from edgefit.bench.feeds import FeedSpec, failure_hint, plan_inputs, synthesize
+    from edgefit.bench.feeds import FeedSpec, failure_hint, image_size_alternatives, plan_inputs, synthesize
     from edgefit.bench.modelfile import inspect_model_file
     from edgefit.graphs.profile import INTEGER_OPS, GraphProfile, NodeCost
 
@@ -372,10 +372,23 @@ def run(job: dict[str, Any], out: TextIO) -> None:
         scalars={k: float(v) for k, v in job.get("scalars", {}).items()},
         shapes={k: tuple(int(d) for d in v) for k, v in job.get("shapes", {}).items()},
     )
-    feeds = synthesize(info, spec)
-    hint = failure_hint(info, spec, {k: tuple(v.shape) for k, v in feeds.items()})
     _emit(out, {"event": "progress", "message": "optimizing the graph as onnxruntime runs it"})
-    opt = _optimized(ort, path, feeds, threads, tmp, hint)
+    tried = None
+    for candidate in (spec, *image_size_alternatives(info, spec)):  # as `edgefit bench FILE` retries image sizes
+        feeds = synthesize(info, candidate)
+        hint = failure_hint(info, candidate, {k: tuple(v.shape) for k, v in feeds.items()})
+        try:
+            opt = _optimized(ort, path, feeds, threads, tmp, hint)
+        except GraphRunError as exc:
+            tried = tried or exc  # the default's message: it names the flag that fixes it
+            if "inference failed" not in str(exc):
+                raise
+            continue
+        spec = candidate
+        break
+    else:
+        assert tried is not None
+        raise tried
     values = _values(ort, opt, feeds, threads, tmp)
     inlined = 0
     for _ in range(MAX_INLINE_PASSES):
