@@ -24,7 +24,7 @@ from pathlib import Path
 
 from edgefit import __version__
 from edgefit.commands import COMMAND_MODULES
-from edgefit.errors import EdgefitError
+from edgefit.errors import EdgefitError, UsageError, one_line
 
 EXIT_OK, EXIT_NOT_MET, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
 EXIT_CODES = (
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(argv)
     except EdgefitError as exc:
-        print(f"edgefit: error: {exc}", file=sys.stderr)
+        print(f"edgefit: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgefit: interrupted; results already stored are kept", file=sys.stderr)
@@ -74,8 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
+    words = list(argv) if argv is not None else sys.argv[1:]
+    for i, word in enumerate(words, 1):  # no real command line holds one; a caller in Python can pass any str
+        if "\x00" in word:
+            raise UsageError(f"argument {i} ({one_line(word)}) contains a NUL byte; no path or value can hold one")
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     if getattr(args, "func", None) is None:
@@ -121,7 +125,7 @@ def _reader_gone(fd: int) -> bool:
 def _internal_error(exc: BaseException, argv: Sequence[str] | None) -> int:
     """One line: what broke, "please report this", and where the full traceback was saved; exit code 3."""
     where = _save_traceback(exc, argv)
-    first = (str(exc).splitlines() or [""])[0][:300]
+    first = one_line((str(exc).splitlines() or [""])[0][:300])
     saved = f"traceback saved in {where}" if isinstance(where, Path) else f"the traceback was not saved ({where})"
     with contextlib.suppress(OSError, ValueError):  # stderr gone too: the exit code still says it
         print(

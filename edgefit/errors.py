@@ -6,6 +6,8 @@ on one line.
 
 from __future__ import annotations
 
+import re
+
 
 class EdgefitError(Exception):
     """Base class. ``exit_code`` is what ``cli.main`` returns for it."""
@@ -56,3 +58,12 @@ class PredictError(EdgefitError, ValueError):
 class FleetError(EdgefitError, RuntimeError):
     """`edgefit fleet`: ansible-core missing, an inventory Ansible cannot read, a wheel that cannot be built.
     (A host that fails is not an error: it is reported with its reason and the others carry on.)"""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as one terminal line: control characters (a newline, an ESC that would start a
+    terminal escape sequence from a hostile file name) are shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

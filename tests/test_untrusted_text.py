@@ -96,3 +96,27 @@ def test_bench_of_a_file_named_like_markup(tmp_path: Path, capsys: pytest.Captur
     assert main(argv) == 0, capsys.readouterr().err
     out, err = capsys.readouterr()
     assert "[bold]m[red]" in _flat(out) and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["evil\x1b[2J\x1b]0;pwned\x07.toml", "two\nlines.toml", "nul\x00.toml"])
+def test_control_characters_in_names_never_reach_the_terminal(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file name with terminal escapes or a newline: the error is one line, the escapes shown as \\xNN."""
+    assert main(["profiles", "show", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("edgefit: error: ")
+    assert not any(ch in err[:-1] for ch in "\x1b\x07\x00\n"), repr(err)
+    assert "\\x" in err
+
+
+def test_progress_lines_show_control_characters_escaped() -> None:
+    import io
+
+    from edgefit.bench.progress import LineProgress
+
+    buf = io.StringIO()
+    p = LineProgress(buf)
+    p.start(1)
+    p.describe("file:evil\x1b[2J.onnx file")
+    assert "\x1b" not in buf.getvalue() and "file:evil\\x1b[2J.onnx" in buf.getvalue()

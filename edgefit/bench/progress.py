@@ -17,6 +17,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from edgefit.errors import one_line
+
 
 class BenchProgress(Protocol):
     def start(self, total: int) -> None: ...
@@ -102,7 +104,8 @@ class LineProgress:
     def describe(self, text: str) -> None:
         stream = self._stream or sys.stderr
         elapsed = time.monotonic() - self._t0
-        print(f"bench: {text} ({self._done}/{self._total} measurements done, {elapsed:.0f} s)", file=stream, flush=True)
+        line = f"bench: {one_line(text)} ({self._done}/{self._total} measurements done, {elapsed:.0f} s)"
+        print(line, file=stream, flush=True)
 
     def advance(self, n: int = 1) -> None:
         self._done += n
