@@ -189,3 +189,24 @@ def test_bench_without_a_terminal_prints_progress_lines(tmp_path: Path, capsys: 
     assert main([*argv, "--json"]) == 0  # --json: stdout is JSON and stderr stays quiet
     out, err = capsys.readouterr()
     assert json.loads(out)["measurements"] and "bench: " not in err
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_results_hosts_and_compare(
+    width: int, terminal: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_results_cli import _seed
+
+    db = tmp_path / "r.sqlite"
+    a = _seed(db, host="a" * 16, cpu="Cortex-A76 x4 with a long marketing name")
+    b = _seed(db, host="a" * 16, cpu="Cortex-A76 x4 with a long marketing name")
+    terminal(width)  # type: ignore[operator]
+    assert main(["results", "hosts", "--db", str(db)]) == 0
+    out = _out(capsys)
+    _check(out, width)
+    assert "a" * 16 in _cells(out) and "Cortex-A76" in out
+    assert main(["results", "compare", a[:8], b[:8], "--db", str(db)]) == 0
+    out = _out(capsys)
+    _check(out, width)
+    cells = _cells(out)
+    assert {"llama-ladder-30m", "decode", "prefill", "1.000"} <= cells  # same samples: B/A = 1.000, whole

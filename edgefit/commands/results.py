@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from edgefit.bench.measurement import Measurement, WarningCode
 from edgefit.bench.powerhook import energy_dict, measured_energy
@@ -82,13 +81,6 @@ def _no_db_error(args: argparse.Namespace) -> StoreError:
     )
 
 
-def _print_table(out: Console, table: Table) -> None:
-    # In a pipe rich assumes 80 columns and wraps every cell; a table only takes the width it needs.
-    if not out.is_terminal:
-        out.width = max(out.width, 200)
-    out.print(table)
-
-
 def _print_fitted(out: Console, cols: Sequence[Col], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
     """A table of the columns that fit the terminal (the least important left out and named); a pipe gets all."""
     if not out.is_terminal:
@@ -97,12 +89,6 @@ def _print_fitted(out: Console, cols: Sequence[Col], rows: Sequence[Sequence[str
     out.print(table)
     if note := left_out_note(dropped, out.width):
         out.print(note)
-
-
-def _add_row(table: Table, *cells: str) -> None:
-    # cells hold names from files and other hosts (model ids, CPU names): our consoles print strings literally
-    # (markup=False, commands/_common.console)
-    table.add_row(*cells)
 
 
 def _when(iso: str | None) -> str:
@@ -344,24 +330,21 @@ def _hosts(args: argparse.Namespace) -> int:
     if not hosts:
         out.print(f"no hosts in {db_path(args)}")
         return 0
-    table = Table(title="hosts (measurements keep their host; calibration mixes hosts only when asked)")
-    for col in ("host", "cpu", "machine", "os"):
-        table.add_column(col)
-    table.add_column("runs", justify="right")
-    table.add_column("measurements", justify="right")
-    table.add_column("last run (UTC)")
-    for h in hosts:
-        _add_row(
-            table,
-            h.host_fingerprint,
-            h.cpu_model or "?",
-            h.machine,
-            h.os_name,
-            str(h.runs),
-            str(h.measurements),
-            _when(h.last_seen),
-        )
-    _print_table(out, table)
+    cols = (
+        Col("host", keep=100),
+        Col("cpu", keep=90, wrap=True),
+        Col("machine", keep=60),
+        Col("os", keep=40, wrap=True),
+        Col("runs", "right", keep=70),
+        Col("measurements", "right", keep=50),
+        Col("last run (UTC)", keep=55),
+    )
+    rows = [
+        (h.host_fingerprint, h.cpu_model or "?", h.machine, h.os_name, str(h.runs), str(h.measurements),
+         _when(h.last_seen))
+        for h in hosts
+    ]  # fmt: skip
+    _print_fitted(out, cols, rows, "hosts (measurements keep their host; calibration mixes hosts only when asked)")
     return 0
 
 
@@ -448,17 +431,21 @@ def _compare(args: argparse.Namespace) -> int:
     out.print(f"A = run {a.id[:8]} ({_when(a.started_at)} UTC), B = run {b.id[:8]} ({_when(b.started_at)} UTC)")
     if a.host_fingerprint != b.host_fingerprint:
         out.print(f"note: different hosts ({a.host_fingerprint[:8]} vs {b.host_fingerprint[:8]})")
-    table = Table()
-    for col in ("model", "precision", "phase"):
-        table.add_column(col)
-    for col in ("prompt", "context", "A median [ms]", "B median [ms]", "B/A"):
-        table.add_column(col, justify="right")
-    table.add_column("CI95 overlap")
-    table.add_column("in cache")
-    table.add_column("model file")
-    for p in pairs:
-        _add_row(
-            table,
+    cols = (
+        Col("model", keep=100, wrap=True),
+        Col("precision", keep=95),
+        Col("phase", keep=95),
+        Col("prompt", "right", keep=85),
+        Col("context", "right", keep=85),
+        Col("A median [ms]", "right", keep=100),
+        Col("B median [ms]", "right", keep=100),
+        Col("B/A", "right", keep=100),
+        Col("CI95 overlap", keep=60),
+        Col("in cache", keep=40),
+        Col("model file", keep=50),
+    )
+    rows = [
+        (
             p.model_id,
             p.precision,
             p.phase,
@@ -471,7 +458,9 @@ def _compare(args: argparse.Namespace) -> int:
             "yes" if p.fits_in_cache else "",
             "same" if p.same_model_file else "rebuilt",
         )
-    _print_table(out, table)
+        for p in pairs
+    ]
+    _print_fitted(out, cols, rows)
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x * 100:.1f} %"

@@ -42,7 +42,7 @@ def matrix_table(data: ReportData, precision: str, devices: Sequence[DeviceProfi
         title_justify="left",
         pad_edge=False,
     )
-    table.add_column("model", no_wrap=True, max_width=MODEL_COLUMN_WIDTH)
+    table.add_column("model", overflow="fold", max_width=MODEL_COLUMN_WIDTH)  # a long card id folds, whole
     for device in devices:
         table.add_column(
             Text(f"{device.id}\n{fmt.gib(device.usable_ram_bytes)} GiB usable"),
