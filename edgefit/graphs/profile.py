@@ -81,6 +81,8 @@ class GraphProfile:
     threads: int
     noise_rel: float  # median split-half noise of the node timings
     dispatch_s: float = 0.0  # one node that does no work (its dispatch), measured in the same rounds
+    load_rss_bytes: int = 0  # RSS growth while onnxruntime loaded the file (weights as held, prepacked), measured
+    run_rss_bytes: int = 0  # RSS growth over its first two runs (the arena and kernel workspaces), measured
     notes: tuple[str, ...] = ()
 
     @property
@@ -111,5 +113,7 @@ class GraphProfile:
             threads=int(d["threads"]),
             noise_rel=float(d["noise_rel"]),
             dispatch_s=float(d.get("dispatch_s", 0.0)),
+            load_rss_bytes=int(d.get("load_rss_bytes", 0)),
+            run_rss_bytes=int(d.get("run_rss_bytes", 0)),
             notes=tuple(str(x) for x in d.get("notes", ())),
         )

@@ -141,7 +141,10 @@ def _session(ort: Any, model: Any, threads: int, *, optimize: bool) -> Any:
     return ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
 
 
-def _optimized(ort: Any, path: Path, feeds: dict[str, np.ndarray], threads: int, tmp: Path, hint: str) -> Any:
+def _optimized(
+    ort: Any, path: Path, feeds: dict[str, np.ndarray], threads: int, tmp: Path, hint: str
+) -> tuple[Any, tuple[int, int]]:
+    """The optimized graph, and the RSS growth (bytes) of loading the file and of its first two runs."""
     import onnx
 
     from edgefit.bench.runner import session_options
@@ -151,16 +154,26 @@ def _optimized(ort: Any, path: Path, feeds: dict[str, np.ndarray], threads: int,
     so.optimized_model_filepath = str(opt_path)
     so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
     so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1048576")
+    rss = [_rss_bytes()]
     try:
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise GraphRunError(f"onnxruntime cannot load it: {_first_line(exc)}") from None
+    rss.append(_rss_bytes())
     try:
+        sess.run(None, feeds)
         sess.run(None, feeds)
     except Exception as exc:
         raise GraphRunError(f"inference failed ({_first_line(exc)}) with inputs {hint}") from None
+    rss.append(_rss_bytes())
     del sess
-    return onnx.load(str(opt_path))
+    return onnx.load(str(opt_path)), (rss[1] - rss[0], rss[2] - rss[1])
+
+
+def _rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -378,7 +391,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
         feeds = synthesize(info, candidate)
         hint = failure_hint(info, candidate, {k: tuple(v.shape) for k, v in feeds.items()})
         try:
-            opt = _optimized(ort, path, feeds, threads, tmp, hint)
+            opt, (load_growth, run_growth) = _optimized(ort, path, feeds, threads, tmp, hint)
         except GraphRunError as exc:
             tried = tried or exc  # the default's message: it names the flag that fixes it
             if "inference failed" not in str(exc):
@@ -549,6 +562,8 @@ def run(job: dict[str, Any], out: TextIO) -> None:
         run_s=plain_s,
         weights_bytes=weights,
         arena_bytes=arena,
+        load_rss_bytes=max(load_growth, 0),
+        run_rss_bytes=max(run_growth, 0),
         rounds=rounds,
         threads=threads,
         noise_rel=float(noise),

@@ -9,7 +9,8 @@
     on a device:  node' = fixed x overhead + max(memory x memory ratio, compute x fp32 ratio (int8 ratio for
                   integer-dot-product ops))       ratios from ``translate.translation`` (bandwidth, GEMM, clock)
     memory        = runtime (the kernel table's empty-session RSS) + weights as loaded (the optimized graph's
-                    initializers) + activation arena (peak of live intermediate tensors in execution order)
+                    initializers, or the RSS growth of loading the file when more) + activations (peak of live
+                    intermediate tensors in execution order, or the RSS growth of the first runs when more)
     energy        = the profile's load power x latency (spec)
 
 Basis: the host figure is ``extrapolated`` (a sum of single-node measurements, not a whole-graph run); another
@@ -169,11 +170,21 @@ def predict_graph(
     latency = _est(total, fast, slow, basis)
     rate = Estimate(1.0 / latency.value, 1.0 / latency.high, 1.0 / latency.low, basis)
     runtime = int(model.table.runtime_rss_bytes)
-    mem_total = profile.weights_bytes + profile.arena_bytes + runtime
+    # weights: the optimized graph's initializers, or what loading the file grew the worker's RSS by when more
+    # (prepacked copies); activations: the lifetime peak, or the RSS growth of its first runs when more (onnxruntime
+    # keeps freed arena blocks and adds kernel workspaces, e.g. im2col buffers, that no tensor shows)
+    weights = max(profile.weights_bytes, profile.load_rss_bytes)
+    activations = max(profile.arena_bytes, profile.run_rss_bytes)
+    notes.append(
+        f"memory: weights {profile.weights_bytes / 2**20:.1f} MiB in the optimized graph, loading grew RSS by "
+        f"{profile.load_rss_bytes / 2**20:.1f} MiB; activations {profile.arena_bytes / 2**20:.1f} MiB at the peak of "
+        f"live tensors, the first runs grew RSS by {profile.run_rss_bytes / 2**20:.1f} MiB (the larger of each counts)"
+    )
+    mem_total = weights + activations + runtime
     mem_basis = Basis.EXTRAPOLATED if on_host else Basis.SPEC
     memory = GraphMemory(
-        profile.weights_bytes,
-        profile.arena_bytes,
+        weights,
+        activations,
         runtime,
         _est(float(mem_total), MEMORY_REL, MEMORY_REL, mem_basis),
         device.usable_ram_bytes,
