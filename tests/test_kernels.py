@@ -312,3 +312,11 @@ def test_a_bundle_with_a_broken_kernel_table_is_refused_and_the_db_unchanged(tmp
             store.import_bundle(tmp_path / "other.json")
         assert store.kernel_tables() == () and store.runs() == ()
     assert dst.read_bytes() == before
+
+
+def test_calibrate_summary_prints_units_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgefit.commands.calibrate import _print_human
+
+    _print_human("abcdefgh", fit_model(synthetic.kernel_table()))
+    out = capsys.readouterr().out
+    assert "session run [us]" in out and "STREAM triad [GB/s]" in out  # "[us]" is a unit, not a style tag

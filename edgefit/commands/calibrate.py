@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from edgefit import detect
 from edgefit.catalog import get_precision
@@ -114,6 +116,13 @@ def summary(model: KernelModel) -> dict[str, object]:
     }
 
 
+class _PlainTable(Table):
+    """A rich Table whose cells are plain text ("[us]" in a label is a unit, not a style tag)."""
+
+    def add_row(self, *cells: object, **kw: Any) -> None:
+        super().add_row(*(Text(str(c)) for c in cells), **kw)
+
+
 def _print_human(run_id: str, model: KernelModel) -> None:
     c = console()
     t = model.table
@@ -122,7 +131,7 @@ def _print_human(run_id: str, model: KernelModel) -> None:
         f"{t.seconds:.0f} s; noise (split-half, median) {model.noise_rel:.1%}",
         markup=False,
     )
-    tab = Table(show_edge=False, title="measured here (minimum over rounds)")
+    tab = _PlainTable(show_edge=False, title="measured here (minimum over rounds)")
     tab.add_column("figure", no_wrap=True)
     tab.add_column("value", justify="right", no_wrap=True)
     tab.add_row("session run [us]", f"{model.run_s * 1e6:.1f}")
@@ -133,7 +142,7 @@ def _print_human(run_id: str, model: KernelModel) -> None:
     tab.add_row("STREAM triad [GB/s]", f"{model.triad_bytes_per_s / 1e9:.1f}")
     tab.add_row("fp32 GEMM, M=128 [GFLOP/s]", f"{2 * model.fp32_gemm_macs_per_s / 1e9:.0f}")
     tab.add_row("int8 MatMulNBits GEMM, M=128 [GOP/s]", f"{2 * model.int8_gemm_macs_per_s / 1e9:.0f}")
-    c.print(tab)
+    c.print(tab)  # labels hold "[us]": cells are Text, never markup (see add_row below)
     for w in model.warnings:
         c.print(f"warning: {w}", markup=False)
     if t.dropped:
