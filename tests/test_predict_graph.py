@@ -425,3 +425,24 @@ def test_memory_counts_what_the_profiling_run_grew_when_more_than_the_graph_show
     assert (p0.memory.arena_bytes, p0.memory.weights_bytes) == (2 * 2**20, 10 * 2**20)
     assert (p1.memory.arena_bytes, p1.memory.weights_bytes) == (9 * 2**20, 12 * 2**20)
     assert p1.memory.total.value - p0.memory.total.value == 9 * 2**20
+
+
+def test_fit_model_onnx_judges_every_device(tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = depthwise_block(tmp_path / "block.onnx")
+    devices = ["--device", "host", "--device", "raspberry-pi-5-8gb"]
+    argv = ["fit", "--model", str(path), *devices, "--max-latency-ms", "1000", "--json", "--db", str(db)]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    by = {r["device_id"]: r for r in doc["results"]}
+    assert set(by) == {"host", "raspberry-pi-5-8gb"} or len(by) == 2
+    assert all(r["verdict"] == "fits" for r in doc["results"]) and doc["ok"] is True
+    # an impossible target: too slow everywhere, and --require turns it into exit 1
+    argv[argv.index("1000")] = "0.000001"
+    assert main([*argv, "--require"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert {r["verdict"] for r in doc["results"]} == {"too_slow"}
+    assert all("ms >" in r["reason"] for r in doc["results"])
+    assert _bad(["fit", "--model", str(path), "--model", "qwen2.5-0.5b"], db, capsys).endswith(
+        "(run `edgefit fit` twice)"
+    )
+    assert "apply to --model MODEL.onnx" in _bad(["fit", "--model", "qwen2.5-0.5b", "--min-fps", "5"], db, capsys)

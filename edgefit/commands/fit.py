@@ -138,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="ID|CARD",
-        help="catalog id, card .toml or HF config.json (repeat; default: the catalog)",
+        help="catalog id, card .toml, HF config.json, or your own MODEL.onnx (repeat; default: the catalog)",
     )
     p.add_argument(
         "--precision",
@@ -148,6 +148,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fp32, fp16, int8, int4, q8_0, q4_k_m, ... (repeat or comma-separate; default fp32,int8,int4)",
     )
     add_workload_flags(p)
+    from edgefit.commands.fit_graph import add_graph_flags
+
+    add_graph_flags(p)
     p.add_argument(
         "--require", action="store_true", help="exit 1 if any requested combination is not fits/tight, printing why"
     )
@@ -185,6 +188,12 @@ def run(args: argparse.Namespace) -> int:
     from edgefit.report import pipeline, terminal
     from edgefit.report.results import answers, device_facts_dict, verdict_dict
 
+    if any(str(m).lower().endswith(".onnx") for m in args.model):
+        from edgefit.commands.fit_graph import run_graph_fit
+
+        return run_graph_fit(args)
+    if args.shape or args.dim or args.input or args.max_latency_ms is not None or args.min_fps is not None:
+        raise UsageError("--shape, --dim, --input, --max-latency-ms and --min-fps apply to --model MODEL.onnx")
     workload = workload_from_args(args)
     devices = select_devices(args.device)
     specs = select_specs(args.model)

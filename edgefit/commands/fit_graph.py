@@ -1,0 +1,146 @@
+"""`edgefit fit --model MODEL.onnx`: one verdict per device for your own graph at batch 1.
+
+MODEL.onnx ──its nodes timed once here (edgefit.graphs)──> priced on every device (edgefit.predict.graph)
+    does_not_fit       predicted peak memory over the device's usable RAM
+    too_slow           predicted latency over --max-latency-ms (or 1 / --min-fps)
+    tight              the latency's interval reaches over the limit
+    over_power_budget  the device's load power over --power-cap
+    fits               otherwise
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from edgefit.commands._common import check_float_flag, console, db_path, err_console, print_json
+from edgefit.errors import UsageError
+
+ORDER = ("fits", "tight", "too_slow", "over_power_budget", "does_not_fit")
+
+
+def add_graph_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("your own MODEL.onnx (--model FILE.onnx)")
+    g.add_argument("--max-latency-ms", type=float, default=None, metavar="MS", help="maximum latency per inference")
+    g.add_argument("--min-fps", type=float, default=None, metavar="X", help="minimum inferences per second")
+    g.add_argument("--shape", action="append", default=[], metavar="NAME=AxB", help="an input's whole shape")
+    g.add_argument("--dim", action="append", default=[], metavar="NAME=VALUE", help="a named dim")
+    g.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="a scalar input's value")
+
+
+def judge(pred: Any, max_latency_s: float | None, power_cap_w: float | None) -> tuple[str, str]:
+    """(verdict, reason quoting the numbers) for one GraphPrediction."""
+    lat, mem = pred.latency_s, pred.memory
+    if not mem.fits:
+        return "does_not_fit", (
+            f"needs {mem.total.value / 2**20:.0f} MiB, {mem.usable_ram_bytes / 2**20:.0f} MiB usable "
+            f"({mem.total.basis.value})"
+        )
+    if max_latency_s is not None and lat.value > max_latency_s:
+        return "too_slow", f"{lat.value * 1e3:.3g} ms > {max_latency_s * 1e3:.3g} ms ({lat.basis.value})"
+    if power_cap_w is not None and pred.power_w.value > power_cap_w:
+        return "over_power_budget", f"{pred.power_w.value:.1f} W load > {power_cap_w:g} W cap (spec)"
+    if max_latency_s is not None and lat.high > max_latency_s:
+        return "tight", (
+            f"{lat.value * 1e3:.3g} ms, interval up to {lat.high * 1e3:.3g} ms > {max_latency_s * 1e3:.3g} ms "
+            f"({lat.basis.value})"
+        )
+    return "fits", f"{lat.value * 1e3:.3g} ms per inference ({lat.basis.value})"
+
+
+def run_graph_fit(args: argparse.Namespace) -> int:
+    from edgefit import pipeline
+    from edgefit.commands.bench import _pairs, _shapes
+    from edgefit.commands.fit import select_devices
+    from edgefit.graphs.measure import profile_graph
+    from edgefit.predict.graph import graph_prediction_to_dict, predict_graph
+
+    files = [m for m in args.model if str(m).lower().endswith(".onnx")]
+    if len(files) != len(args.model):
+        raise UsageError("--model: give either .onnx files or model cards, not both (run `edgefit fit` twice)")
+    if args.precision:
+        raise UsageError("--precision does not apply to a .onnx (it runs at the precision it was saved in)")
+    check_float_flag("--max-latency-ms", args.max_latency_ms, low=0.0, high=1e9)
+    check_float_flag("--min-fps", args.min_fps, low=0.0, high=1e9)
+    limits = [x for x in ((args.max_latency_ms or 0) / 1e3, 1.0 / args.min_fps if args.min_fps else 0.0) if x > 0]
+    max_latency_s = min(limits) if limits else None
+    shapes, dims, scalars = _shapes(args.shape), _pairs(args.dim, "--dim", int), _pairs(args.input, "--input", float)
+    devices = select_devices(args.device)
+    if args.price_cap is not None:
+        devices = tuple(d for d in devices if d.price_usd is None or d.price_usd <= args.price_cap)
+        if not devices:
+            raise UsageError(f"--price-cap {args.price_cap:g}: every requested device costs more; raise the cap")
+    err = err_console()
+
+    def say(m: str) -> None:
+        err.print(m, markup=False, highlight=False, soft_wrap=True)
+
+    from edgefit.bench.campaign import check_shapes
+    from edgefit.bench.modelfile import inspect_model_file
+
+    for f in files:  # every file and --shape checked before anything is measured
+        check_shapes([inspect_model_file(f, hash_file=False)], {k: v for k, v in shapes.items()})
+    state = pipeline.host_state(db_path(args), devices=devices, progress=None, say=say)
+    rows: list[dict[str, Any]] = []
+    preds = []
+    for f in files:
+        if not args.json:
+            say(f"timing the nodes of {f} on this host (single-node sessions)")
+        prof = profile_graph(f, shapes=shapes, dims=dims, scalars=scalars)
+        for d in devices:
+            pred = predict_graph(prof, d, state.calibration)
+            verdict, reason = judge(pred, max_latency_s, args.power_cap)
+            preds.append((pred, verdict, reason))
+            rows.append({**graph_prediction_to_dict(pred), "verdict": verdict, "reason": reason})
+    failed = [r for r in rows if r["verdict"] not in ("fits", "tight")]
+    if args.json:
+        print_json(
+            {
+                "schema_version": 1,
+                "kind": "edgefit.fit.graph",
+                "max_latency_s": max_latency_s,
+                "power_cap_w": args.power_cap,
+                "ok": not failed,
+                "results": rows,
+            }
+        )
+    else:
+        _print(preds, max_latency_s)
+    if args.require and failed:
+        print(f"edgefit fit --require: {len(failed)} device(s) do not meet the target", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print(preds: list[tuple[Any, str, str]], max_latency_s: float | None) -> None:
+    out = console()
+    target = f"target {max_latency_s * 1e3:.3g} ms per inference" if max_latency_s else "no latency target"
+    for model_id in dict.fromkeys(p.model_id for p, _, _ in preds):
+        mine = sorted(((p, v, r) for p, v, r in preds if p.model_id == model_id),
+                      key=lambda x: (ORDER.index(x[1]), x[0].latency_s.value))  # fmt: skip
+        out.print(Text.assemble((model_id, "bold"), f" at batch 1 ({target}); inputs: {'; '.join(mine[0][0].inputs)}"))
+        t = Table(show_edge=False)
+        for col, just in (("device", "left"), ("ms", "right"), ("interval", "right"), ("fps", "right"),
+                          ("MiB", "right"), ("mJ", "right"), ("B", "left"), ("verdict", "left")):  # fmt: skip
+            t.add_column(col, justify=just, no_wrap=col == "device")  # type: ignore[arg-type]
+        for p, v, _r in mine:
+            lat = p.latency_s
+            t.add_row(
+                Text(p.device_id),
+                f"{lat.value * 1e3:.3g}",
+                f"{lat.low * 1e3:.3g}..{lat.high * 1e3:.3g}",
+                f"{p.throughput_per_s.value:.3g}",
+                f"{p.memory.total.value / 2**20:.0f}",
+                f"{p.energy_per_inference_j.value * 1e3:.3g}",
+                "E" if lat.basis.value == "extrapolated" else "S",
+                v,
+            )
+        out.print(t)
+        out.print("B: E = this host, its nodes timed here; S = translated with the device's spec figures", style="dim")
+        for p, v, r in mine:
+            if v != "fits":
+                out.print(Text(f"{p.device_id}: {v}: {r}"))
