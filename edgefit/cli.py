@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edgefit",
         description=(
             "Which models run on which edge device, how fast, in how much memory, at what power. "
-            "Measures small real ONNX decoders here with onnxruntime, fits calibrated scaling laws, "
-            "and predicts any model on any profiled device."
+            "Times the kernels decoders are made of here with onnxruntime (a kernel table), prices any model "
+            "with it, translates that to every profiled device, and checks itself against real ONNX decoders."
         ),
         epilog=EXIT_CODES,
     )

@@ -198,6 +198,10 @@ def fixed_report(devices: tuple[DeviceProfile, ...] = FIXED_DEVICES) -> ReportDa
                 "rung/decode/fp32": {"n": 3, "median_abs_error": 0.04, "max_abs_error": 0.07, "within_interval": 1.0},
                 "rung/peak_rss/fp32": {"n": 3, "median_abs_error": 0.02, "max_abs_error": 0.03, "within_interval": 1.0},
             },
+            "kernel_errors": {
+                "gemv/fp32/cold": {"n": 4.0, "median_abs_error": 0.05, "max_abs_error": 0.09},
+                "gemm/fp32/m16": {"n": 1.0, "median_abs_error": 0.03, "max_abs_error": 0.03},
+            },
         },
         provenance={
             "generated_at": "2026-01-01T00:00:00Z",

@@ -8,7 +8,7 @@ from enum import Enum
 
 class Basis(str, Enum):
     MEASURED = "measured"  # measured on this host
-    EXTRAPOLATED = "extrapolated"  # from this host's fitted scaling laws
+    EXTRAPOLATED = "extrapolated"  # priced from this host's kernel table
     SPEC = "spec"  # from the profile's datasheet figures (plus this host's efficiencies)
 
 

@@ -10,7 +10,10 @@ BASIS_MARK: dict[str, str] = {
     Basis.EXTRAPOLATED.value: "E",
     Basis.SPEC.value: "S",
 }
-BASIS_LEGEND = "M = measured on this host, E = extrapolated from this host's fit, S = from datasheet figures"
+BASIS_LEGEND = (
+    "M = measured (on this host, or on the device by its own kernel table), E = extrapolated from this host's "
+    "kernel table, S = this host's kernel table translated with the device's datasheet figures"
+)
 
 
 def gib(n_bytes: float) -> str:

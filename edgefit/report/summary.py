@@ -176,6 +176,7 @@ def _is_num(v: Any) -> bool:
 
 def _trust(data: ReportData) -> str:
     return (
-        validation_sentence(data.validation) + " Every figure is marked: M measured on this host, E extrapolated "
-        "from this host's fitted scaling laws, S computed from a device's datasheet figures."
+        validation_sentence(data.validation) + " Every figure is marked: M measured (on this host, or on the device by "
+        "its own kernel table), E priced from this host's kernel table, S this host's kernel table translated with a "
+        "device's datasheet figures."
     )
