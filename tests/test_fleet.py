@@ -1,16 +1,17 @@
-"""`edgefit fleet` against real SSH hosts on this machine (tests/fleet_hosts.py): five hosts, one command.
+"""`edgefit fleet` against real SSH hosts on this machine (tests/fleet_hosts.py): three sshd hosts and one that
+never answers, one command.
 
 ```
  alpha    edgefit_device=raspberry-pi-5-8gb   its kernel table (calibrate, fp32) and bench imported, linked:
                                               fit and report then show the Pi 5 as measured (M)
- bravo    no edgefit_device                   measures, `edgefit detect --save` profile fetched as bravo.toml
- small    1.5 GiB memory cgroup               tiny model measured, the 1.6 GiB "balloon" model killed: out of memory
+ small    no edgefit_device, 1.5 GiB cgroup   tiny model measured, the 1.6 GiB "balloon" model killed: out of memory;
+                                              its own `edgefit detect --save` profile fetched back as small.toml
  stopped  killed while its bench runs         connection lost; measured on the second run once it is back
  dead     listens, never says a word          unreachable (SSH banner timeout)
 ```
 
 Only alpha runs `edgefit calibrate` (the others have edgefit_calibrate=false): one calibration is what the
-measured-device path needs, and four at once on 2 cores would triple the test's time. The hosts are offline:
+measured-device path needs, and three at once on 2 cores would double the test's time. The hosts are offline:
 edgefit's dependencies come from a wheelhouse built here once (`pip wheel`, from the same package index the test
 venv was installed from) and passed as `--wheels`; each host installs them into its own venv (`--no-compile`: ~12 s
 each). The benchmark is two user models, no ladder: `tiny.onnx` (a 64x64 MatMul) and `balloon.onnx` (Expand to 440 M
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,7 +115,7 @@ class Fleet:
         self.lab, self.hosts = lab, hosts
         self.inventory = lab.root / "inventory.ini"
         lines = ["[boards]"]
-        devices = {"alpha": "raspberry-pi-5-8gb", "small": "orange-pi-5-16gb", "stopped": "nvidia-jetson-orin-nano-8gb"}
+        devices = {"alpha": "raspberry-pi-5-8gb", "stopped": "nvidia-jetson-orin-nano-8gb"}
         for name, h in hosts.items():
             dev = f" edgefit_device={devices[name]}" if name in devices else ""
             dev += "" if name == "alpha" else " edgefit_calibrate=false"  # one calibration keeps the test short
@@ -136,7 +138,6 @@ def fleet(wheelhouse: Path) -> Iterator[Fleet]:
     try:
         hosts = {
             "alpha": lab.add_host("alpha"),
-            "bravo": lab.add_host("bravo"),
             "small": lab.add_host("small", memory_limit_bytes=int(1.5 * GIB)),
             "stopped": lab.add_host("stopped"),
         }
@@ -191,31 +192,29 @@ def test_fleet_bench_real_hosts(
     assert rc == 1, res  # some hosts did not deliver
     assert killed, "the 'stopped' host never started its bench"
 
-    for name in ("alpha", "bravo"):
-        h = by[name]
-        assert h["status"] == "ok", h
-        # the bench's run (load + run of each model), and alpha's calibration run with its kernel table
-        assert h["runs_added"] == (2 if name == "alpha" else 1) and h["measurements_added"] >= 4, h
-        assert {m["status"] for m in h["models"]} == {"measured"}, h
-        assert h["python_version"].startswith("3.")
-    assert by["alpha"]["device_id"] == "raspberry-pi-5-8gb"
-    # alpha measured its own kernel table, carried home in its bundle; the others were told not to (time)
-    assert [by[name]["kernel_tables"] for name in ("alpha", "bravo", "small")] == [1, 0, 0]
-    # bravo has no edgefit_device: its own `edgefit detect --save`, fetched back and named after the host
-    profile = DeviceProfile.from_toml(Path(by["bravo"]["profile_path"]))
-    assert profile.id == "bravo" and by["bravo"]["device_id"] == "bravo"
+    alpha = by["alpha"]
+    assert alpha["status"] == "ok" and alpha["device_id"] == "raspberry-pi-5-8gb", alpha
+    # the bench's run (load + run of each model) and the calibration's run with its kernel table, carried home
+    assert alpha["runs_added"] == 2 and alpha["measurements_added"] >= 4 and alpha["kernel_tables"] == 1, alpha
+    assert {m["status"] for m in alpha["models"]} == {"measured"}, alpha
+    assert alpha["python_version"].startswith("3.")
 
     small = by["small"]
+    # small has no edgefit_device: its own `edgefit detect --save`, fetched back and named after the host
+    profile = DeviceProfile.from_toml(Path(small["profile_path"]))
+    assert profile.id == "small" and small["device_id"] == "small" and small["kernel_tables"] == 0
+    assert small["runs_added"] == 1 and small["measurements_added"] >= 2  # tiny.onnx measured: imported
     memory = fleet.hosts["small"].memory
-    if memory is None:
-        pytest.skip("no memory cgroup could be made here: the out-of-memory host was not limited (see fleet_hosts)")
-    assert small["status"] == "partial" and small["problem"] == "out_of_memory", small
-    assert "balloon.onnx" in small["reason"]
-    assert small["measurements_added"] >= 2  # tiny.onnx measured before the balloon burst: imported
-    statuses = {m["model_id"]: m["status"] for m in small["models"]}
-    assert statuses == {"file:tiny.onnx": "measured", "file:balloon.onnx": "failed"}
-    kills = memory.oom_kills()
-    assert kills is None or kills >= 1, f"{memory.kind}: no OOM kill recorded"
+    if memory is None:  # the out-of-memory case cannot be made here; everything else is still checked
+        warnings.warn("no memory cgroup could be made here: the out-of-memory case was not checked", stacklevel=1)
+        assert small["status"] == "ok", small
+    else:
+        assert small["status"] == "partial" and small["problem"] == "out_of_memory", small
+        assert "balloon.onnx" in small["reason"]
+        statuses = {m["model_id"]: m["status"] for m in small["models"]}
+        assert statuses == {"file:tiny.onnx": "measured", "file:balloon.onnx": "failed"}
+        kills = memory.oom_kills()
+        assert kills is None or kills >= 1, f"{memory.kind}: no OOM kill recorded"
 
     stopped = by["stopped"]
     assert stopped["status"] == "failed" and stopped["problem"] == "connection_lost", stopped
@@ -225,15 +224,14 @@ def test_fleet_bench_real_hosts(
 
     with Store(db) as store:
         links = store.device_links()
-        fps = {name: by[name]["host_fingerprints"] for name in ("alpha", "bravo", "small")}
-        assert all(len(v) == 1 for v in fps.values()) and len({v[0] for v in fps.values()}) == 3  # three hosts
+        fps = {name: by[name]["host_fingerprints"] for name in ("alpha", "small")}
+        assert all(len(v) == 1 for v in fps.values()) and fps["alpha"] != fps["small"]  # two hosts, two fingerprints
         assert links["raspberry-pi-5-8gb"] == tuple(fps["alpha"])
-        assert links["bravo"] == tuple(fps["bravo"])
-        assert links["orange-pi-5-16gb"] == tuple(fps["small"])
+        assert links["small"] == tuple(fps["small"])
         per_host = {name: len(store.measurements(host_fingerprint=fps[name][0])) for name in fps}
         tables = {name: len(store.kernel_tables(host_fingerprint=fps[name][0])) for name in fps}
     assert per_host["alpha"] == by["alpha"]["measurements_added"]
-    assert tables == {"alpha": 1, "bravo": 0, "small": 0}
+    assert tables == {"alpha": 1, "small": 0}
 
     # The stopped host comes back; the same command again: it measures that host only and adds nothing elsewhere.
     fleet.hosts["stopped"].start()
@@ -242,12 +240,13 @@ def test_fleet_bench_real_hosts(
     second_s = time.monotonic() - t1
     by2 = {h["host"]: h for h in res2["hosts"]}
     assert rc2 == 1  # dead is still dead
-    for name in ("alpha", "bravo", "small"):
+    for name in ("alpha", "small"):
         h = by2[name]
         assert h["reused"] and h["runs_added"] == 0 and h["measurements_added"] == 0, h
         assert h["status"] == by[name]["status"]  # the earlier outcome, reported again
-    assert by2["small"]["problem"] == "out_of_memory"
+    assert by2["small"]["problem"] == by["small"]["problem"]
     assert by2["stopped"]["measurements_added"] >= 2 and by2["stopped"]["problem"] is None, by2["stopped"]
+    assert len({by2["stopped"]["host_fingerprints"][0], fps["alpha"][0], fps["small"][0]}) == 3  # three hosts
     assert by2["dead"]["status"] == "unreachable"
 
     # fleet status: cheap, per host
@@ -261,7 +260,7 @@ def test_fleet_bench_real_hosts(
     assert sby["alpha"]["host_fingerprint"] == fps["alpha"][0]
     assert sby["alpha"]["last_run_imported"]["id"] == by["alpha"]["run_ids"][0]
     assert sby["alpha"]["linked_devices"] == ["raspberry-pi-5-8gb"]
-    assert sby["alpha"]["kernel_tables_imported"] == 1 and sby["bravo"]["kernel_tables_imported"] == 0
+    assert sby["alpha"]["kernel_tables_imported"] == 1 and sby["small"]["kernel_tables_imported"] == 0
     assert sby["stopped"]["runs_on_host"] >= 2  # the killed run (kept there) and the finished one
     assert not sby["dead"]["reachable"] and sby["dead"]["edgefit_version"] is None
 
