@@ -421,3 +421,54 @@ def test_readme_inventory_is_read_by_ansible(tmp_path: Path) -> None:
     assert hosts["pi5-a"].device_id == "raspberry-pi-5-8gb" and hosts["pi5-a"].address == "192.0.2.10"
     assert hosts["n100-box"].device_id is None and hosts["n100-box"].profile_id == "n100-box"
     assert hosts["opi5"].python == "/usr/bin/python3"
+
+
+# --- the calibration step's request and outcome (pure: no host) ----------------------------------------------
+
+
+def test_calibrate_outcome_names_the_cause() -> None:
+    from edgefit.fleet.outcome import Problem, classify_calibrate
+
+    assert classify_calibrate(0, "") == (None, None)
+    assert classify_calibrate(-9, "")[0] is Problem.KILLED
+    assert classify_calibrate(130, "")[0] is Problem.INTERRUPTED
+    oom = "edgefit: error: the kernel chains needs ~3.1 GiB at peak, 1.2 GiB available"
+    assert classify_calibrate(2, f"noise\n{oom}\n") == (
+        Problem.OUT_OF_MEMORY,
+        "out of memory in edgefit calibrate: the kernel chains needs ~3.1 GiB at peak, 1.2 GiB available",
+    )
+    problem, reason = classify_calibrate(3, "edgefit: error: onnxruntime refused the chain\n")
+    assert problem is Problem.CALIBRATE_FAILED and reason == "edgefit calibrate failed: onnxruntime refused the chain"
+
+
+def test_calibration_has_its_own_key_so_a_new_bench_does_not_recalibrate() -> None:
+    from edgefit.fleet import plan_request
+
+    a = plan_request(["--ladder", "quick"], [], ["--precision", "fp32"])
+    b = plan_request(["--ladder", "full"], [], ["--precision", "fp32"])
+    c = plan_request(["--ladder", "quick"], [], ["--precision", "fp32", "--budget-s", "5"])
+    none = plan_request(["--ladder", "quick"], [], None)
+    assert a.calibrate_key == b.calibrate_key and a.key != b.key  # another bench: the table is kept
+    assert a.calibrate_key != c.calibrate_key and a.key == c.key  # another calibration: the bench is kept
+    assert none.calibrate_args == () and none.calibrate_key == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--no-calibrate", "--calibrate-budget-s", "5"], "--no-calibrate"),
+        (["--calibrate-precision", "fp16"], "--calibrate-precision 'fp16'"),
+        (["--calibrate-budget-s", "nan"], "--calibrate-budget-s"),
+        (["--calibrate-budget-s", "0"], "--calibrate-budget-s"),
+    ],
+)
+def test_bad_calibrate_flags_exit_2_before_any_host(
+    flags: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[boards]\npi ansible_host=192.0.2.1\n")
+    db = tmp_path / "e.sqlite"
+    assert main(["fleet", "bench", str(inventory), *flags, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert not db.exists() and not (tmp_path / "fleet").exists()
