@@ -280,8 +280,9 @@ def _run_sustained(args: argparse.Namespace) -> int:
         raise UsageError(f"--precision {args.precision}: --sustained runs one precision, e.g. --precision int8")
     precision = precisions[0] if args.precision != "fp32,int8,int4" else "fp32"
     summary = bench_sustained(
-        args.model, args.sustained, precision, threads=args.threads, db_path=db_path(args), progress=not args.json
-    )
+        args.model, args.sustained, precision, threads=args.threads, db_path=db_path(args), progress=not args.json,
+        dims=_pairs(args.dim, "--dim", int), inputs=_pairs(args.input, "--input", float), shapes=_shapes(args.shape),
+    )  # fmt: skip
     if args.json:
         print_json(summary.to_dict())
     else:
