@@ -40,6 +40,7 @@ class NodeCost:
     elements: int  # output values
     host_s: float  # per node: minimum over rounds of its single-node session, the empty session's run subtracted
     integer: bool = False  # arithmetic on integer dot products (MatMulNBits, QLinearConv, ...)
+    cold_s: float = 0.0  # per node: minimum over rounds of its first run in a round, after the other nodes ran
 
     @property
     def bytes(self) -> int:
@@ -60,6 +61,7 @@ class NodeCost:
             elements=int(d["elements"]),
             host_s=float(d["host_s"]),
             integer=bool(d.get("integer", False)),
+            cold_s=float(d.get("cold_s", 0.0)),
         )
 
 
