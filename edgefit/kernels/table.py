@@ -239,6 +239,10 @@ class KernelModel:
     small: Mapping[str, LinearFit]  # rotary | norm | eltwise | mul -> c + elements
     noise_rel: float  # median split-half noise over chains
     per_node_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # chain id -> (cold, warm)
+    # arithmetic rate per class (precision): the fastest MAC rate of its GEMM chains. A GEMV does the same MACs
+    # with no reuse, so MACs / this rate is the least compute it needs: the compute part of a memory-bound GEMV,
+    # which the host cannot show directly (its warm runs are limited by the cache's bandwidth, not arithmetic)
+    gemv_macs_per_s: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     # -- costs ---------------------------------------------------------------------------------------------
@@ -322,6 +326,12 @@ def fit_model(table: KernelTable) -> KernelModel:
     gemv = {key: Curve.from_points(pts) for key, pts in gemv_points.items()}
     gemm = {key: Curve.from_points(pts) for key, pts in gemm_points.items()}
     overhead = {p: c.seconds[0] for (p, regime), c in gemv.items() if regime == "warm"}
+    # the arithmetic rate of each class: the fastest MAC rate of its GEMM chains (several chains, long enough to
+    # be compute-bound; one chain disturbed in every round cannot move it)
+    gemv_rates: dict[str, float] = {}
+    for (p, rows), c in gemm.items():
+        for kn, t in zip(c.sizes, c.seconds, strict=True):
+            gemv_rates[p] = max(gemv_rates.get(p, 0.0), rows * kn / t)
     warnings: list[str] = []
     triad = max(table.triad_bytes_per_s) if table.triad_bytes_per_s else 0.0
     # streaming: bytes / (t - fixed cost) of the larger cold fp32 GEMV nodes, the fastest of them
@@ -398,5 +408,6 @@ def fit_model(table: KernelTable) -> KernelModel:
         small=small,
         noise_rel=float(noise),
         per_node_s=per_node,
+        gemv_macs_per_s=gemv_rates,
         warnings=tuple(warnings),
     )

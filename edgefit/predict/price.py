@@ -7,9 +7,10 @@
     target time = fixed' + max(memory', compute')      (the host's own time when the target is the host)
 
 Physics first: a GEMV reads each weight once, so its memory part is bytes / the host's streaming rate, never a
-fitted number; whatever the node takes beyond it (MatMulNBits unpacking, int8 dot products) is compute. When the
-host ran a node at its memory speed the compute part is not observable; it is taken as at most half of it
-(``UNOBSERVED_COMPUTE_SHARE``), a prior stated in the prediction's notes.
+fitted number. Its compute part (MatMulNBits unpacking and int8 dot products, or FMAs) is the larger of MACs /
+the class's GEMM rate (the least arithmetic the MACs need; ``KernelModel.gemv_macs_per_s``) and whatever the node
+took beyond its memory time, never more than the node's time: a memory-bound host cannot show its compute, so the
+measured arithmetic rate stands in for it. GEMMs (M > 1) are compute: their whole time beyond the fixed cost.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from edgefit.kernels.ops import Op
 from edgefit.kernels.spec import linear_weight_bytes
 from edgefit.kernels.table import KernelModel, gqa_features
 
-MEMORY_BOUND_MARGIN = 1.15  # a node within 15 % of its memory time ran at memory speed
-UNOBSERVED_COMPUTE_SHARE = 0.5
+UNOBSERVED_COMPUTE_SHARE = 0.5  # only for a table without warm GEMV chains of the class
+MEMORY_BOUND_MARGIN = 1.15  # graph pricing (predict/graph.py): a node within 15 % of its memory time
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +54,21 @@ class PricedCall:
 
 
 def _linear(model: KernelModel, op: Op, regime: str) -> tuple[float, float, float]:
-    """(fixed, memory, compute) seconds of one linear node on the source host."""
+    """(fixed, memory, compute) seconds of one linear node on the source host. Both parts are continuous in the
+    measured times (a threshold between "memory-bound" and "compute-bound" made answers jump between two
+    calibrations when a node sat near it)."""
     p = op.precision
     t = model.linear_s(p, op.m, op.k, op.n, regime)
     fixed = min(model.gemv_overhead_s.get(p, 0.0), t)
     rest = t - fixed
     weight_bytes = linear_weight_bytes(p, op.k, op.n)
-    mem = weight_bytes / model.stream_bytes_per_s if model.stream_bytes_per_s > 0 else rest
-    if op.m == 1 and rest <= mem * MEMORY_BOUND_MARGIN:
-        return fixed, rest, rest * UNOBSERVED_COMPUTE_SHARE
-    return fixed, min(mem, rest), rest
+    mem = min(weight_bytes / model.stream_bytes_per_s, rest) if model.stream_bytes_per_s > 0 else rest
+    if op.m == 1:
+        rate = model.gemv_macs_per_s.get(p, 0.0)
+        floor = op.k * op.n / rate if rate > 0 else rest * UNOBSERVED_COMPUTE_SHARE
+        comp = min(rest, max(floor, rest - mem))
+        return fixed, mem, comp
+    return fixed, mem, rest
 
 
 def price_call(model: KernelModel, ops: tuple[Op, ...], *, regime: str, tr: Translation) -> PricedCall:
