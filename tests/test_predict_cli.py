@@ -218,3 +218,13 @@ def test_readme_prediction_examples_run(db: Path, capsys: pytest.CaptureFixture[
         capsys.readouterr()
         ran += 1
     assert ran >= 3
+
+
+def test_arm_without_dot_products_translates_int_kernels_by_fp32() -> None:
+    cal = pipeline.calibration_from_table(synthetic.kernel_table())
+    spec = catalog.load_spec("qwen2.5-0.5b")
+    pi4 = predict(spec, "int4", profiles.get_profile("raspberry-pi-4-8gb"), cal)
+    assert pi4.calibration["translation_int8"] == pytest.approx(pi4.calibration["translation_fp32"])
+    assert any("asimddp" in n for n in pi4.notes)
+    pi5 = predict(spec, "int4", profiles.get_profile(PI), cal)  # has asimddp: its own int8 figure
+    assert not any("asimddp" in n for n in pi5.notes)

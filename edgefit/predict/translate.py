@@ -83,6 +83,13 @@ def translation(model: KernelModel, device: DeviceProfile, notes: list[str]) -> 
     src_fp32 = 2 * model.fp32_gemm_macs_per_s
     src_int8 = 2 * model.int8_gemm_macs_per_s
     int8, int8_measured = _device_int8(device)
+    if int8 is None and device.isa == "aarch64" and not {"asimddp", "dotprod", "i8mm"} & set(device.cpu_features):
+        # MLAS runs MatMulNBits' int8 path only with Arm dot-product instructions; without them it computes in fp32
+        int8 = fp32
+        notes.append(
+            f"{device.id} has no Arm dot-product instructions (asimddp): onnxruntime's MatMulNBits computes in fp32 "
+            "there, so int8/int4 compute is translated by its fp32 rate"
+        )
     if int8 is None:
         int8 = fp32 * (src_int8 / src_fp32) if src_fp32 > 0 else fp32
         notes.append(
