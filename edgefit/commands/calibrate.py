@@ -38,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "M = 16 and 128, GroupQueryAttention against cache length and head layout, RotaryEmbedding, "
             "SkipSimplifiedLayerNorm, QuickGelu, Mul, a do-nothing node (dispatch) and an empty session run, "
             "plus a STREAM triad bandwidth probe. Chains of distinct weights, each node feeding the next; all "
-            "chains interleaved in shuffled rounds; the minimum over rounds is the estimate (interference only "
-            "adds time) and the split-half difference its noise. Stored in the results database with its "
+            "chains interleaved in shuffled rounds sharing one thread pool; the lower quartile over rounds is the "
+            "estimate (interference only adds time; the minimum catches lucky rounds) and the split-half "
+            "difference its noise. Stored in the results database with its "
             "environment; `edgefit results export` carries it to other machines. `edgefit report`, `fit`, "
             "`predict` and `validate` run this first when the database has no table for this host."
         ),
@@ -131,7 +132,7 @@ def _print_human(run_id: str, model: KernelModel) -> None:
         f"{t.seconds:.0f} s; noise (split-half, median) {model.noise_rel:.1%}",
         markup=False,
     )
-    tab = _PlainTable(show_edge=False, title="measured here (minimum over rounds)")
+    tab = _PlainTable(show_edge=False, title="measured here (lower quartile over rounds)")
     tab.add_column("figure", no_wrap=True)
     tab.add_column("value", justify="right", no_wrap=True)
     tab.add_row("session run [us]", f"{model.run_s * 1e6:.1f}")

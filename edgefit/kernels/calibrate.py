@@ -27,7 +27,7 @@ from edgefit.units import MIB
 RUN_KIND = "kernels"
 DEFAULT_BUDGET_S = 20.0  # seconds of interleaved rounds after the build (~10-15 s more on 2 cores)
 ROUNDS_MIN = 12
-ROUNDS_MAX = 80
+ROUNDS_MAX = 200
 
 
 def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:

@@ -49,9 +49,15 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     specs = [KernelSpec.from_dict(d) for d in job["kernels"]]
     # the runtime's own footprint, before any kernel is built: the "runtime" term of peak memory
     _empty_model, _ = build_kernel(KernelSpec("empty", 1))
+    # ONE intra-op thread pool shared by every chain's session, as a decoder's nodes share its session's pool.
+    # With a pool per session, each of the ~70 sessions' threads kept spinning after its run and took the cores
+    # from the next chain: rounds ran ~5x slower and their times were bimodal (measured: 12-13 rounds in the
+    # budget with per-session pools, 52-67 with one pool; split-half noise 6-9 % vs 4 % when quiet)
+    from onnxruntime.capi import _pybind_state
+
+    _pybind_state.set_global_thread_pool_sizes(threads, 1)
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
+    so.use_per_session_threads = False
     so.log_severity_level = 3
     _warm = ort.InferenceSession(_empty_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     _warm.run(None, {"x": np.ones(1, dtype=np.float32)})
