@@ -342,9 +342,9 @@ def fit_model(table: KernelTable) -> KernelModel:
     # the arithmetic rate of each class: the fastest MAC rate of its GEMM chains (several chains, long enough to
     # be compute-bound; one chain disturbed in every round cannot move it)
     gemv_rates: dict[str, float] = {}
-    for (p, rows), c in gemm.items():
+    for (p, m_rows), c in gemm.items():
         for kn, t in zip(c.sizes, c.seconds, strict=True):
-            gemv_rates[p] = max(gemv_rates.get(p, 0.0), rows * kn / t)
+            gemv_rates[p] = max(gemv_rates.get(p, 0.0), m_rows * kn / t)
     warnings: list[str] = []
     # the triad's rate at the same quantile as the kernels' times (the upper quartile of rates)
     triad = _quantile(table.triad_bytes_per_s, 1.0 - ESTIMATE_QUANTILE) if table.triad_bytes_per_s else 0.0
