@@ -106,7 +106,7 @@ def price_node(node: NodeCost, dispatch_s: float, stream_bytes_per_s: float, tr:
     if tr.identity:
         f2, m2, c2, t = fixed, mem, comp, node.host_s
     else:
-        f2, m2 = fixed * tr.overhead, mem * tr.memory
+        f2, m2 = fixed * tr.overhead, mem * tr.kv_memory  # its memory part is bytes / the triad: x triad / bw
         c2 = comp * (tr.int8 if node.integer else tr.fp32)
         t = f2 + max(m2, c2)
     bound = "dispatch" if f2 >= max(m2, c2) else ("memory" if m2 >= c2 else "compute")
@@ -137,7 +137,7 @@ def predict_graph(
     n_threads = max(1, min(threads or device.cpu_cores, device.cpu_cores))
     if not on_host and n_threads < device.cpu_cores:
         share = device.cpu_cores / n_threads
-        tr = Translation(tr.memory, tr.fp32 * share, tr.int8 * share, tr.overhead)
+        tr = Translation(tr.memory, tr.fp32 * share, tr.int8 * share, tr.overhead, kv_memory=tr.kv_memory)
     if on_host and n_threads != profile.threads:
         notes.append(f"nodes timed at {profile.threads} threads; --threads {n_threads} ignored on this host")
         n_threads = profile.threads
@@ -215,7 +215,7 @@ def predict_graph(
         "node_rounds": float(profile.rounds),
         "node_noise_rel": profile.noise_rel,
         "table_noise_rel": model.noise_rel,
-        "translation_memory": tr.memory,
+        "translation_memory": tr.kv_memory,
         "translation_fp32": tr.fp32,
         "translation_int8": tr.int8,
         "translation_overhead": tr.overhead,

@@ -35,6 +35,10 @@ class Translation:
     int8: float  # source int8 dot-product compute / target's
     overhead: float  # per-node fixed costs: source clock / target clock
     identity: bool = False
+    # attention's cache traffic (a fitted time per KV byte, the cache fed as plain arrays like the triad's): source
+    # triad / target bandwidth. The weights' GEMV streaming rate drifted 27 % between two calibrations here while
+    # the triad and the attention kernels did not, so the weights' ratio would move attention answers with it
+    kv_memory: float = 1.0
 
     def compute(self, precision: str) -> float:
         return self.fp32 if precision == "fp32" else self.int8
@@ -62,13 +66,15 @@ def _linear(model: KernelModel, op: Op, regime: str) -> tuple[float, float, floa
     fixed = min(model.gemv_overhead_s.get(p, 0.0), t)
     rest = t - fixed
     weight_bytes = linear_weight_bytes(p, op.k, op.n)
-    mem = min(weight_bytes / model.stream_bytes_per_s, rest) if model.stream_bytes_per_s > 0 else rest
+    # the memory part is the weights read once at the host's streaming rate, even when this chain ran faster
+    # (partly cache-resident): translated, it must become bytes / the device's DRAM bandwidth exactly
+    mem = weight_bytes / model.stream_bytes_per_s if model.stream_bytes_per_s > 0 else rest
     if op.m == 1:
         rate = model.gemv_macs_per_s.get(p, 0.0)
         floor = op.k * op.n / rate if rate > 0 else rest * UNOBSERVED_COMPUTE_SHARE
         comp = min(rest, max(floor, rest - mem))
         return fixed, mem, comp
-    return fixed, mem, rest
+    return fixed, min(mem, rest), rest
 
 
 def price_call(model: KernelModel, ops: tuple[Op, ...], *, regime: str, tr: Translation) -> PricedCall:
@@ -92,7 +98,7 @@ def price_call(model: KernelModel, ops: tuple[Op, ...], *, regime: str, tr: Tran
             x = gqa_features(s=op.m, past=op.past, heads=op.heads, kv_heads=op.kv_heads, head_dim=op.head_dim)
             f, m2, c2 = fit.term("c", x), fit.term("kv_bytes", x), fit.term("macs", x)
             if not tr.identity:
-                f, m2, c2 = f * tr.overhead, m2 * tr.memory, c2 * tr.fp32
+                f, m2, c2 = f * tr.overhead, m2 * tr.kv_memory, c2 * tr.fp32
             t = f + m2 + c2  # the cache is streamed and multiplied in separate passes (scores, then values)
         elif op.kind == "tiny":
             f, m2, c2 = model.tiny_s * tr.overhead, 0.0, 0.0

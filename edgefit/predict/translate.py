@@ -6,8 +6,9 @@
     memory  = runtime + weights as held (prepack) + max(KV + activations, load transient)   (memfit.py)
     power   = profile load_w [idle_w .. max_w]; energy/token = power x decode s/token
 
-Translation to a device other than the table's host (``Translation``): memory parts scale with STREAM bandwidth
-(the device's measured figure, else STREAM_OF_THEORETICAL x its datasheet figure), fp32 compute with the
+Translation to a device other than the table's host (``Translation``): a memory part (bytes read once / this
+host's streaming rate) becomes bytes / the device's STREAM bandwidth (its measured figure, else
+STREAM_OF_THEORETICAL x its datasheet figure), fp32 compute scales with the
 device's fp32 figure (measured GEMM, else GEMM_OF_PEAK x peak), MatMulNBits' int8 dot products with its int8
 figure (measured, else INT8_OF_PEAK x peak; else its fp32 figure x the host's int8/fp32 ratio), fixed per-node
 costs with the clock. The references on the host side are measured in the same rounds as the kernels.
@@ -102,10 +103,14 @@ def translation(model: KernelModel, device: DeviceProfile, notes: list[str]) -> 
     src_clock = model.table.host.clock_hz
     overhead = src_clock / clock if clock > 0 and src_clock > 0 else 1.0
     tr = Translation(
-        memory=model.triad_bytes_per_s / bw if bw > 0 and model.triad_bytes_per_s > 0 else 1.0,
+        # a weight read once takes bytes / stream on the host (price.py's memory part): x stream / bw makes it
+        # bytes / the device's bandwidth, whatever this host's GEMV-to-triad efficiency (it drifted 25 % between
+        # two calibrations here while the triad stayed put, and differs between CPU vendors)
+        memory=model.stream_bytes_per_s / bw if bw > 0 and model.stream_bytes_per_s > 0 else 1.0,
         fp32=src_fp32 / fp32 if fp32 > 0 and src_fp32 > 0 else 1.0,
         int8=src_int8 / int8 if int8 > 0 and src_int8 > 0 else 1.0,
         overhead=overhead,
+        kv_memory=model.triad_bytes_per_s / bw if bw > 0 and model.triad_bytes_per_s > 0 else 1.0,
     )
     figures = {
         "device_bandwidth_bytes_per_s": bw,
@@ -179,7 +184,7 @@ def predict(
         notes.append(f"kernel table measured at {table_threads} threads: compute scaled to {n_threads}")
     elif translated and n_threads < device.cpu_cores:
         share = device.cpu_cores / n_threads
-        tr = Translation(tr.memory, tr.fp32 * share, tr.int8 * share, tr.overhead)
+        tr = Translation(tr.memory, tr.fp32 * share, tr.int8 * share, tr.overhead, kv_memory=tr.kv_memory)
     regime = _regime(model, spec, run_as, translated)
     dec = price_call(model, decoder_ops(spec, run_as, tokens=1, past=context_tokens), regime=regime, tr=tr)
     pre: PricedCall | None = None
@@ -256,6 +261,7 @@ def predict(
         "translation_fp32": tr.fp32,
         "translation_int8": tr.int8,
         "translation_overhead": tr.overhead,
+        "translation_kv_memory": tr.kv_memory,
         **figures,
     }
     return Prediction(
