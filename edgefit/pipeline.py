@@ -12,6 +12,7 @@ The host profile is passed on, never fetched again by later stages.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ def host_state(
     host_model = fit_model(KernelTable.from_dict(raw, where=f"{db_path}: kernel table of run {run_id}"))
     others = _latest_per_host((rid, fp, t) for rid, fp, t in tables if fp != fingerprint)
     cal = build_calibration(host, fingerprint, host_model, measured, others, links, devices)
+    drift = host_drift([raw for _, raw in own[-HOST_DRIFT_TABLES:]], where=str(db_path))
+    if drift > 0:
+        cal = dataclasses.replace(cal, host_drift_rel=drift)
     return HostState(host, fingerprint, tuple(measured), cal, validation, run_id, ran)
 
 
@@ -118,6 +122,18 @@ def memory_models(ms: Sequence[Measurement], runtime_bytes: float) -> dict[str, 
         if pts:
             out[p] = fit_memory(p, pts, specs, runtime_bytes)
     return out
+
+
+HOST_DRIFT_TABLES = 5
+
+
+def host_drift(raw_tables: Sequence[dict[str, Any]], *, where: str) -> float:
+    """max/min - 1 of the GEMV streaming rate over this host's latest tables (0 with fewer than two)."""
+    rates = [
+        fit_model(KernelTable.from_dict(raw, where=f"{where}: kernel table")).stream_bytes_per_s for raw in raw_tables
+    ]
+    rates = [r for r in rates if r > 0]
+    return max(rates) / min(rates) - 1.0 if len(rates) >= 2 else 0.0
 
 
 def build_calibration(

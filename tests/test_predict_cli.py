@@ -232,3 +232,22 @@ def test_arm_without_dot_products_translates_int_kernels_by_fp32() -> None:
     assert any("asimddp" in n for n in pi4.notes)
     pi5 = predict(spec, "int4", profiles.get_profile(PI), cal)  # has asimddp: its own int8 figure
     assert not any("asimddp" in n for n in pi5.notes)
+
+
+def test_a_host_whose_tables_disagree_widens_its_own_intervals(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["predict", "--model", "phi-3-mini-4k", "--precision", "fp32", "--device", "host", "--json", "--db", str(db)]
+    one = _json(capsys, argv)["decode_s_per_token"]
+    slower = synthetic.KernelPhysics(bandwidth_bytes_per_s=22e9 / 1.3)
+    with Store(db) as store:
+        run = store.start_run(capture_environment(), "kernels")
+        store.save_kernel_table(
+            run,
+            detect.host_fingerprint(),
+            synthetic.kernel_table(slower, host_fingerprint=detect.host_fingerprint()).to_dict(),
+        )
+        store.finish_run(run)
+    doc = _json(capsys, argv)
+    two = doc["decode_s_per_token"]
+    assert two["value"] > one["value"]  # the latest table answers
+    assert (two["high"] / two["value"]) > (one["high"] / one["value"]) + 0.2  # ~30 % drift, in quadrature
+    assert any("differ by 30%" in n for n in doc["notes"])

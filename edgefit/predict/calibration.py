@@ -37,6 +37,9 @@ class Calibration:
     device_tables: Mapping[str, KernelModel]  # device id -> its own imported table (linked fingerprints)
     other_tables: tuple[KernelModel, ...] = ()  # imported tables of hosts linked to no device
     warnings: tuple[str, ...] = ()
+    # how far this host's own kernel tables disagree (GEMV streaming rate, max/min - 1, over its latest tables):
+    # the host drifts between calibrations, so its own answers carry this in their interval
+    host_drift_rel: float = 0.0
     notes: tuple[str, ...] = ()
 
     def memory_for(self, precision: str) -> MemoryCalibration:

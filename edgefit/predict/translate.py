@@ -199,6 +199,12 @@ def predict(
     pre_rel = fit
     if choice.role == "host":
         basis = Basis.EXTRAPOLATED
+        if cal.host_drift_rel > 0:
+            slow = fast = pre_rel = _quad(fit, cal.host_drift_rel)
+            notes.append(
+                f"this host's kernel tables differ by {cal.host_drift_rel:.0%} in GEMV streaming between "
+                "calibrations (the machine drifts): interval widened to match"
+            )
     elif choice.role == "device":
         basis = Basis.MEASURED
         notes.append(choice.note)
