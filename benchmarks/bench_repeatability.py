@@ -3,8 +3,8 @@ for a grid of catalog models x fp32/int8/int4 x devices with each; how far the a
 median <= 5 %, worst <= 15 %).
 
     python -m pytest benchmarks/bench_repeatability.py --benchmark-enable -s        # measures two tables now
-    python benchmarks/bench_repeatability.py --db PATH                              # compares the last two
-                                                                                    # tables of this host in PATH
+    python benchmarks/bench_repeatability.py --db PATH [--all-pairs]                # compares the last two
+                                                                                    # tables in PATH (or each pair)
 
 Also compares estimators on the same raw samples (minimum over rounds, 10th/25th percentile, median): the one
 whose answers move least between the two calibrations is the one ``edgefit.kernels.table`` should use.
@@ -13,6 +13,7 @@ whose answers move least between the two calibrations is the one ``edgefit.kerne
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -100,8 +101,17 @@ ESTIMATORS: dict[str, Callable[[Sequence[float]], float]] = {
 def compare(t1: KernelTable, t2: KernelTable) -> str:
     lines = [f"tables: {t1.measured_at} ({t1.rounds} rounds) vs {t2.measured_at} ({t2.rounds} rounds)"]
     for name, fn in ESTIMATORS.items():
-        med, worst, n = moves(_with_estimator(fn)(t1), _with_estimator(fn)(t2))
+        g1, g2 = _with_estimator(fn)(t1), _with_estimator(fn)(t2)
+        med, worst, n = moves(g1, g2)
         lines.append(f"estimator {name:6s}: decode tok/s moves median {med:.1%}, worst {worst:.1%} over {n} answers")
+        for part, keep in (
+            ("this host", lambda k: k[2] == t1.host.host_id),
+            ("devices", lambda k: k[2] != t1.host.host_id),
+        ):
+            a1 = {k: v for k, v in g1.items() if keep(k)}
+            if a1:
+                m2, w2, n2 = moves(a1, g2)
+                lines.append(f"    {part:9s}: median {m2:.1%}, worst {w2:.1%} over {n2}")
     m1, m2 = fit_model(t1), fit_model(t2)
     lines.append(f"noise (split-half): {m1.noise_rel:.1%} / {m2.noise_rel:.1%}")
     return "\n".join(lines)
@@ -115,6 +125,13 @@ def _two_tables(db: Path, fingerprint: str | None = None) -> tuple[KernelTable, 
     if len(rows) < 2:
         raise SystemExit(f"{db}: needs two kernel tables of one host (run `edgefit calibrate --db {db}` twice)")
     return KernelTable.from_dict(rows[-2][2]), KernelTable.from_dict(rows[-1][2])
+
+
+def _all_tables(db: Path) -> list[KernelTable]:
+    from edgefit.store import Store
+
+    with Store(db) as store:
+        return [KernelTable.from_dict(r[2]) for r in store.kernel_tables()]
 
 
 @pytest.mark.benchmark(group="repeatability")
@@ -134,8 +151,14 @@ def test_two_calibrations_back_to_back(benchmark: object, tmp_path: Path) -> Non
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", type=Path, required=True)
+    ap.add_argument("--all-pairs", action="store_true", help="compare every consecutive pair of tables, not the last")
     args = ap.parse_args(argv)
-    print(compare(*_two_tables(args.db)))
+    if args.all_pairs:
+        tables = _all_tables(args.db)
+        for t1, t2 in itertools.pairwise(tables):
+            print(compare(t1, t2))
+    else:
+        print(compare(*_two_tables(args.db)))
     return 0
 
 
