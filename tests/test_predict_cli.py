@@ -251,3 +251,40 @@ def test_a_host_whose_tables_disagree_widens_its_own_intervals(db: Path, capsys:
     assert two["value"] > one["value"]  # the latest table answers
     assert (two["high"] / two["value"]) > (one["high"] / one["value"]) + 0.2  # ~30 % drift, in quadrature
     assert any("differ by 30%" in n for n in doc["notes"])
+
+
+def test_validate_measures_a_fresh_table_just_before_the_models(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgefit import ladder as ladders
+    from edgefit.commands import validate as validate_cmd
+    from edgefit.kernels import calibrate as kcal
+
+    order: list[str] = []
+
+    def fake_calibrate(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, object]:
+        order.append("calibrate")
+        table = synthetic.kernel_table(host_fingerprint=fingerprint)
+        with Store(db_path) as store:
+            run = store.start_run(capture_environment(), "kernels")
+            store.save_kernel_table(run, fingerprint, table.to_dict())
+            store.finish_run(run)
+        return run, table
+
+    def fake_measure(db_path: Path, **kw: object) -> tuple[list, list, dict, list, list]:
+        order.append("models")
+        specs = [r.spec for r in ladders.load_ladder("quick")]
+        return synthetic.kernel_measurements(specs, ("fp32",), synthetic.KernelPhysics()), [], {}, [], []
+
+    monkeypatch.setattr(kcal, "calibrate_and_store", fake_calibrate)
+    monkeypatch.setattr(validate_cmd, "measure_fresh", fake_measure)
+    with Store(db) as store:
+        before = len(store.kernel_tables())
+    doc = _json(capsys, ["validate", "--json", "--random", "0", "--precision", "fp32", "--db", str(db)])
+    assert order == ["calibrate", "models"]
+    with Store(db) as store:
+        assert len(store.kernel_tables()) == before + 1
+    assert doc["comparisons"]
+    order.clear()
+    _json(capsys, ["validate", "--json", "--random", "0", "--precision", "fp32", "--reuse-table", "--db", str(db)])
+    assert order == ["models"]

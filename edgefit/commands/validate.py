@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="seconds of timed samples per measurement (default 1.0, twice the ladder's: more samples per model)",
     )
+    p.add_argument(
+        "--reuse-table",
+        action="store_true",
+        help="predict with the latest stored kernel table instead of measuring a fresh one just before the models "
+        "(a VM drifts 1.3x within minutes: a table from earlier compares two different machines)",
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -93,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
     for name in precisions:
         get_precision(name)  # CatalogError names the valid ones
     say = err_console().print if not args.json else (lambda *_a, **_k: None)
-    pipeline.host_state(db, progress=None, say=lambda m: say(m, markup=False, highlight=False))  # table first
+    state0 = pipeline.host_state(db, progress=None, say=lambda m: say(m, markup=False, highlight=False))  # a table
+    if not args.no_build and not args.reuse_table and not state0.ran_calibration:
+        from edgefit.kernels.calibrate import calibrate_and_store
+
+        say("measuring a fresh kernel table just before the models (`--reuse-table` skips it)", markup=False)
+        calibrate_and_store(db, state0.host, fingerprint, threads=args.threads)
     specs: dict[str, ModelSpec] = {}
     if args.no_build:
         ladder, held, run_ids = _latest_ladder(db, fingerprint)
