@@ -227,7 +227,7 @@ def test_arm_without_dot_products_translates_int_kernels_by_fp32() -> None:
     host_int8_over_fp32 = cal.host.int8_gemm_macs_per_s / cal.host.fp32_gemm_macs_per_s
     # the host's int8 kernels ran at its int8 rate; on the Pi 4 they run at its fp32 rate
     assert pi4.calibration["translation_int8"] == pytest.approx(
-        pi4.calibration["translation_fp32"] * host_int8_over_fp32
+        float(pi4.calibration["translation_fp32"]) * host_int8_over_fp32
     )
     assert any("asimddp" in n for n in pi4.notes)
     pi5 = predict(spec, "int4", profiles.get_profile(PI), cal)  # has asimddp: its own int8 figure
