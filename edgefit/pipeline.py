@@ -79,8 +79,7 @@ def host_state(
     others = _latest_per_host((rid, fp, t) for rid, fp, t in tables if fp != fingerprint)
     cal = build_calibration(host, fingerprint, host_model, measured, others, links, devices)
     drift = host_drift([raw for _, raw in own[-HOST_DRIFT_TABLES:]], where=str(db_path))
-    if drift > 0:
-        cal = dataclasses.replace(cal, host_drift_rel=drift)
+    cal = dataclasses.replace(cal, host_drift_rel=drift, composition_rel=composition_errors(validation))
     return HostState(host, fingerprint, tuple(measured), cal, validation, run_id, ran)
 
 
@@ -125,6 +124,23 @@ def memory_models(ms: Sequence[Measurement], runtime_bytes: float) -> dict[str, 
 
 
 HOST_DRIFT_TABLES = 5
+
+
+def composition_errors(validation: Mapping[str, Any] | None) -> dict[str, float]:
+    """Per figure (decode, prefill): the largest per-precision median |error| of held-out and random architectures
+    in a stored validation: how far whole models landed from the sum of their kernels on this host."""
+    summary = (validation or {}).get("summary")
+    out: dict[str, float] = {}
+    if not isinstance(summary, Mapping):
+        return out
+    for key, e in summary.items():
+        kind, _, rest = str(key).partition("/")
+        figure = rest.split("/", 1)[0]
+        if kind in ("held_out", "random") and figure in ("decode", "prefill") and isinstance(e, Mapping):
+            v = e.get("median_abs_error")
+            if isinstance(v, (int, float)) and 0 <= v < 10:
+                out[figure] = max(out.get(figure, 0.0), float(v))
+    return out
 
 
 def host_drift(raw_tables: Sequence[dict[str, Any]], *, where: str) -> float:

@@ -288,3 +288,19 @@ def test_validate_measures_a_fresh_table_just_before_the_models(
     order.clear()
     _json(capsys, ["validate", "--json", "--random", "0", "--precision", "fp32", "--reuse-table", "--db", str(db)])
     assert order == ["models"]
+
+
+def test_a_stored_validation_sets_the_composition_part_of_the_interval(db: Path) -> None:
+    argv_model = catalog.load_spec("phi-3-mini-4k")
+    before = pipeline.host_state(db, calibrate_if_missing=False)
+    p0 = predict(argv_model, "fp32", before.host, before.calibration, use_measurements=False)
+    summary = {"random/decode/fp32": {"median_abs_error": 0.25}, "held_out/decode/int4": {"median_abs_error": 0.1},
+               "rung/decode/fp32": {"median_abs_error": 0.9}}  # fmt: skip
+    with Store(db) as store:
+        store.save_validation({"summary": summary, "comparisons": []}, host_fingerprint=detect.host_fingerprint())
+    after = pipeline.host_state(db, calibrate_if_missing=False)
+    assert after.calibration.composition_rel == {"decode": 0.25}  # rungs are not held out
+    p1 = predict(argv_model, "fp32", after.host, after.calibration, use_measurements=False)
+    assert p1.decode_s_per_token.value == pytest.approx(p0.decode_s_per_token.value)
+    assert p1.decode_s_per_token.high / p1.decode_s_per_token.value - 1 > 0.25
+    assert p0.decode_s_per_token.high / p0.decode_s_per_token.value - 1 < 0.2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgefit.errors import PredictError
 from edgefit.kernels.table import KernelModel
@@ -40,6 +40,9 @@ class Calibration:
     # how far this host's own kernel tables disagree (GEMV streaming rate, max/min - 1, over its latest tables):
     # the host drifts between calibrations, so its own answers carry this in their interval
     host_drift_rel: float = 0.0
+    # a whole model vs the sum of its kernels, per figure ("decode", "prefill"): the largest per-precision median
+    # |error| of the latest `edgefit validate` on held-out and random architectures (empty: none stored)
+    composition_rel: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def memory_for(self, precision: str) -> MemoryCalibration:

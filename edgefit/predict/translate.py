@@ -222,13 +222,18 @@ def predict(
     mem = memory_terms(spec, mc, pchoice.bytes_precision, context_tokens=context_tokens, prompt_tokens=prompt_tokens)
 
     # --- intervals and bases ---
-    fit = _quad(FIT_FLOOR, model.noise_rel, COMPOSITION, _extrapolation(spec, run_as, model))
+    # how far whole models land from the sum of their kernels: this host's latest `edgefit validate`, else a prior
+    composition = cal.composition_rel.get("decode", COMPOSITION)
+    extrapolation = _extrapolation(spec, run_as, model)
+    fit = _quad(FIT_FLOOR, model.noise_rel, composition, extrapolation)
+    pre_fit = _quad(FIT_FLOOR, model.noise_rel, cal.composition_rel.get("prefill", COMPOSITION), extrapolation)
     slow = fast = fit
-    pre_rel = fit
+    pre_rel = pre_fit
     if choice.role == "host":
         basis = Basis.EXTRAPOLATED
         if cal.host_drift_rel > 0:
-            slow = fast = pre_rel = _quad(fit, cal.host_drift_rel)
+            slow = fast = _quad(fit, cal.host_drift_rel)
+            pre_rel = _quad(pre_fit, cal.host_drift_rel)
             notes.append(
                 f"this host's kernel tables differ by {cal.host_drift_rel:.0%} in GEMV streaming between "
                 "calibrations (the machine drifts): interval widened to match"
@@ -254,7 +259,7 @@ def predict(
         dev_slow = mem_share * dev_slow + (1 - mem_share) * compute_rel
         dev_fast = mem_share * dev_fast + (1 - mem_share) * compute_rel
         slow, fast = _quad(fit, dev_slow), _quad(fit, dev_fast)
-        pre_rel = _quad(fit, compute_rel)
+        pre_rel = _quad(pre_fit, compute_rel)
     decode = _est(dec.total_s, fast, slow, basis)
     prefill = _est(pre.total_s if pre else 0.0, pre_rel, pre_rel, basis)
     mem_rel = max(2.0 * mc.rss_rms_rel, FIT_FLOOR / 2)
