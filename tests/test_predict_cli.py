@@ -15,6 +15,7 @@ import pytest
 from edgefit import catalog, detect, pipeline, profiles
 from edgefit.bench.env import capture_environment
 from edgefit.cli import main
+from edgefit.errors import PredictError
 from edgefit.predict import accounting, synthetic
 from edgefit.predict.translate import predict
 from edgefit.store import Store
@@ -253,7 +254,7 @@ def test_a_host_whose_tables_disagree_widens_its_own_intervals(db: Path, capsys:
     assert any("differ by 30%" in n for n in doc["notes"])
 
 
-def test_validate_measures_a_fresh_table_just_before_the_models(
+def test_validate_brackets_the_models_with_two_fresh_tables(
     db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from edgefit import ladder as ladders
@@ -281,10 +282,11 @@ def test_validate_measures_a_fresh_table_just_before_the_models(
     with Store(db) as store:
         before = len(store.kernel_tables())
     doc = _json(capsys, ["validate", "--json", "--random", "0", "--precision", "fp32", "--db", str(db)])
-    assert order == ["calibrate", "models"]
+    assert order == ["calibrate", "models", "calibrate"]  # the models are bracketed by two tables
     with Store(db) as store:
-        assert len(store.kernel_tables()) == before + 1
+        assert len(store.kernel_tables()) == before + 2
     assert doc["comparisons"]
+    assert any("just before and" in n for n in doc["notes"])
     order.clear()
     _json(capsys, ["validate", "--json", "--random", "0", "--precision", "fp32", "--reuse-table", "--db", str(db)])
     assert order == ["models"]
@@ -304,3 +306,17 @@ def test_a_stored_validation_sets_the_composition_part_of_the_interval(db: Path)
     assert p1.decode_s_per_token.value == pytest.approx(p0.decode_s_per_token.value)
     assert p1.decode_s_per_token.high / p1.decode_s_per_token.value - 1 > 0.25
     assert p0.decode_s_per_token.high / p0.decode_s_per_token.value - 1 < 0.2
+
+
+def test_merged_tables_keep_both_calibrations_rounds() -> None:
+    from edgefit.kernels.table import merge_tables
+
+    fast = synthetic.kernel_table(rounds=6, host_fingerprint="h")
+    slow = synthetic.kernel_table(synthetic.KernelPhysics(bandwidth_bytes_per_s=11e9), rounds=6, host_fingerprint="h")
+    merged = merge_tables(fast, slow)
+    assert merged.rounds == 12 and len(merged.kernels) == len(slow.kernels)
+    k = next(k for k in merged.kernels if k.spec.kind == "linear")
+    assert len(k.cold_s) == 12
+    other = synthetic.kernel_table(host_fingerprint="another")
+    with pytest.raises(PredictError, match="two different hosts"):
+        merge_tables(fast, other)

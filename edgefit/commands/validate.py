@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from edgefit.commands._common import (
     print_json,
 )
 from edgefit.errors import PredictError
+from edgefit.kernels.table import KernelTable, fit_model, merge_tables
 from edgefit.predict.validate import (
     DEFAULT_HELD_OUT,
     DEFAULT_PRECISIONS,
@@ -100,11 +102,16 @@ def run(args: argparse.Namespace) -> int:
         get_precision(name)  # CatalogError names the valid ones
     say = err_console().print if not args.json else (lambda *_a, **_k: None)
     state0 = pipeline.host_state(db, progress=None, say=lambda m: say(m, markup=False, highlight=False))  # a table
-    if not args.no_build and not args.reuse_table and not state0.ran_calibration:
+    bracket = not args.no_build and not args.reuse_table
+    before: KernelTable | None = None
+    if bracket:
         from edgefit.kernels.calibrate import calibrate_and_store
 
-        say("measuring a fresh kernel table just before the models (`--reuse-table` skips it)", markup=False)
-        calibrate_and_store(db, state0.host, fingerprint, threads=args.threads)
+        if state0.ran_calibration:
+            before = state0.calibration.host.table
+        else:
+            say("measuring a fresh kernel table just before the models (`--reuse-table` skips it)", markup=False)
+            before = calibrate_and_store(db, state0.host, fingerprint, threads=args.threads)[1]
     specs: dict[str, ModelSpec] = {}
     if args.no_build:
         ladder, held, run_ids = _latest_ladder(db, fingerprint)
@@ -123,9 +130,20 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.json, budget_s=args.budget_s,
         )  # fmt: skip
     ladder = [m for m in ladder if m.precision in precisions] or ladder
+    if before is not None:
+        say("and one just after them: the two bracket the models and are merged", markup=False)
+        calibrate_and_store(db, state0.host, fingerprint, threads=args.threads)
     state = pipeline.host_state(db, calibrate_if_missing=False)  # the memory model now sees the fresh ladder
+    calibration = state.calibration
+    if before is not None:
+        merged = fit_model(merge_tables(before, calibration.host.table))
+        calibration = dataclasses.replace(calibration, host=merged)
+        notes.append(
+            f"kernel table: {before.rounds} rounds just before and {calibration.host.table.rounds - before.rounds} "
+            "just after the models, merged"
+        )
     result = validate(
-        state.calibration, state.host, ladder_measurements=ladder, held_out_measurements=held, specs=specs,
+        calibration, state.host, ladder_measurements=ladder, held_out_measurements=held, specs=specs,
         run_ids=run_ids,
     )  # fmt: skip
     if notes:

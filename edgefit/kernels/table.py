@@ -427,3 +427,30 @@ def fit_model(table: KernelTable) -> KernelModel:
         gemv_macs_per_s=gemv_rates,
         warnings=tuple(warnings),
     )
+
+
+def merge_tables(before: KernelTable, after: KernelTable) -> KernelTable:
+    """One table from two calibrations of the same host taken around a measurement (``edgefit validate`` brackets
+    the models with them): every chain both measured keeps the rounds of both, so slow drift between them is
+    averaged by the estimator instead of taken from one end."""
+    if before.host.host_fingerprint != after.host.host_fingerprint:
+        raise PredictError("kernel tables of two different hosts cannot be merged")
+    first = {k.spec.id: k for k in before.kernels}
+    kernels = tuple(
+        KernelSamples(k.spec, first[k.spec.id].cold_s + k.cold_s, first[k.spec.id].warm_s + k.warm_s)
+        for k in after.kernels
+        if k.spec.id in first
+    )
+    return KernelTable(
+        host=after.host,
+        threads=after.threads,
+        rounds=before.rounds + after.rounds,
+        kernels=kernels,
+        triad_bytes_per_s=before.triad_bytes_per_s + after.triad_bytes_per_s,
+        runtime_rss_bytes=max(before.runtime_rss_bytes, after.runtime_rss_bytes),
+        measured_at=after.measured_at,
+        seconds=before.seconds + after.seconds,
+        dropped=tuple(sorted(set(before.dropped) | set(after.dropped))),
+        notes=(*after.notes, f"merged with the table measured at {before.measured_at}"),
+        others_cores=(before.others_cores + after.others_cores) / 2,
+    )
