@@ -82,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reuse-table",
         action="store_true",
-        help="predict with the latest stored kernel table instead of measuring a fresh one just before the models "
-        "(a VM drifts 1.3x within minutes: a table from earlier compares two different machines)",
+        help="predict with the latest stored kernel table instead of two fresh ones measured just before and just "
+        "after the models and merged (a VM drifts 1.3x within minutes: a table from earlier compares two different "
+        "machines)",
     )
     add_json_flag(p)
     add_db_flag(p)
