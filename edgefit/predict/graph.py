@@ -27,15 +27,7 @@ from edgefit.predict.calibration import Calibration
 from edgefit.predict.memfit import fits_in_memory
 from edgefit.predict.prediction import Basis, Estimate
 from edgefit.predict.price import IDENTITY, MEMORY_BOUND_MARGIN, UNOBSERVED_COMPUTE_SHARE, Translation
-from edgefit.predict.translate import (
-    COMPUTE_SPEC,
-    DEVICE_MEASURED,
-    DEVICE_THEORETICAL_FAST,
-    DEVICE_THEORETICAL_SLOW,
-    FIT_FLOOR,
-    OTHER_ISA,
-    translation,
-)
+from edgefit.predict.translate import FIT_FLOOR, device_uncertainty, translation
 from edgefit.profiles import DeviceProfile
 
 # A graph as the sum of its nodes timed alone: the sum came out low for all six real models of the back-test
@@ -154,20 +146,9 @@ def predict_graph(
         basis = Basis.EXTRAPOLATED
     else:
         basis = Basis.SPEC
-        if figures.get("device_bandwidth_measured"):
-            dev_slow = dev_fast = DEVICE_MEASURED
-        else:
-            dev_slow, dev_fast = DEVICE_THEORETICAL_SLOW, DEVICE_THEORETICAL_FAST
-        compute_rel = DEVICE_MEASURED if figures.get("device_fp32_measured") else COMPUTE_SPEC
-        if device.isa != model.table.host.isa:
-            compute_rel = _quad(compute_rel, OTHER_ISA)
-            notes.append(
-                f"nodes timed on {model.table.host.isa}; {device.id} is {device.isa}: its kernel paths may differ, "
-                "interval widened"
-            )
         mem_share = by_bound["memory"] / total if total > 0 else 0.0
-        slow = _quad(slow, mem_share * dev_slow + (1 - mem_share) * compute_rel)
-        fast = _quad(fast, mem_share * dev_fast + (1 - mem_share) * compute_rel)
+        dev_slow, dev_fast, _ = device_uncertainty(figures, device, model, mem_share, notes, timed="nodes timed")
+        slow, fast = _quad(slow, dev_slow), _quad(fast, dev_fast)
     latency = _est(total, fast, slow, basis)
     rate = Estimate(1.0 / latency.value, 1.0 / latency.high, 1.0 / latency.low, basis)
     runtime = int(model.table.runtime_rss_bytes)

@@ -124,6 +124,34 @@ def translation(model: KernelModel, device: DeviceProfile, notes: list[str]) -> 
     return tr, figures
 
 
+def device_uncertainty(
+    figures: Mapping[str, float],
+    device: DeviceProfile,
+    model: KernelModel,
+    memory_share: float,
+    notes: list[str],
+    *,
+    timed: str,
+) -> tuple[float, float, float]:
+    """(slow, fast, compute) relative uncertainty a translation to ``device`` adds: bandwidth from a measured or a
+    datasheet figure for the memory-bound share, compute from a measured or a peak figure (wider on another ISA,
+    said in ``notes``) for the rest. ``timed``: what was measured on the host, for the note."""
+    if figures.get("device_bandwidth_measured"):
+        dev_slow = dev_fast = DEVICE_MEASURED
+    else:
+        dev_slow, dev_fast = DEVICE_THEORETICAL_SLOW, DEVICE_THEORETICAL_FAST
+    compute_rel = DEVICE_MEASURED if figures.get("device_fp32_measured") else COMPUTE_SPEC
+    if device.isa != model.table.host.isa:
+        compute_rel = _quad(compute_rel, OTHER_ISA)
+        notes.append(
+            f"{timed} on {model.table.host.isa}; {device.id} is {device.isa}: its kernel paths "
+            "(e.g. NEON dot products instead of VNNI) may differ, interval widened"
+        )
+    slow = memory_share * dev_slow + (1 - memory_share) * compute_rel
+    fast = memory_share * dev_fast + (1 - memory_share) * compute_rel
+    return slow, fast, compute_rel
+
+
 def _warm_share(model: KernelModel, spec: ModelSpec, precision: str, translated: bool) -> float:
     """How much of the weights stay in the host's last-level cache between tokens: all of them up to KNEE_OF_LLC
     of it, none from COLD_OF_LLC on, log-linear between (a 19.5 MB model ran at cache speed in a 32 MB L3 here,
@@ -244,20 +272,9 @@ def predict(
     else:
         basis = Basis.SPEC
         notes.append(choice.note)
-        if figures.get("device_bandwidth_measured"):
-            dev_slow = dev_fast = DEVICE_MEASURED
-        else:
-            dev_slow, dev_fast = DEVICE_THEORETICAL_SLOW, DEVICE_THEORETICAL_FAST
-        compute_rel = DEVICE_MEASURED if figures.get("device_fp32_measured") else COMPUTE_SPEC
-        if device.isa != model.table.host.isa:
-            compute_rel = _quad(compute_rel, OTHER_ISA)
-            notes.append(
-                f"kernels calibrated on {model.table.host.isa}; {device.id} is {device.isa}: its kernel paths "
-                "(e.g. NEON dot products instead of VNNI) may differ, interval widened"
-            )
-        mem_share = dec.memory_bound_share
-        dev_slow = mem_share * dev_slow + (1 - mem_share) * compute_rel
-        dev_fast = mem_share * dev_fast + (1 - mem_share) * compute_rel
+        dev_slow, dev_fast, compute_rel = device_uncertainty(
+            figures, device, model, dec.memory_bound_share, notes, timed="kernels calibrated"
+        )
         slow, fast = _quad(fit, dev_slow), _quad(fit, dev_fast)
         pre_rel = _quad(pre_fit, compute_rel)
     decode = _est(dec.total_s, fast, slow, basis)
