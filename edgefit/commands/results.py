@@ -25,6 +25,15 @@ from edgefit.stats import summarize
 from edgefit.store import HostInfo, RunInfo, Store, load_bundle, measurement_to_dict
 from edgefit.units import GIB, MIB
 
+# the columns naming one measurement (model, precision, phase, workload), first in `show` and `compare`
+_KEY_COLS = (
+    Col("model", keep=100, wrap=True),
+    Col("precision", keep=95),
+    Col("phase", keep=95),
+    Col("prompt", "right", keep=85),
+    Col("context", "right", keep=85),
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -189,11 +198,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     power = any(m.power for m in ms)  # measured power columns only where a sensor was read
     cols = (
-        Col("model", keep=100, wrap=True),
-        Col("precision", keep=95),
-        Col("phase", keep=95),
-        Col("prompt", "right", keep=85),
-        Col("context", "right", keep=85),
+        *_KEY_COLS,
         Col("threads", "right", keep=30),
         Col("n", "right", keep=40),
         Col("median [ms]", "right", keep=100),
@@ -432,11 +437,7 @@ def _compare(args: argparse.Namespace) -> int:
     if a.host_fingerprint != b.host_fingerprint:
         out.print(f"note: different hosts ({a.host_fingerprint[:8]} vs {b.host_fingerprint[:8]})")
     cols = (
-        Col("model", keep=100, wrap=True),
-        Col("precision", keep=95),
-        Col("phase", keep=95),
-        Col("prompt", "right", keep=85),
-        Col("context", "right", keep=85),
+        *_KEY_COLS,
         Col("A median [ms]", "right", keep=100),
         Col("B median [ms]", "right", keep=100),
         Col("B/A", "right", keep=100),
