@@ -253,7 +253,7 @@ class _Plan:
 def test_a_failing_worker_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from edgefit.kernels import calibrate
 
-    monkeypatch.setattr(calibrate, "_worker_command", lambda: ["python3", "-c", "import sys; sys.exit(3)"])
+    monkeypatch.setattr(calibrate, "worker_command", lambda module: ["python3", "-c", "import sys; sys.exit(3)"])
     with pytest.raises(BenchError, match="kernel calibration failed"):
         calibrate.measure_table(synthetic.device("host"), "fp", threads=1, budget_s=0.1, rounds_min=1)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefit import memory, probes
+from edgefit.bench.executor import worker_command
 from edgefit.errors import BenchError
 from edgefit.kernels.plan import PRECISIONS, default_plan
 from edgefit.kernels.table import HostFacts, KernelSamples, KernelTable
@@ -46,12 +46,6 @@ def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:
         onnxruntime_version=onnxruntime.__version__,
         int8_dot_path=str(getattr(host, "int8_dot_path", "") or ""),
     )
-
-
-def _worker_command() -> list[str]:
-    # -I: isolated (no cwd or script dir on sys.path, no PYTHON* variables, no user site): nothing in the user's
-    # folder can shadow numpy, onnxruntime or edgefit in the worker
-    return [sys.executable, "-I", "-m", "edgefit.kernels.worker"]
 
 
 def measure_table(
@@ -103,7 +97,7 @@ def _run_worker(job: dict[str, Any], progress: Callable[[str], None] | None) -> 
     with tempfile.TemporaryDirectory(prefix="edgefit-kernels-") as cwd:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         proc = subprocess.Popen(
-            _worker_command(), cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            worker_command("edgefit.kernels.worker"), cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert proc.stdin is not None and proc.stdout is not None
