@@ -239,16 +239,20 @@ def quick_bandwidth(duration_s: float = 0.15, threads: int | None = None, total_
     The arrays (``working_set_bytes()``: 1.2 GiB on a host with a 300 MiB L3) stay allocated in this process
     and are reused; call it from a process whose peak RSS is not being measured, and ``release_buffers()``
     when done."""
-    nthreads = threads or default_threads()
-    total = total_bytes or working_set_bytes()
-    key = f"triad-{nthreads}-{total}"
-    if key not in _QUICK:
-        release_buffers()
-        pool = ThreadPoolExecutor(max_workers=nthreads)
-        _QUICK[key] = (_StreamArrays(total, nthreads, pool), pool)
-    arrays = _QUICK[key][0]
+    arrays, _ = _kept_arrays(total_bytes or working_set_bytes(), threads or default_threads())
     samples = _timed_passes(lambda: arrays.run(arrays.triad_chunk), float(3 * _F64 * arrays.n), duration_s)
     return statistics.median(samples)
+
+
+def _kept_arrays(total_bytes: int, nthreads: int) -> tuple[_StreamArrays, bool]:
+    """The kept triad arrays of this size and thread count (any others freed first); True when made just now."""
+    key = f"triad-{nthreads}-{total_bytes}"
+    made = key not in _QUICK
+    if made:
+        release_buffers()
+        pool = ThreadPoolExecutor(max_workers=nthreads)
+        _QUICK[key] = (_StreamArrays(total_bytes, nthreads, pool), pool)
+    return _QUICK[key][0], made
 
 
 def release_buffers() -> None:
@@ -376,16 +380,10 @@ def describe(result: ProbeResult) -> str:
 
 def triad_pass(total_bytes: int, threads: int | None = None) -> float:
     """One STREAM-like triad pass (bytes/s) over arrays kept between calls (``quick_bandwidth``'s): the kernel
-    calibration takes one per round and keeps the fastest, instead of a median of several per call."""
-    nthreads = threads or default_threads()
-    key = f"triad-{nthreads}-{total_bytes}"
-    if key not in _QUICK:
-        release_buffers()
-        pool = ThreadPoolExecutor(max_workers=nthreads)
-        _QUICK[key] = (_StreamArrays(total_bytes, nthreads, pool), pool)
-        arrays = _QUICK[key][0]
+    calibration takes one per round, interleaved with its chains, and uses the same quantile over rounds."""
+    arrays, made = _kept_arrays(total_bytes, threads or default_threads())
+    if made:
         arrays.run(arrays.triad_chunk)  # first touch
-    arrays = _QUICK[key][0]
     return float(3 * _F64 * arrays.n) / arrays.run(arrays.triad_chunk)
 
 
