@@ -5,7 +5,8 @@
     per node on the host: fixed    = one no-work node's dispatch (measured in the same rounds)
                           memory   = (weights + activations in and out) / the host's STREAM triad rate
                           compute  = the rest (when the node ran at memory speed the rest is not observable:
-                                     taken as UNOBSERVED_COMPUTE_SHARE of it, as for the decoder kernels)
+                                     taken as UNOBSERVED_COMPUTE_SHARE of it; decoder kernels use their
+                                     class's GEMM rate instead, which graph nodes of arbitrary ops lack)
     on a device:  node' = fixed x overhead + max(memory x memory ratio, compute x fp32 ratio (int8 ratio for
                   integer-dot-product ops))       ratios from ``translate.translation`` (bandwidth, GEMM, clock)
     memory        = runtime (the kernel table's empty-session RSS) + weights as loaded (the optimized graph's

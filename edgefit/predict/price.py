@@ -22,7 +22,7 @@ from edgefit.kernels.ops import Op
 from edgefit.kernels.spec import linear_weight_bytes
 from edgefit.kernels.table import KernelModel, gqa_features
 
-UNOBSERVED_COMPUTE_SHARE = 0.5  # only for a table without warm GEMV chains of the class
+UNOBSERVED_COMPUTE_SHARE = 0.5  # decoders: only for a class without GEMM chains; graph nodes (predict/graph.py)
 MEMORY_BOUND_MARGIN = 1.15  # graph pricing (predict/graph.py): a node within 15 % of its memory time
 
 
