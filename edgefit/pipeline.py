@@ -78,7 +78,11 @@ def host_state(
     host_model = fit_model(KernelTable.from_dict(raw, where=f"{db_path}: kernel table of run {run_id}"))
     others = _latest_per_host((rid, fp, t) for rid, fp, t in tables if fp != fingerprint)
     cal = build_calibration(host, fingerprint, host_model, measured, others, links, devices)
-    drift = host_drift([raw for _, raw in own[-HOST_DRIFT_TABLES:]], where=str(db_path))
+    earlier = [
+        fit_model(KernelTable.from_dict(t, where=f"{db_path}: kernel table of run {rid}"))
+        for rid, t in own[-HOST_DRIFT_TABLES:-1]
+    ]
+    drift = host_drift([*earlier, host_model])
     cal = dataclasses.replace(cal, host_drift_rel=drift, composition_rel=composition_errors(validation))
     return HostState(host, fingerprint, tuple(measured), cal, validation, run_id, ran)
 
@@ -143,12 +147,9 @@ def composition_errors(validation: Mapping[str, Any] | None) -> dict[str, float]
     return out
 
 
-def host_drift(raw_tables: Sequence[dict[str, Any]], *, where: str) -> float:
+def host_drift(models: Sequence[KernelModel]) -> float:
     """max/min - 1 of the GEMV streaming rate over this host's latest tables (0 with fewer than two)."""
-    rates = [
-        fit_model(KernelTable.from_dict(raw, where=f"{where}: kernel table")).stream_bytes_per_s for raw in raw_tables
-    ]
-    rates = [r for r in rates if r > 0]
+    rates = [m.stream_bytes_per_s for m in models if m.stream_bytes_per_s > 0]
     return max(rates) / min(rates) - 1.0 if len(rates) >= 2 else 0.0
 
 
