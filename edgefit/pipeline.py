@@ -132,19 +132,23 @@ HOST_DRIFT_TABLES = 5
 
 def composition_errors(validation: Mapping[str, Any] | None) -> dict[str, float]:
     """Per figure (decode, prefill): the largest per-precision median |error| of held-out and random architectures
-    in a stored validation: how far whole models landed from the sum of their kernels on this host."""
+    in a stored validation: how far whole models landed from the sum of their kernels on this host. The models timed
+    among the table's own chains (``interleaved/...``) are used when the validation has them: the benchmark's
+    comparisons also carry the host's drift between table and benchmark, which ``host_drift_rel`` already adds."""
     summary = (validation or {}).get("summary")
-    out: dict[str, float] = {}
     if not isinstance(summary, Mapping):
-        return out
+        return {}
+    found: dict[bool, dict[str, float]] = {True: {}, False: {}}
     for key, e in summary.items():
-        kind, _, rest = str(key).partition("/")
-        figure = rest.split("/", 1)[0]
+        parts = str(key).split("/")
+        interleaved = parts[0] == "interleaved"
+        kind, figure = (parts[1:] if interleaved else parts)[:2] if len(parts) >= 2 + interleaved else ("", "")
         if kind in ("held_out", "random") and figure in ("decode", "prefill") and isinstance(e, Mapping):
             v = e.get("median_abs_error")
             if isinstance(v, (int, float)) and 0 <= v < 10:
+                out = found[interleaved]
                 out[figure] = max(out.get(figure, 0.0), float(v))
-    return out
+    return found[True] or found[False]
 
 
 def host_drift(models: Sequence[KernelModel]) -> float:

@@ -21,7 +21,7 @@ from edgefit.kernels.graphs import build_kernel
 from edgefit.kernels.ops import decoder_ops, ort_op_counts
 from edgefit.kernels.plan import default_plan
 from edgefit.kernels.spec import KernelSpec, linear_weight_bytes
-from edgefit.kernels.table import Curve, KernelTable, fit_model, split_half_noise
+from edgefit.kernels.table import Curve, KernelTable, fit_model, merge_tables, split_half_noise
 from edgefit.predict import synthetic
 
 
@@ -241,6 +241,36 @@ def test_a_real_tiny_calibration_through_the_worker(monkeypatch: pytest.MonkeyPa
     assert min(samples["tiny"].cold_s) > min(samples["empty"].cold_s)
     assert min(samples["linear/fp32/m1/512x512"].warm_s) > min(samples["linear/fp32/m1/256x256"].warm_s)
     assert KernelTable.from_dict(json.loads(json.dumps(table.to_dict()))) == table
+
+
+def test_whole_model_calls_are_timed_among_the_chains(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`validate`'s interleaved check: a built decoder runs once per round among the chains (decode and prefill
+    calls); its samples travel with the table through JSON, a merge keeps them, and a prefill of 32 tokens costs
+    more than one decoded token."""
+    from edgefit.kernels import calibrate
+
+    base = catalog.load_spec("smollm2-135m")
+    spec = dataclasses.replace(base, num_layers=2, vocab_size=512, hidden_size=128, intermediate_size=256,
+                               num_heads=4, num_kv_heads=2, head_dim=32)  # fmt: skip
+    built = onnxbuild.build_model(spec, "fp32", out=tmp_path / "m.onnx")
+    plan = (KernelSpec("linear", 4, precision="fp32", m=1, k=256, n=256), KernelSpec("tiny", 64),
+            KernelSpec("empty", 1))  # fmt: skip
+    monkeypatch.setattr(calibrate, "default_plan", lambda avail, precisions: _Plan(plan))
+    calls = (calibrate.ModelCall(spec.id, "fp32", 1, 16, built.path), calibrate.ModelCall(spec.id, "fp32", 32, 0,
+                                                                                          built.path))  # fmt: skip
+    table = calibrate.measure_table(synthetic.device("host"), "fp-c", threads=1, budget_s=0.2, rounds_min=4,
+                                    calls=calls)  # fmt: skip
+    got = {c.id: c for c in table.calls}
+    assert set(got) == {c.id for c in calls}
+    assert all(len(c.samples_s) == table.rounds for c in table.calls)
+    assert min(got[calls[1].id].samples_s) > min(got[calls[0].id].samples_s)
+    again = KernelTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert again == table
+    assert merge_tables(table, table).calls == table.calls + table.calls
+    bad = table.to_dict()
+    bad["calls"][0]["samples_s"] = [-1.0]
+    with pytest.raises(PredictError, match="kernel table"):
+        KernelTable.from_dict(bad)
 
 
 @dataclasses.dataclass(frozen=True)

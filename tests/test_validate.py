@@ -97,3 +97,68 @@ def test_measure_fresh_interleaves_held_out_models_with_the_ladder(
     assert run_ids == ["run-1"]
     with pytest.raises(PredictError, match="must not be ladder rungs"):
         v.measure_fresh(tmp_path / "db.sqlite", models=(LADDER[1].id,))
+
+
+def _calls(measurements: list[Any], slow: float = 1.0) -> tuple[Any, ...]:
+    """Decode measurements turned into calls timed in a table's rounds (the synthetic physics, ``slow`` x)."""
+    from edgefit.bench.measurement import Phase
+    from edgefit.kernels.table import CallSamples
+
+    return tuple(
+        CallSamples(m.model_id, m.precision, 1, m.context_tokens, tuple(x * slow for x in m.samples_s))
+        for m in measurements
+        if m.phase == Phase.DECODE
+    )
+
+
+@pytest.mark.parametrize("slow", [1.0, 1.5])
+def test_interleaved_calls_are_priced_with_their_own_table(slow: float) -> None:
+    """Calls timed among a table's chains are compared with that table (lower quartile of their rounds), kept apart
+    from the benchmark's comparisons in the summary; a model 1.5x slower than its kernels is caught."""
+    import dataclasses
+
+    table = sy.kernel_table(PHYS, rounds=8, noise_rel=0.01, seed=3)
+    lad = sy.kernel_measurements(LADDER, PRECISIONS, PHYS, noise_rel=0.01, seed=1)
+    held = sy.kernel_measurements(HELD + RANDOM, PRECISIONS, PHYS, noise_rel=0.01, seed=2)
+    with_calls = dataclasses.replace(table, calls=_calls(held, slow))
+    cal = pipeline.calibration_from_table(table, lad)
+    inter = pipeline.calibration_from_table(with_calls, lad)
+    r = v.validate(cal, sy.device("host"), ladder_measurements=lad, held_out_measurements=held,
+                   specs={s.id: s for s in RANDOM}, interleaved=inter)  # fmt: skip
+    rows = [c for c in r.comparisons if c.timing == "interleaved"]
+    assert {c.model_id for c in rows} == {s.id for s in HELD + RANDOM}
+    assert {c.kind for c in rows} == {"held_out", "random"} and {c.figure for c in rows} == {"decode"}
+    key = "interleaved/random/decode/int4"
+    assert r.summary[key]["n"] == sum(1 for c in rows if c.kind == "random" and c.precision == "int4")
+    assert "median_abs_error_vs_median" in r.summary[key]
+    assert r.summary["random/decode/int4"]["meets_target"]  # the benchmark's rows are unaffected by the calls
+    if slow == 1.0:
+        assert all(r.summary[k]["meets_target"] for k in r.summary if k.startswith("interleaved/"))
+    else:
+        assert all(c.error_rel < -0.25 for c in rows)
+        assert not r.summary[key]["meets_target"]
+    comp = pipeline.composition_errors(r.to_dict())
+    assert comp["decode"] == max(e["median_abs_error"] for k, e in r.summary.items()
+                                 if k.startswith("interleaved/") and "/decode/" in k)  # fmt: skip
+
+
+def test_model_calls_take_the_built_files_and_stay_within_ram(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Decode at the shallowest and deepest measured cache and prefill at the longest prompt, per built file; files
+    missing from the cache are skipped and the largest left out when RAM is short, each with a note."""
+    from edgefit.onnxbuild import build
+
+    monkeypatch.setattr(build, "cache_dir", lambda: tmp_path)
+    ms = sy.kernel_measurements(HELD, ("int4",), PHYS)
+    (tmp_path / "models").mkdir()
+    present = HELD[0]
+    build.default_path(present, "int4", layers=None, seed=0).write_bytes(b"x")
+    specs = {s.id: s for s in HELD}
+    calls, round_s, notes = v.model_calls(ms, specs, 2**40)
+    assert {c.model_id for c in calls} == {present.id}
+    depths = sorted(m.context_tokens for m in ms if m.model_id == present.id and m.phase.value == "decode")
+    prompts = [m.prompt_tokens for m in ms if m.model_id == present.id and m.phase.value == "prefill"]
+    got = sorted((c.tokens, c.past) for c in calls)
+    assert got == sorted({(1, depths[0]), (1, depths[-1])} | ({(max(prompts), 0)} if prompts else set()))
+    assert round_s > 0 and any("no longer in the cache" in n for n in notes)
+    none, _, notes2 = v.model_calls(ms, specs, 1024)
+    assert none == [] and any("left out" in n for n in notes2)

@@ -27,16 +27,21 @@ from edgefit.commands._common import (
 )
 from edgefit.errors import PredictError
 from edgefit.kernels.table import KernelTable, fit_model, merge_tables
+from edgefit.predict import accounting
 from edgefit.predict.validate import (
+    CALL_ROUNDS,
     DEFAULT_HELD_OUT,
     DEFAULT_PRECISIONS,
     DEFAULT_RANDOM,
     ValidationResult,
     measure_fresh,
+    model_calls,
     random_specs,
     validate,
 )
 from edgefit.store import Store
+
+MAX_CALLS_S = 240.0  # cap on the seconds the interleaved model calls add to the table measured after the models
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "drawn at random (width, depth, heads, kv heads, head_dim, MLP width, vocab, tied, biases). Unless "
             "--no-build they are built and measured now, in one run. Prints predicted vs measured decode, "
             "prefill and peak RSS with errors, the kernel-level interpolation error, and stores the result for "
-            "reports."
+            "reports. The fresh table measured after the models also times each built file among its chains "
+            "(interleaved/ rows: model and kernels under the same drift, so the pricing alone is tested)."
         ),
     )
     p.add_argument(
@@ -132,10 +138,25 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     ladder = [m for m in ladder if m.precision in precisions] or ladder
     if before is not None:
-        say("and one just after them: the two bracket the models and are merged", markup=False)
-        calibrate_and_store(db, state0.host, fingerprint, threads=args.threads)
+        from edgefit import memory
+        from edgefit.kernels.calibrate import DEFAULT_BUDGET_S
+
+        all_specs = accounting.resolve_specs({m.model_id for m in (*ladder, *held)}, given=specs)
+        calls, round_s, call_notes = model_calls([*ladder, *held], all_specs, memory.available_memory_bytes())
+        notes += call_notes
+        budget_s = DEFAULT_BUDGET_S + min(CALL_ROUNDS * round_s, MAX_CALLS_S)
+        say(
+            f"and one just after them, with the {len(calls)} model calls timed among its chains (~{budget_s:.0f} s): "
+            "the two tables bracket the benchmark and are merged",
+            markup=False,
+        )
+        calibrate_and_store(db, state0.host, fingerprint, threads=args.threads, calls=calls, budget_s=budget_s)
     state = pipeline.host_state(db, calibrate_if_missing=False)  # the memory model now sees the fresh ladder
     calibration = state.calibration
+    # the latest table (just measured, or an earlier validate's) prices the calls timed in its own rounds
+    interleaved = calibration if calibration.host.table.calls else None
+    if interleaved is not None and args.no_build:
+        specs = {**specs, **_random_specs_of_ids({c.model_id for c in calibration.host.table.calls})}
     if before is not None:
         merged = fit_model(merge_tables(before, calibration.host.table))
         calibration = dataclasses.replace(calibration, host=merged)
@@ -145,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         )
     result = validate(
         calibration, state.host, ladder_measurements=ladder, held_out_measurements=held, specs=specs,
-        run_ids=run_ids,
+        run_ids=run_ids, interleaved=interleaved,
     )  # fmt: skip
     if notes:
         result = ValidationResult(**{**_fields(result), "notes": (*result.notes, *notes)})
@@ -163,9 +184,13 @@ def _fields(r: ValidationResult) -> dict[str, Any]:
 
 
 def _random_specs_of(ms: list[Measurement]) -> dict[str, ModelSpec]:
+    return _random_specs_of_ids({m.model_id for m in ms})
+
+
+def _random_specs_of_ids(ids: set[str]) -> dict[str, ModelSpec]:
     """Random architectures are named random-<seed>-<index>: regenerate them from their seed."""
     out: dict[str, ModelSpec] = {}
-    for mid in {m.model_id for m in ms if m.model_id.startswith("random-")}:
+    for mid in {m for m in ids if m.startswith("random-")}:
         try:
             _, seed, index = mid.split("-")
             drawn = random_specs(int(index) + 1, int(seed))
@@ -203,11 +228,14 @@ def _print_human(r: ValidationResult) -> None:
         "held_out": "held-out catalog architectures predicted from the kernel table",
         "random": "random architectures predicted from the kernel table",
     }
-    for kind in ("rung", "held_out", "random"):
-        rows = [x for x in r.comparisons if x.kind == kind]
+    for timing, kind in [(t, k) for t in ("bench", "interleaved") for k in ("rung", "held_out", "random")]:
+        rows = [x for x in r.comparisons if x.kind == kind and x.timing == timing]
         if not rows:
             continue
-        t = Table(show_edge=False, title=f"{titles[kind]} (decode, prefill: ms; peak RSS: MiB)")
+        title = f"{titles[kind]} (decode, prefill: ms; peak RSS: MiB)"
+        if timing == "interleaved":
+            title = f"{titles[kind]}, timed among its chains (ms; measured: lower quartile of the rounds)"
+        t = Table(show_edge=False, title=title)
         t.add_column("model", no_wrap=True)
         for col in ("prec", "figure", "tokens", "predicted", "measured", "error %", "in interval"):
             left = col in ("prec", "figure", "in interval")
@@ -218,8 +246,12 @@ def _print_human(r: ValidationResult) -> None:
                 _fmt(x.figure, x.measured), f"{x.error_rel * 100:+.1f}", "yes" if x.within_interval else "no",
             )  # fmt: skip
         c.print(t)
-    s = Table(show_edge=False, title="summary of |error| (%)")
-    for col in ("group", "n", "median", "max", "target", "met"):
+    s = Table(
+        show_edge=False,
+        title="summary of |error| (%); interleaved/: whole models timed among the table's chains, against the "
+        "lower quartile of their rounds (vs med: against the median)",
+    )
+    for col in ("group", "n", "median", "max", "target", "met", "vs med"):
         s.add_column(col, no_wrap=True)
     for key, e in r.summary.items():
         target = met = ""
@@ -227,7 +259,8 @@ def _print_human(r: ValidationResult) -> None:
             target = f"{e['target_median_abs_error'] * 100:.0f}/{e['target_max_abs_error'] * 100:.0f}"
             met = "yes" if e["meets_target"] else "NO"
         med, mx = f"{e['median_abs_error'] * 100:.1f}", f"{e['max_abs_error'] * 100:.1f}"
-        s.add_row(key, str(e["n"]), med, mx, target, met)
+        vs_med = f"{e['median_abs_error_vs_median'] * 100:.1f}" if "median_abs_error_vs_median" in e else ""
+        s.add_row(key, str(e["n"]), med, mx, target, met, vs_med)
     c.print(s)
     k = Table(show_edge=False, title="kernel level: each chain predicted from its neighbours (|error| %)")
     for col in ("class", "n", "median", "max"):

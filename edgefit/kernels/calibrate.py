@@ -11,7 +11,8 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from edgefit import memory, probes
 from edgefit.bench.executor import worker_command
 from edgefit.errors import BenchError
 from edgefit.kernels.plan import PRECISIONS, default_plan
-from edgefit.kernels.table import HostFacts, KernelSamples, KernelTable
+from edgefit.kernels.table import CallSamples, HostFacts, KernelSamples, KernelTable
 from edgefit.profiles import DeviceProfile
 from edgefit.units import MIB
 
@@ -28,6 +29,21 @@ RUN_KIND = "kernels"
 DEFAULT_BUDGET_S = 20.0  # seconds of interleaved rounds after the build (~10-15 s more on 2 cores)
 ROUNDS_MIN = 12
 ROUNDS_MAX = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """A whole decoder file to time among the chains: ``tokens`` new tokens on a synthetic cache of ``past``."""
+
+    model_id: str
+    precision: str
+    tokens: int
+    past: int
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return CallSamples(self.model_id, self.precision, self.tokens, self.past, ()).id
 
 
 def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:
@@ -57,8 +73,9 @@ def measure_table(
     budget_s: float = DEFAULT_BUDGET_S,
     rounds_min: int = ROUNDS_MIN,
     progress: Callable[[str], None] | None = None,
+    calls: Sequence[ModelCall] = (),
 ) -> KernelTable:
-    """Run the worker on the default plan; BenchError (one line) when it fails."""
+    """Run the worker on the default plan (and ``calls`` among its chains); BenchError (one line) when it fails."""
     avail = memory.available_memory_bytes()
     plan = default_plan(avail, precisions)
     n_threads = threads or host.cpu_cores
@@ -72,6 +89,7 @@ def measure_table(
         "budget_s": budget_s,
         "seed": 0,
         "bandwidth_bytes": bw_bytes,
+        "calls": [{"id": c.id, "path": str(c.path), "tokens": c.tokens, "past": c.past} for c in calls],
     }
     t0 = time.perf_counter()
     result = _run_worker(job, progress)
@@ -89,6 +107,11 @@ def measure_table(
         dropped=plan.dropped,
         notes=(f"{len(plan.dropped)} chains left out to stay within a quarter of free RAM",) if plan.dropped else (),
         others_cores=float(result.get("others_cores", 0.0)),
+        calls=tuple(
+            CallSamples(c.model_id, c.precision, c.tokens, c.past, tuple(result["call_s"][c.id]))
+            for c in calls
+            if result.get("call_s", {}).get(c.id)
+        ),
     )
     return table
 
@@ -143,6 +166,7 @@ def calibrate_and_store(
     precisions: tuple[str, ...] = PRECISIONS,
     budget_s: float = DEFAULT_BUDGET_S,
     progress: Callable[[str], None] | None = None,
+    calls: Sequence[ModelCall] = (),
 ) -> tuple[str, KernelTable]:
     """Measure and store; returns (run id, table). The run is marked failed/interrupted if measuring stops."""
     from edgefit.bench.env import capture_environment
@@ -154,7 +178,7 @@ def calibrate_and_store(
     status = "failed"
     try:
         table = measure_table(host, fingerprint, threads=threads, precisions=precisions, budget_s=budget_s,
-                              progress=progress)  # fmt: skip
+                              progress=progress, calls=calls)  # fmt: skip
         with Store(db_path) as store:
             store.save_kernel_table(run_id, fingerprint, table.to_dict())
         status = "finished"

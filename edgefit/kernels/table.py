@@ -14,6 +14,9 @@ tracks the undisturbed cost, but with many rounds the minimum catches rare lucky
 the cache); the quantile was chosen with ``benchmarks/bench_repeatability.py``. The table's noise is the relative
 difference between the estimates of the first and of the second half of the rounds, per chain; its median widens
 every prediction's interval.
+
+A table may also carry ``calls``: whole decoder files (``edgefit validate``'s models) timed once per round among the
+chains, so a model and the kernels that price it are measured under the same drift and bursts.
 """
 
 from __future__ import annotations
@@ -56,6 +59,25 @@ class KernelSamples:
 
 
 @dataclass(frozen=True, slots=True)
+class CallSamples:
+    """One whole-model call timed in the table's rounds: ``tokens`` new tokens on a cache of ``past``."""
+
+    model_id: str
+    precision: str
+    tokens: int
+    past: int
+    samples_s: tuple[float, ...]  # one per round
+
+    @property
+    def id(self) -> str:
+        return f"{self.model_id}|{self.precision}|{self.tokens}|{self.past}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "precision": self.precision, "tokens": self.tokens, "past": self.past,
+                "samples_s": list(self.samples_s)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class KernelTable:
     host: HostFacts
     threads: int
@@ -68,6 +90,7 @@ class KernelTable:
     dropped: tuple[str, ...] = ()  # chains left out for memory
     notes: tuple[str, ...] = ()
     others_cores: float = 0.0  # CPU cores other processes used on average while the rounds ran
+    calls: tuple[CallSamples, ...] = ()  # whole models timed in the same rounds (``edgefit validate``)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +109,7 @@ class KernelTable:
             "dropped": list(self.dropped),
             "notes": list(self.notes),
             "others_cores": self.others_cores,
+            **({"calls": [c.to_dict() for c in self.calls]} if self.calls else {}),
         }
 
     @classmethod
@@ -131,6 +155,16 @@ class KernelTable:
                 dropped=tuple(_str(x) for x in data.get("dropped", ())),
                 notes=tuple(_str(x) for x in data.get("notes", ())),
                 others_cores=_num(data.get("others_cores", 0.0), 0.0, 4096.0),
+                calls=tuple(
+                    CallSamples(
+                        _str(c["model_id"]),
+                        _str(c["precision"]),
+                        _int(c["tokens"], 1, 2**20),
+                        _int(c["past"], 0, 2**24),
+                        tuple(_num(x, 1e-9, 1e4) for x in c["samples_s"]),
+                    )
+                    for c in data.get("calls", ())
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -453,4 +487,5 @@ def merge_tables(before: KernelTable, after: KernelTable) -> KernelTable:
         dropped=tuple(sorted(set(before.dropped) | set(after.dropped))),
         notes=(*after.notes, f"merged with the table measured at {before.measured_at}"),
         others_cores=(before.others_cores + after.others_cores) / 2,
+        calls=before.calls + after.calls,
     )

@@ -1,7 +1,7 @@
 """The kernel-calibration worker: builds every chain of a plan in one process, then times them interleaved.
 
     stdin : one JSON object {"kernels": [KernelSpec dicts], "threads", "rounds_min", "rounds_max", "budget_s",
-            "seed", "bandwidth_bytes"}
+            "seed", "bandwidth_bytes", optional "calls": [{"id", "path", "tokens", "past"}]}
     stdout: JSON lines: {"event": "built", "done", "total"} while building, {"event": "round", "round", "elapsed_s"}
             per round, then {"event": "result", ...} with the raw samples; {"event": "error", "message"} on failure
 
@@ -11,7 +11,10 @@ the order within a round is shuffled, so slow drift and fast bursts hit all kern
 runs twice back to back: the first run (``cold``) follows the other chains, whose weights together exceed the
 last-level cache, so it reads its weights from DRAM as a decoder larger than the cache does every token; the
 second (``warm``) finds what fits still cached. A short STREAM triad pass runs once per round as the bandwidth
-reference. Raw samples go back to the parent; the estimators live in ``edgefit.kernels.table``.
+reference. ``calls`` (``edgefit validate``): whole decoder files, one call each (``tokens`` new tokens on a
+synthetic cache of ``past``) timed once per round among the chains, so a model and the kernels that price it
+meet the same drift and bursts (a model measured minutes after its table differed by the drift between them).
+Raw samples go back to the parent; the estimators live in ``edgefit.kernels.table``.
 
 Run as ``python -I -m edgefit.kernels.worker`` (isolated: nothing is imported from the caller's folder).
 """
@@ -73,12 +76,15 @@ def run(job: dict[str, Any], out: TextIO) -> None:
         sessions.append((spec.id, sess, feeds))
         _emit(out, {"event": "built", "done": i + 1, "total": len(specs)})
     build_s = time.perf_counter() - t_build
-    for _sid, sess, feeds in sessions:  # warm-up: first runs allocate buffers and fault pages in
+    calls = _call_sessions(job.get("calls") or [], so)
+    for _sid, sess, feeds in [*sessions, *calls]:  # warm-up: first runs allocate buffers and fault pages in
         sess.run(None, feeds)
         sess.run(None, feeds)
     bw_bytes = int(job.get("bandwidth_bytes") or 0)
     cold: dict[str, list[float]] = {sid: [] for sid, _, _ in sessions}
     warm: dict[str, list[float]] = {sid: [] for sid, _, _ in sessions}
+    call_s: dict[str, list[float]] = {cid: [] for cid, _, _ in calls}
+    entries = [*sessions, *calls]
     bandwidth: list[float] = []
     rng = np.random.default_rng(int(job.get("seed", 0)))
     rounds_min, rounds_max = int(job["rounds_min"]), int(job["rounds_max"])
@@ -91,8 +97,13 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     rounds = 0
     perf = time.perf_counter
     while rounds < rounds_max and (rounds < rounds_min or perf() - t0 < budget_s):
-        for idx in rng.permutation(len(sessions)):
-            sid, sess, feeds = sessions[idx]
+        for idx in rng.permutation(len(entries)):
+            sid, sess, feeds = entries[idx]
+            if idx >= len(sessions):  # a whole model's call: once per round
+                a = perf()
+                sess.run(None, feeds)
+                call_s[sid].append(perf() - a)
+                continue
             a = perf()
             sess.run(None, feeds)
             b = perf()
@@ -121,6 +132,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
             "others_cores": others_cores,
             "cold_s": cold,
             "warm_s": warm,
+            "call_s": call_s,
             "bandwidth_bytes_per_s": bandwidth,
             "bandwidth_working_set_bytes": bw_bytes,
             "runtime_rss_bytes": base_rss,
@@ -128,6 +140,27 @@ def run(job: dict[str, Any], out: TextIO) -> None:
             "onnxruntime_version": ort.__version__,
         },
     )
+
+
+def _call_sessions(calls: list[dict[str, Any]], so: Any) -> list[tuple[str, Any, dict[str, np.ndarray]]]:
+    """Sessions and feeds of whole-model calls, on the same shared thread pool as the chains, optimized as
+    ``edgefit bench`` runs them."""
+    import onnxruntime as ort
+
+    from edgefit.bench.feeds import FeedSpec, synthesize
+    from edgefit.bench.modelfile import inspect_model_file
+
+    out = []
+    for c in calls:
+        info = inspect_model_file(c["path"], hash_file=False)
+        feeds = synthesize(info, FeedSpec(), seq=int(c["tokens"]), past=int(c["past"]))
+        cso = ort.SessionOptions()
+        cso.use_per_session_threads = False
+        cso.log_severity_level = 3
+        cso.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        cso.add_session_config_entry("session.disable_prepacking", "0")
+        out.append((str(c["id"]), ort.InferenceSession(str(c["path"]), cso, providers=["CPUExecutionProvider"]), feeds))
+    return out
 
 
 def main() -> int:
