@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -20,7 +22,9 @@ from rich.text import Text
 from edgefit.commands._common import check_float_flag, console, db_path, err_console, print_json
 from edgefit.errors import UsageError
 
-ORDER = ("fits", "tight", "too_slow", "over_power_budget", "does_not_fit")
+if TYPE_CHECKING:
+    from edgefit.graphs.profile import GraphProfile
+    from edgefit.predict.graph import GraphPrediction
 
 
 def add_graph_flags(p: argparse.ArgumentParser) -> None:
@@ -32,31 +36,56 @@ def add_graph_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="a scalar input's value")
 
 
-def judge(pred: Any, max_latency_s: float | None, power_cap_w: float | None) -> tuple[str, str]:
-    """(verdict, reason quoting the numbers) for one GraphPrediction."""
-    lat, mem = pred.latency_s, pred.memory
-    if not mem.fits:
-        return "does_not_fit", (
-            f"needs {mem.total.value / 2**20:.0f} MiB, {mem.usable_ram_bytes / 2**20:.0f} MiB usable "
-            f"({mem.total.basis.value})"
-        )
-    if max_latency_s is not None and lat.value > max_latency_s:
-        return "too_slow", f"{lat.value * 1e3:.3g} ms > {max_latency_s * 1e3:.3g} ms ({lat.basis.value})"
-    if power_cap_w is not None and pred.power_w.value > power_cap_w:
-        return "over_power_budget", f"{pred.power_w.value:.1f} W load > {power_cap_w:g} W cap (spec)"
-    if max_latency_s is not None and lat.high > max_latency_s:
-        return "tight", (
-            f"{lat.value * 1e3:.3g} ms, interval up to {lat.high * 1e3:.3g} ms > {max_latency_s * 1e3:.3g} ms "
-            f"({lat.basis.value})"
-        )
-    return "fits", f"{lat.value * 1e3:.3g} ms per inference ({lat.basis.value})"
+def judge(pred: GraphPrediction, max_latency_s: float | None, power_cap_w: float | None) -> tuple[str, str]:
+    """(verdict, reason quoting the numbers): the one graph verdict rule, shared with `edgefit report`."""
+    from edgefit.report.usergraphs import judge_graph
+
+    return judge_graph(pred, max_latency_s, power_cap_w)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRequest:
+    """--model FILE.onnx ... with its flags, parsed and checked against every file (nothing measured yet)."""
+
+    files: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]]
+    dims: dict[str, int]
+    scalars: dict[str, float]
+    max_latency_s: float | None  # --max-latency-ms or 1 / --min-fps, the stricter; None when neither is given
+
+
+def graph_request(args: argparse.Namespace, files: Sequence[str]) -> GraphRequest:
+    """Parse --shape/--dim/--input/--max-latency-ms/--min-fps and check every file and flag against each file's
+    inputs (the same one-line errors as the measurement would give), before anything is measured."""
+    from edgefit.bench.modelfile import inspect_model_file
+    from edgefit.commands.bench import _pairs, _shapes
+    from edgefit.graphs.measure import check_graph_flags
+
+    check_float_flag("--max-latency-ms", args.max_latency_ms, low=0.0, high=1e9)
+    check_float_flag("--min-fps", args.min_fps, low=0.0, high=1e9)
+    limits = [x for x in ((args.max_latency_ms or 0) / 1e3, 1.0 / args.min_fps if args.min_fps else 0.0) if x > 0]
+    shapes, dims, scalars = _shapes(args.shape), _pairs(args.dim, "--dim", int), _pairs(args.input, "--input", float)
+    unique = tuple(dict.fromkeys(str(f) for f in files))
+    for f in unique:
+        check_graph_flags(inspect_model_file(f, hash_file=False), shapes, dims, scalars)
+    return GraphRequest(unique, shapes, dims, scalars, min(limits) if limits else None)
+
+
+def profile_files(req: GraphRequest, say: Callable[[str], None] | None) -> tuple[GraphProfile, ...]:
+    """Each file's nodes timed here (``edgefit.graphs.measure.profile_graph``), one after the other."""
+    from edgefit.graphs import measure
+
+    out = []
+    for f in req.files:
+        if say is not None:
+            say(f"timing the nodes of {f} on this host (single-node sessions)")
+        out.append(measure.profile_graph(f, shapes=req.shapes, dims=req.dims, scalars=req.scalars))
+    return tuple(out)
 
 
 def run_graph_fit(args: argparse.Namespace) -> int:
     from edgefit import pipeline
-    from edgefit.commands.bench import _pairs, _shapes
     from edgefit.commands.fit import select_devices
-    from edgefit.graphs.measure import profile_graph
     from edgefit.predict.graph import graph_prediction_to_dict, predict_graph
 
     files = [m for m in args.model if str(m).lower().endswith(".onnx")]
@@ -64,11 +93,8 @@ def run_graph_fit(args: argparse.Namespace) -> int:
         raise UsageError("--model: give either .onnx files or model cards, not both (run `edgefit fit` twice)")
     if args.precision:
         raise UsageError("--precision does not apply to a .onnx (it runs at the precision it was saved in)")
-    check_float_flag("--max-latency-ms", args.max_latency_ms, low=0.0, high=1e9)
-    check_float_flag("--min-fps", args.min_fps, low=0.0, high=1e9)
-    limits = [x for x in ((args.max_latency_ms or 0) / 1e3, 1.0 / args.min_fps if args.min_fps else 0.0) if x > 0]
-    max_latency_s = min(limits) if limits else None
-    shapes, dims, scalars = _shapes(args.shape), _pairs(args.dim, "--dim", int), _pairs(args.input, "--input", float)
+    req = graph_request(args, files)  # every file and flag checked before anything is measured
+    max_latency_s = req.max_latency_s
     devices = select_devices(args.device)
     if args.price_cap is not None:
         devices = tuple(d for d in devices if d.price_usd is None or d.price_usd <= args.price_cap)
@@ -79,18 +105,10 @@ def run_graph_fit(args: argparse.Namespace) -> int:
     def say(m: str) -> None:
         err.print(m, markup=False, highlight=False, soft_wrap=True)
 
-    from edgefit.bench.campaign import check_shapes
-    from edgefit.bench.modelfile import inspect_model_file
-
-    for f in files:  # every file and --shape checked before anything is measured
-        check_shapes([inspect_model_file(f, hash_file=False)], {k: v for k, v in shapes.items()})
     state = pipeline.host_state(db_path(args), devices=devices, progress=None, say=say)
     rows: list[dict[str, Any]] = []
     preds = []
-    for f in files:
-        if not args.json:
-            say(f"timing the nodes of {f} on this host (single-node sessions)")
-        prof = profile_graph(f, shapes=shapes, dims=dims, scalars=scalars)
+    for prof in profile_files(req, None if args.json else say):
         for d in devices:
             pred = predict_graph(prof, d, state.calibration)
             verdict, reason = judge(pred, max_latency_s, args.power_cap)
@@ -117,6 +135,8 @@ def run_graph_fit(args: argparse.Namespace) -> int:
 
 
 def _print(preds: list[tuple[Any, str, str]], max_latency_s: float | None) -> None:
+    from edgefit.report.usergraphs import VERDICT_ORDER as ORDER
+
     out = console()
     target = f"target {max_latency_s * 1e3:.3g} ms per inference" if max_latency_s else "no latency target"
     for model_id in dict.fromkeys(p.model_id for p, _, _ in preds):

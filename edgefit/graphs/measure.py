@@ -13,11 +13,14 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgefit import memory
 from edgefit.errors import BenchError, EdgefitError, MemoryGuardError, ModelFileError, UsageError
 from edgefit.graphs.profile import GraphProfile
+
+if TYPE_CHECKING:
+    from edgefit.bench.modelinfo import ModelFileInfo
 
 DEFAULT_BUDGET_S = 8.0  # seconds of interleaved timing rounds (after building the sessions)
 ROUNDS_MIN = 5
@@ -45,22 +48,14 @@ def profile_graph(
     """The graph as onnxruntime runs it here, its distinct nodes timed one by one (see ``edgefit.graphs.worker``).
     One-line EdgefitError for a file that is not a model, a bad --shape/--dim, a graph that cannot run, or too
     little memory."""
-    from edgefit.bench.campaign import check_shapes, default_threads, dims_from_shapes, feed_bytes
+    from edgefit.bench.campaign import default_threads, dims_from_shapes, feed_bytes
     from edgefit.bench.estimate import file_peak_bytes
     from edgefit.bench.feeds import FeedSpec
     from edgefit.bench.modelfile import inspect_model_file
 
     shapes, dims, scalars = dict(shapes or {}), dict(dims or {}), dict(scalars or {})
     info = inspect_model_file(path)
-    check_shapes([info], shapes)
-    names = {t.name for t in info.inputs}
-    for d, v in dims.items():
-        if d not in info.symbolic_dims:
-            valid = ", ".join(info.symbolic_dims) or "none (set unnamed dims with --shape NAME=AxB)"
-            raise UsageError(f"--dim {d}={v}: {info.path.name} has no symbolic dim {d!r}; symbolic dims: {valid}")
-    for name in scalars:
-        if name not in names:
-            raise UsageError(f"--input {name}: {info.path.name} has no input {name!r}; inputs: {', '.join(names)}")
+    check_graph_flags(info, shapes, dims, scalars)
     dims = {**dims_from_shapes(info, shapes), **dims}
     spec = FeedSpec(dims=dims, scalars=scalars, shapes=shapes)
     memory.check_fits(2 * file_peak_bytes(info) + feed_bytes(info, spec), f"{info.path.name} (graph profiling)")
@@ -77,6 +72,24 @@ def profile_graph(
     raw = _run_worker(job, info.path.name, progress)
     prof = GraphProfile.from_dict(raw)
     return GraphProfile.from_dict({**prof.to_dict(), "sha256_16": info.sha256_16, "path": str(info.path)})
+
+
+def check_graph_flags(
+    info: ModelFileInfo, shapes: dict[str, tuple[int, ...]], dims: dict[str, int], scalars: dict[str, float]
+) -> None:
+    """--shape, --dim and --input against one file's inputs (one-line UsageError); nothing is run. ``fit`` and
+    ``report`` call it for every file before they measure anything."""
+    from edgefit.bench.campaign import check_shapes
+
+    check_shapes([info], shapes)
+    names = {t.name for t in info.inputs}
+    for d, v in dims.items():
+        if d not in info.symbolic_dims:
+            valid = ", ".join(info.symbolic_dims) or "none (set unnamed dims with --shape NAME=AxB)"
+            raise UsageError(f"--dim {d}={v}: {info.path.name} has no symbolic dim {d!r}; symbolic dims: {valid}")
+    for name in scalars:
+        if name not in names:
+            raise UsageError(f"--input {name}: {info.path.name} has no input {name!r}; inputs: {', '.join(names)}")
 
 
 def _run_worker(job: dict[str, Any], name: str, progress: Callable[[str], None] | None) -> dict[str, Any]:

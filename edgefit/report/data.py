@@ -23,6 +23,7 @@ from edgefit.verdict import Verdict, Workload, best_fitting_precision, judge, la
 
 if TYPE_CHECKING:
     from edgefit.report.devicecheck import DeviceCheck
+    from edgefit.report.usergraphs import UserGraph
     from edgefit.report.usermodels import UserModelRun
 
 SCHEMA_VERSION = 1
@@ -102,6 +103,7 @@ class ReportData:
     facts: tuple[DeviceFacts, ...] = ()  # per device: its own measured draw and sustained factor (devicepower)
     device_checks: tuple[DeviceCheck, ...] = ()  # linked devices: their own figures vs the datasheet prediction
     user_models: tuple[UserModelRun, ...] = ()  # the user's own .onnx files measured on this host (bench FILE)
+    user_graphs: tuple[UserGraph, ...] = ()  # the user's .onnx files predicted on every device (report --model)
 
     # --- lookups ---
     def verdict(self, model_id: str, precision: str, device_id: str) -> Verdict | None:

@@ -106,6 +106,7 @@ def results_document(data: ReportData) -> dict[str, Any]:
         "device_facts": device_facts_dict(data),
         **({"device_checks": [c.to_dict() for c in data.device_checks]} if data.device_checks else {}),
         **({"user_models": [r.to_dict() for r in data.user_models]} if data.user_models else {}),
+        **(_user_graphs(data) if data.user_graphs else {}),
         "scaling": [
             {
                 "label": p.label,
@@ -123,6 +124,14 @@ def results_document(data: ReportData) -> dict[str, Any]:
             {"model_id": s.model_id, "precision": s.precision, "device_id": s.device_id, "reason": s.reason}
             for s in data.skipped
         ],
+    }
+
+
+def _user_graphs(data: ReportData) -> dict[str, Any]:
+    """`report --model FILE.onnx`: every file x device prediction with its verdict, and per file the answers."""
+    return {
+        "user_model_predictions": [r.to_dict(g.max_latency_s) for g in data.user_graphs for r in g.rows],
+        "user_model_answers": [g.answer_dict() for g in data.user_graphs],
     }
 
 

@@ -141,6 +141,11 @@ def build(data: ReportData) -> Document:
     mine = user_models_section(data.user_models)
     if mine is not None:
         out.append(mine)
+    from edgefit.report.usergraphs import user_graphs_section  # the user's .onnx files on every device
+
+    graphs = user_graphs_section(data.user_graphs, data.user_models)
+    if graphs is not None:
+        out.append(graphs)
     out.append(Section("Devices", tables=(tables.device_table(data),)))
     if data.skipped:
         out.append(Section("Not predicted", bullets=_skipped(data)))

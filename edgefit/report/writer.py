@@ -56,6 +56,10 @@ def write_report(data: ReportData, out_dir: Path, formats: Iterable[str] = FORMA
         written.append(_write(out_dir / "results.json", text))
     if "csv" in wanted:
         written.append(_write(out_dir / "results.csv", results_csv(data)))
+        if data.user_graphs:  # report --model FILE.onnx: its own columns (results.csv's are a decoder's)
+            from edgefit.report.usergraphs import user_graphs_csv
+
+            written.append(_write(out_dir / "results_user_models.csv", user_graphs_csv(data.user_graphs)))
     return tuple(written)
 
 
