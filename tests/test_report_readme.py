@@ -43,4 +43,18 @@ def test_readme_example_runs(line: str, tmp_path: Path, monkeypatch: pytest.Monk
             argv[argv.index("--out") + 1] = str(tmp_path / "out")
         else:
             argv += ["--out", str(tmp_path / "reports")]
+    for i, arg in enumerate(argv):  # a user's model file: a small real CNN (input x [N, 3, H, W]) in its place
+        if arg.endswith(".onnx"):
+            from test_predict_graph import small_cnn
+
+            argv[i] = str(small_cnn(tmp_path / Path(arg).name))
+            _quick_graph_profiles(monkeypatch)
     assert main([*argv, "--db", str(db)]) == expected
+
+
+def _quick_graph_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Node timing rounds for 1 s instead of 8 s: the example's exit code is what is checked here."""
+    from edgefit.graphs import measure
+
+    real = measure.profile_graph
+    monkeypatch.setattr(measure, "profile_graph", lambda path, **kw: real(path, **{**kw, "budget_s": 1.0}))

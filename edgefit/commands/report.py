@@ -90,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     state = pipeline.host_state(db_path(args), devices=devices, progress=not args.json, say=lambda m: err.print(m))
     if not args.device:
         devices = (state.host, *devices)  # this host first: its figures are the measured ones
-    profiles = profile_files(graphs, lambda m: err.print(m, markup=False, highlight=False)) if graphs else ()
+
+    def say(m: str) -> None:  # a file's path is printed as itself, never as markup
+        err.print(m, markup=False, highlight=False, soft_wrap=True)
+
+    profiles = profile_files(graphs, say) if graphs else ()
     facts = pipeline.device_facts(db_path(args), state, devices)
     data = pipeline.build_report_data(
         state, specs, devices, pipeline.REPORT_PRECISIONS, workload, demand_tokens_per_s=args.demand, facts=facts
