@@ -191,9 +191,12 @@ def test_report_model_onnx_from_a_fresh_database(
 def test_an_impossible_target_is_met_nowhere_and_mixed_catalog_models_keep_their_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_profiles: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from test_report_user_models import _bench
+
     db = tmp_path / "db.sqlite"
     seed_synthetic_db(db, monkeypatch, ladder=False)
     cnn = small_cnn(tmp_path / "cnn.onnx")
+    _bench(cnn, db, 0.012)  # `edgefit bench cnn.onnx` measured it whole here (scripted 12 ms): shown as M
     out = tmp_path / "out"
     monkeypatch.setenv("COLUMNS", "80")
     argv = ["report", "--model", "qwen2.5-0.5b", "--model", str(cnn), "--shape", "x=1x3x64x64", *DEVICES]
@@ -211,6 +214,9 @@ def test_an_impossible_target_is_met_nowhere_and_mixed_catalog_models_keep_their
     md = (out / "report.md").read_text()
     assert "cheapest device meeting the target: none of the priced devices" in md
     assert "## Verdicts" in md and "Qwen2.5 0.5B" in md
+    assert re.search(
+        r"file:cnn\.onnx: measured whole on this host with `edgefit bench`: 1[12]\.?\d* ms per inference \(M, ", md
+    )
     table = stdout.split("file:cnn.onnx: target", 1)[1].split("file:cnn.onnx: inputs", 1)[0]
     too_wide = [ln for ln in table.splitlines() if cell_len(ln) > 80]  # prose lines soft-wrap in the terminal
     assert too_wide == [] and "…" not in table, too_wide
@@ -249,3 +255,50 @@ def test_bad_files_and_shapes_are_one_line_before_anything_is_measured(
     assert "--max-latency-ms" in _bad([*base, str(cnn), "--max-latency-ms", "-1"], capsys)
     assert calibrations == [] and quick_profiles == []  # nothing measured
     assert not out.exists() and not db.exists()  # nothing written
+
+
+def test_a_graph_that_cannot_run_writes_nothing(
+    tmp_path: Path,
+    fresh_db: tuple[Path, list[Path]],
+    quick_profiles: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Valid ONNX whose MatMul shapes disagree: it fails when its nodes are timed (after the kernel table was
+    measured, which is kept), one line naming the file, exit 2, no report folder."""
+    from onnx import TensorProto, helper
+    from test_predict_graph import _save, _w
+
+    db, calibrations = fresh_db
+    i: list[Any] = []
+    broken = _save(
+        tmp_path / "broken.onnx",
+        [helper.make_node("MatMul", ["x", _w(i, "w", 16, 4)], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        i,
+    )
+    out = tmp_path / "out"
+    assert main(["report", "--model", str(broken), *DEVICES, "--out", str(out), "--db", str(db)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "broken.onnx" in lines[-1] and "error" in lines[-1] and "Traceback" not in "".join(lines), lines
+    assert calibrations == [db] and quick_profiles == [str(broken)] and not out.exists()
+
+
+def test_report_json_names_the_answers_and_nothing_else_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_profiles: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "db.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    cnn = small_cnn(tmp_path / "cnn.onnx")
+    out = tmp_path / "out"
+    argv = ["report", "--model", str(cnn), "--model", "qwen2.5-0.5b", "--shape", "x=1x3x32x32", *DEVICES]
+    assert main([*argv, "--format", "json", "--out", str(out), "--db", str(db), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (answer,) = doc["user_model_answers"]
+    assert answer["model_id"] == "file:cnn.onnx" and answer["max_latency_s"] is None
+    assert answer["inputs"] == ["x[1, 3, 32, 32] (image, NCHW, --shape)"]
+    # no target: a device meets it when the file fits its memory; the cheapest is the cheapest built-in device
+    assert answer["meeting_device_ids"] == ["host", "raspberry-pi-5-8gb", "raspberry-pi-zero-2-w-512mb"]
+    assert answer["cheapest_device_id"] == "raspberry-pi-zero-2-w-512mb"
+    written = json.loads((out / "results.json").read_text())
+    assert written["user_model_answers"] == doc["user_model_answers"]
