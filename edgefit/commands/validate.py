@@ -142,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
         from edgefit.kernels.calibrate import DEFAULT_BUDGET_S
 
         all_specs = accounting.resolve_specs({m.model_id for m in (*ladder, *held)}, given=specs)
-        calls, round_s, call_notes = model_calls([*ladder, *held], all_specs, memory.available_memory_bytes())
+        calls, round_s, call_notes = model_calls(
+            [*ladder, *held], all_specs, memory.available_memory_bytes(), rungs={m.model_id for m in ladder}
+        )
         notes += call_notes
         budget_s = DEFAULT_BUDGET_S + min(CALL_ROUNDS * round_s, MAX_CALLS_S)
         say(
