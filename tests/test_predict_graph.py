@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,31 @@ def test_host_prediction_is_the_sum_of_the_nodes_timed_here() -> None:
     assert p.memory.total.value == prof.weights_bytes + prof.arena_bytes + cal.host.table.runtime_rss_bytes
     assert p.energy_per_inference_j.value == pytest.approx(p.power_w.value * p.latency_s.value)
     assert p.nodes[0].op == "Conv"  # slowest first (2 x 2 ms)
+
+
+@pytest.mark.parametrize("ratio", [1.4, 0.9, 5.0])
+def test_the_whole_file_is_the_host_figure_and_its_ratio_scales_the_devices(ratio: float) -> None:
+    """The file timed whole in the nodes' rounds is the host's latency (measured); a device's node sum is scaled by
+    whole / sum, with an interval at least half that ratio's size; an implausible ratio is said and not used."""
+    import dataclasses
+
+    cal = calibration_from_table(synthetic.kernel_table())
+    base = _profile(MEMORY_NODE, COMPUTE_NODE)
+    prof = dataclasses.replace(base, whole_s=(0.0, 0.0, base.host_s * ratio))
+    host = predict_graph(prof, synthetic.device("host"), cal)
+    assert host.latency_s.basis == Basis.MEASURED
+    assert host.latency_s.value == pytest.approx(base.host_s * ratio)
+    twin = synthetic.device("twin", measured_bandwidth_bytes_per_s=_STREAM / 2)
+    plain, scaled = predict_graph(base, twin, cal), predict_graph(prof, twin, cal)
+    assert plain.latency_s.basis == scaled.latency_s.basis == Basis.SPEC
+    if ratio <= 3.0:
+        assert scaled.latency_s.value == pytest.approx(plain.latency_s.value * ratio)
+        assert scaled.calibration["composition_ratio"] == pytest.approx(ratio)
+        rel_high = scaled.latency_s.high / scaled.latency_s.value - 1
+        assert rel_high >= 0.5 * abs(math.log(ratio)) - 1e-9
+    else:
+        assert scaled.latency_s.value == pytest.approx(plain.latency_s.value)
+        assert any("not used" in n for n in scaled.notes)
 
 
 def test_nodes_translate_by_what_bounds_them() -> None:

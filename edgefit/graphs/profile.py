@@ -86,16 +86,26 @@ class GraphProfile:
     load_rss_bytes: int = 0  # RSS growth while onnxruntime loaded the file (weights as held, prepacked), measured
     run_rss_bytes: int = 0  # RSS growth over its first two runs (the arena and kernel workspaces), measured
     notes: tuple[str, ...] = ()
+    # the whole file timed in the same rounds as its nodes, measured: (lower quartile, median) of its first run per
+    # round, and the lower quartile of its fastest of 3 back-to-back runs per round (as `edgefit bench FILE` runs
+    # it: back to back); () for profiles made before it was timed
+    whole_s: tuple[float, ...] = ()
 
     @property
     def host_s(self) -> float:
         return self.run_s + sum(n.count * n.host_s for n in self.nodes)
+
+    @property
+    def whole_back_to_back_s(self) -> float | None:
+        """The whole file run back to back here (measured in the same rounds as the nodes), when timed."""
+        return self.whole_s[2] if len(self.whole_s) >= 3 and self.whole_s[2] > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f: getattr(self, f) for f in self.__slots__}
         out["nodes"] = [n.to_dict() for n in self.nodes]
         out["inputs"] = list(self.inputs)
         out["notes"] = list(self.notes)
+        out["whole_s"] = list(self.whole_s)
         return out
 
     @classmethod
@@ -118,4 +128,5 @@ class GraphProfile:
             load_rss_bytes=int(d.get("load_rss_bytes", 0)),
             run_rss_bytes=int(d.get("run_rss_bytes", 0)),
             notes=tuple(str(x) for x in d.get("notes", ())),
+            whole_s=tuple(float(x) for x in d.get("whole_s", ())),
         )

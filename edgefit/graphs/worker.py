@@ -17,7 +17,9 @@
    as the nodes of one session do (a pool per session left the previous node's threads spinning on the cores
    the next node needed: PP-OCRv4 det summed to 2x its whole-graph time)
  interleaved rounds (order shuffled each round): every session run once (its "cold" time, after the other
- nodes), then 3x back to back, the fastest kept; the node's time is the minimum over rounds minus an empty
+ nodes), then 3x back to back, the fastest kept; the whole file runs in the same rounds (``whole_s``: lower
+ quartile and median of its first runs, lower quartile of its fastest back-to-back runs), so the sum of the nodes
+ is checked against the graph under the same drift; the node's time is the minimum over rounds minus an empty
  session's bound run less one no-work node's dispatch (measured as a chain of Neg nodes), in the same rounds
  arena: peak of the bytes of live intermediate tensors, walking the nodes in the dump's (execution) order
 ```
@@ -313,6 +315,19 @@ class _NodeRun:
             self.sess.run(None, self.feeds)
 
 
+class _WholeRun:
+    """The file as one session (edgefit's bench settings, on the shared pool), fed as ``edgefit bench`` feeds it."""
+
+    bound = False
+
+    def __init__(self, sess: Any, feeds: dict[str, np.ndarray]) -> None:
+        self.sess, self.feeds = sess, feeds
+        sess.run(None, feeds)
+
+    def __call__(self) -> None:
+        self.sess.run(None, self.feeds)
+
+
 def _node_model(opt: Any, node: Any, var_in: list[str], const_in: list[str], values: dict[str, np.ndarray]) -> Any:
     from onnx import helper
 
@@ -498,12 +513,14 @@ def run(job: dict[str, Any], out: TextIO) -> None:
 
     empty_plain = empty(1)
     empty_plain.bound = False
-    everything: list[tuple[Any, _NodeRun]] = [
+    everything: list[tuple[Any, _NodeRun | _WholeRun]] = [
         *runs,
         ("empty_bound", empty(1)),
         ("empty_plain", empty_plain),
         ("chain_bound", empty(1 + CHAIN_EXTRA)),
     ]
+    whole = _WholeRun(_session(ort, str(path), threads, optimize=True), feeds)
+    everything.append(("whole", whole))  # the file itself in the same rounds: the nodes' sum is checked against it
     if inlined:
         if_feeds = {"c": np.array(True), "t0": np.ones(1, dtype=np.float32)}
         everything.append(("if", _NodeRun(ort, _if_model(), if_feeds, {"t1": np.ones(1, dtype=np.float32)}, threads)))
@@ -557,6 +574,9 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     if inlined:  # each inlined If still costs its branch's start-up in the real graph
         if_s = max(min(samples["if"]) - bound_s - dispatch_s, 0.0)  # less the branch's Identity
         nodes.append(NodeCost("If (running a branch)", inlined, "", 0, 0, 0, 0, if_s))
+    whole_cold, whole_warm = sorted(cold["whole"]), sorted(samples["whole"])
+    whole_s = (whole_cold[(len(whole_cold) - 1) // 4], float(statistics.median(whole_cold)),
+               whole_warm[(len(whole_warm) - 1) // 4])  # fmt: skip
     noise = statistics.median([_split_half(samples[k]) for k, _ in runs]) if runs else 0.0
     notes = []
     if inlined:
@@ -587,6 +607,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
         noise_rel=float(noise),
         dispatch_s=dispatch_s,
         notes=tuple(notes),
+        whole_s=whole_s,
     )
     _emit(out, {"event": "result", "profile": profile.to_dict()})
 
