@@ -131,7 +131,8 @@ def test_report_model_onnx_from_a_fresh_database(
         assert r["inputs"] == ["x[1, 3, 64, 64] (image, NCHW, --shape)"]
         lat = r["latency_s_per_inference"]
         assert 0 < lat["low"] <= lat["value"] <= lat["high"]
-        assert lat["basis"] == ("extrapolated" if device_id == "host" else "spec")
+        # this host: the whole file timed with its nodes (measured), or their sum (extrapolated); a device: spec
+        assert lat["basis"] in (("measured", "extrapolated") if device_id == "host" else ("spec",))
         assert r["energy_per_inference_j"]["basis"] == "spec" and r["energy_per_inference_j"]["value"] > 0
         assert r["throughput_inferences_per_s"]["value"] == pytest.approx(1 / lat["value"])
         assert r["verdict"] == _judged(r, 0.005), r["reason"]
@@ -147,6 +148,8 @@ def test_report_model_onnx_from_a_fresh_database(
     priced = [d for d in meeting if prices[d] is not None]
     cheapest = min(priced, key=lambda d: prices[d]) if priced else None
     assert answer["cheapest_device_id"] == cheapest and cheapest != "tiny-board"
+    fitting = [d for d in priced if preds[d]["verdict"] == "fits"]
+    assert answer["cheapest_fits_device_id"] == (min(fitting, key=lambda d: prices[d]) if fitting else None)
     assert answer["measured_on_the_fly"] == preds["host"]["measured_on_the_fly"]
     # only .onnx files given: the decoder tables still cover the catalog
     from edgefit.catalog import list_specs
@@ -169,6 +172,7 @@ def test_report_model_onnx_from_a_fresh_database(
         assert cells[5] == ("✓ fits" if r["fits_in_memory"] else f"✗ {usable_mib:.0f} usable")
         assert cells[6] == f"{energy['value'] * 1e3:.3g} S"
         assert cells[7] == VerdictKind(r["verdict"]).symbol
+        assert cells[8] == ("-" if prices[device_id] is None else f"${prices[device_id]:,.0f}")
     section = md.split(SECTION, 1)[1]
     assert "target 5 ms per inference" in section
     assert f"meets the target on {len(meeting)} of 4 devices" in section
@@ -302,3 +306,46 @@ def test_report_json_names_the_answers_and_nothing_else_on_stdout(
     assert answer["cheapest_device_id"] == "raspberry-pi-zero-2-w-512mb"
     written = json.loads((out / "results.json").read_text())
     assert written["user_model_answers"] == doc["user_model_answers"]
+
+
+def test_the_cheapest_device_meeting_the_target_and_the_cheapest_with_room() -> None:
+    """Pure: a profile of fixed node times priced on three real device profiles with the synthetic table, and a
+    target between the Pi 4's latency and the top of its interval: the Pi 4 is tight (and the cheapest meeting
+    it), the Pi 5 fits with room, the Pi Zero is too slow; a price cap at the Pi 4's price leaves the Pi 4 alone."""
+    from test_predict_graph import COMPUTE_NODE, _profile
+
+    from edgefit.pipeline import calibration_from_table
+    from edgefit.predict import synthetic
+    from edgefit.predict.graph import predict_graph
+    from edgefit.profiles import get_profile
+    from edgefit.report.usergraphs import answer_lines, user_graph
+
+    cal = calibration_from_table(synthetic.kernel_table())
+    devices = tuple(get_profile(i) for i in ("raspberry-pi-4-2gb", "raspberry-pi-5-8gb", "raspberry-pi-zero-2-w-512mb"))
+    pi4, pi5, zero = devices
+    prof = _profile(COMPUTE_NODE)
+    lat = {d.id: predict_graph(prof, d, cal).latency_s for d in devices}
+    target = (max(lat[pi4.id].value, lat[pi5.id].high) + lat[pi4.id].high) / 2
+    assert lat[pi5.id].high < target and lat[pi4.id].value < target < lat[pi4.id].high < lat[zero.id].value
+    assert pi4.price_usd is not None and pi5.price_usd is not None and pi4.price_usd < pi5.price_usd
+
+    g = user_graph(prof, devices, cal, max_latency_s=target)
+    assert [r.verdict for r in g.rows] == ["tight", "fits", "too_slow"]
+    assert [r.prediction.device_id for r in g.meeting()] == [pi4.id, pi5.id]
+    cheapest, roomy = g.cheapest(), g.cheapest(with_room=True)
+    assert cheapest is not None and cheapest.prediction.device_id == pi4.id
+    assert roomy is not None and roomy.prediction.device_id == pi5.id
+    lines = "\n".join(answer_lines(g))
+    assert f"meets the target on 2 of 3 devices: {pi4.id} (tight), {pi5.id}" in lines
+    assert f"cheapest device meeting the target: {pi4.id} at ${pi4.price_usd:,.0f} (list price)" in lines
+    assert f"cheapest with its whole interval within the target: {pi5.id} at ${pi5.price_usd:,.0f}" in lines
+    doc = g.answer_dict()
+    assert (doc["cheapest_device_id"], doc["cheapest_fits_device_id"]) == (pi4.id, pi5.id)
+
+    capped = user_graph(prof, devices, cal, max_latency_s=target, price_cap_usd=pi4.price_usd)
+    assert [r.prediction.device_id for r in capped.meeting()] == [pi4.id]
+    assert capped.cheapest(with_room=True) is None
+    assert f"within the ${pi4.price_usd:,.0f} price cap on 1 of 3" in answer_lines(capped)[1]
+    assert "cheapest with its whole interval within the target: none" in answer_lines(capped)
+    none = user_graph(prof, devices, cal, max_latency_s=lat[pi5.id].value / 2)
+    assert none.meeting() == () and none.cheapest() is None

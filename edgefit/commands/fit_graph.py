@@ -135,6 +135,7 @@ def run_graph_fit(args: argparse.Namespace) -> int:
 
 
 def _print(preds: list[tuple[Any, str, str]], max_latency_s: float | None) -> None:
+    from edgefit.report.fmt import BASIS_MARK
     from edgefit.report.usergraphs import VERDICT_ORDER as ORDER
 
     out = console()
@@ -156,11 +157,15 @@ def _print(preds: list[tuple[Any, str, str]], max_latency_s: float | None) -> No
                 f"{p.throughput_per_s.value:.3g}",
                 f"{p.memory.total.value / 2**20:.0f}",
                 f"{p.energy_per_inference_j.value * 1e3:.3g}",
-                "E" if lat.basis.value == "extrapolated" else "S",
+                BASIS_MARK.get(lat.basis.value, "?"),
                 v,
             )
         out.print(t)
-        out.print("B: E = this host, its nodes timed here; S = translated with the device's spec figures", style="dim")
+        out.print(
+            "B: M = this host, the whole file timed here; E = this host, its nodes' sum; S = translated with the "
+            "device's spec figures",
+            style="dim",
+        )
         for p, v, r in mine:
             if v != "fits":
                 out.print(Text(f"{p.device_id}: {v}: {r}"))

@@ -7,9 +7,10 @@
         ──> "Your models on every device" section, ``user_model_predictions`` in results.json,
             results_user_models.csv
 
-Basis, as everywhere in the report: E = this host (the sum of its nodes timed here), S = another device (this
-host's node times translated with the device's datasheet figures); energy is always S (the profile's load power x
-the latency). A file also measured whole here with `edgefit bench FILE` shows that figure as M.
+Basis letters, as everywhere in the report, from each Estimate's own basis (``fmt.mark``): this host is M (the
+whole file timed here with its nodes) or E (the sum of its nodes timed alone), another device S (this host's node
+times translated with the device's datasheet figures); energy is always S (the profile's load power x the
+latency). A file also measured whole here with `edgefit bench FILE` shows that figure too (M).
 """
 
 from __future__ import annotations
@@ -118,13 +119,14 @@ class UserGraph:
         cap = self.price_cap_usd
         return tuple(r for r in self.rows if r.meets and (cap is None or r.price_usd is None or r.price_usd <= cap))
 
-    def cheapest(self) -> GraphVerdict | None:
-        """The lowest-priced device meeting the target (ties: the faster one); None when no priced device does."""
-        priced = [r for r in self.meeting() if r.price_usd is not None]
-        return min(priced, key=lambda r: (r.price_usd, r.prediction.latency_s.value)) if priced else None
+    def cheapest(self, *, with_room: bool = False) -> GraphVerdict | None:
+        """The lowest-priced device meeting the target (ties: the faster one); ``with_room``: among ``fits`` only
+        (its whole interval within the target). None when no priced device does."""
+        ok = [r for r in self.meeting() if r.price_usd is not None and (r.verdict == "fits" or not with_room)]
+        return min(ok, key=lambda r: (r.price_usd, r.prediction.latency_s.value)) if ok else None
 
     def answer_dict(self) -> dict[str, Any]:
-        cheapest = self.cheapest()
+        cheapest, roomy = self.cheapest(), self.cheapest(with_room=True)
         return _finite(
             {
                 "model_id": self.model_id,
@@ -137,6 +139,8 @@ class UserGraph:
                 "meeting_device_ids": [r.prediction.device_id for r in self.meeting()],
                 "cheapest_device_id": cheapest.prediction.device_id if cheapest else None,
                 "cheapest_price_usd": cheapest.price_usd if cheapest else None,
+                "cheapest_fits_device_id": roomy.prediction.device_id if roomy else None,  # verdict fits, not tight
+                "cheapest_fits_price_usd": roomy.price_usd if roomy else None,
                 "measured_on_the_fly": list(self.measured_on_the_fly),
             }
         )
@@ -224,6 +228,7 @@ def graph_table(g: UserGraph) -> Table:
                 Cell(ram_text(r), None if p.memory.fits else VerdictKind.DOES_NOT_FIT),
                 Cell(f"{energy_mj(r)} {fmt.mark(p.energy_per_inference_j)}"),
                 Cell(VerdictKind(r.verdict).symbol, VerdictKind(r.verdict)),
+                Cell(fmt.usd(r.price_usd)),
             )
         )
     return Table(
@@ -237,13 +242,15 @@ def graph_table(g: UserGraph) -> Table:
             "RAM",
             "energy [mJ]",
             "verdict",
+            "price [USD]",
         ),
         tuple(rows),
         note=(
             "per inference at batch 1; rate: inferences per second; peak memory: weights as loaded + activations "
             "+ runtime against the device's usable RAM; energy: the profile's load power x latency. "
-            "E = this host, the sum of its nodes timed here; S = this host's node times translated with the "
-            "device's datasheet figures"
+            "M = this host, the whole file timed here with its nodes; E = this host, the sum of its nodes timed "
+            "alone; S = this host's node times translated with the device's datasheet figures; price: list price "
+            "(see Devices)"
         ),
     )
 
@@ -260,13 +267,11 @@ def answer_lines(g: UserGraph, measured: Sequence[UserModelRun] = ()) -> tuple[s
         f"inputs: {'; '.join(g.inputs)}",
         f"meets {goal}{capped} on {len(meeting)} of {len(g.rows)} devices{listed}",
     ]
-    cheapest = g.cheapest()
+    cheapest, roomy = g.cheapest(), g.cheapest(with_room=True)
     if cheapest is not None:
-        p = cheapest.prediction
-        lines.append(
-            f"cheapest device meeting {goal}: {p.device_id} at {fmt.usd(cheapest.price_usd)} (list price), "
-            f"{latency_ms(cheapest)} ms per inference ({fmt.mark(p.latency_s)})"
-        )
+        lines.append(f"cheapest device meeting {goal}: {_priced(cheapest)}")
+        if cheapest.verdict == "tight":
+            lines.append(f"cheapest with its whole interval within {goal}: {_priced(roomy) if roomy else 'none'}")
     else:
         lines.append(f"cheapest device meeting {goal}: none of the priced devices")
     lines.append(
@@ -280,6 +285,15 @@ def answer_lines(g: UserGraph, measured: Sequence[UserModelRun] = ()) -> tuple[s
                 f"(M, {run.samples} samples)"
             )
     return tuple(lines)
+
+
+def _priced(r: GraphVerdict) -> str:
+    p = r.prediction
+    tight = ", tight: its interval reaches over the target" if r.verdict == "tight" else ""
+    return (
+        f"{p.device_id} at {fmt.usd(r.price_usd)} (list price), {latency_ms(r)} ms per inference "
+        f"({fmt.mark(p.latency_s)}{tight})"
+    )
 
 
 def user_graphs_section(graphs: Sequence[UserGraph], measured: Sequence[UserModelRun] = ()) -> Section | None:
@@ -305,11 +319,8 @@ def user_graphs_section(graphs: Sequence[UserGraph], measured: Sequence[UserMode
     )
 
 
-TERMINAL_DEVICE_WIDTH = 20
-
-
 def print_user_graphs(console: Any, graphs: Sequence[UserGraph], measured: Sequence[UserModelRun] = ()) -> None:
-    """A table per file that reads at 80 columns (device ids fold), then its answer lines."""
+    """A table per file that reads at 80 columns (long device ids fold), then its answer lines."""
     from rich.table import Table as RichTable
     from rich.text import Text
 
@@ -318,7 +329,7 @@ def print_user_graphs(console: Any, graphs: Sequence[UserGraph], measured: Seque
     for g in graphs:
         t = RichTable(title=Text(f"{g.model_id}: {target_text(g.max_latency_s)}"), title_justify="left",
                       pad_edge=False, show_edge=False)  # fmt: skip
-        t.add_column("device", overflow="fold", max_width=TERMINAL_DEVICE_WIDTH)
+        t.add_column("device", overflow="fold")  # the other columns never wrap: this one takes what is left
         for col in ("ms", "interval", "1/s", "MiB", "mJ", "verdict"):
             t.add_column(col, justify="left" if col == "verdict" else "right", no_wrap=True)
         for r in g.rows:
