@@ -349,3 +349,24 @@ def test_the_cheapest_device_meeting_the_target_and_the_cheapest_with_room() -> 
     assert "cheapest with its whole interval within the target: none" in answer_lines(capped)
     none = user_graph(prof, devices, cal, max_latency_s=lat[pi5.id].value / 2)
     assert none.meeting() == () and none.cheapest() is None
+
+
+def test_a_file_name_with_markup_prints_as_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_profiles: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file name is untrusted text: rich markup and HTML in it print as themselves in the terminal, report.md
+    (pipes and angle brackets escaped) and report.html (escaped by the template)."""
+    db = tmp_path / "db.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    name = "[bold red]x[red] <b>y.onnx"  # no "/": it is a file name
+    cnn = small_cnn(tmp_path / name)
+    out = tmp_path / "out"
+    argv = ["report", "--model", str(cnn), "--shape", "x=1x3x32x32", "--device", "raspberry-pi-5-8gb"]
+    assert main([*argv, "--model", "qwen2.5-0.5b", "--format", "md,html", "--out", str(out), "--db", str(db)]) == 0
+    captured = capsys.readouterr()
+    assert f"file:{name}: meets memory and power on 1 of 1 devices" in captured.out
+    assert str(cnn) in captured.err.replace("\n", "")  # the progress line, not styled away
+    md = (out / "report.md").read_text()
+    assert "file:[bold red]x[red] &lt;b&gt;y.onnx" in md and "<b>" not in md
+    html = (out / "report.html").read_text()
+    assert "[bold red]x[red] &lt;b&gt;y.onnx" in html and "<b>y" not in html
