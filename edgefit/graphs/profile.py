@@ -87,8 +87,8 @@ class GraphProfile:
     run_rss_bytes: int = 0  # RSS growth over its first two runs (the arena and kernel workspaces), measured
     notes: tuple[str, ...] = ()
     # the whole file timed in the same rounds as its nodes, measured: (lower quartile, median) of its first run per
-    # round, and the lower quartile of its fastest of 3 back-to-back runs per round (as `edgefit bench FILE` runs
-    # it: back to back); () for profiles made before it was timed
+    # round, and the median of all its back-to-back runs (as `edgefit bench FILE` runs it and reports it); () for
+    # profiles made before it was timed
     whole_s: tuple[float, ...] = ()
 
     @property
