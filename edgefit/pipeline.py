@@ -116,14 +116,16 @@ def measured_figures(ms: Sequence[Measurement]) -> dict[tuple[str, str], dict[st
     return out
 
 
-def memory_models(ms: Sequence[Measurement], runtime_bytes: float) -> dict[str, MemoryCalibration]:
+def memory_models(
+    ms: Sequence[Measurement], runtime_bytes: float, mapped_granule_bytes: int = 0
+) -> dict[str, MemoryCalibration]:
     ladder = [m for m in ms if m.precision in MEASURED_PRECISIONS and m.samples_s]
     specs = accounting.resolve_specs({m.model_id for m in ladder})
     out = {}
     for p in MEASURED_PRECISIONS:
         pts = [m for m in ladder if m.precision == p and m.model_id in specs]
         if pts:
-            out[p] = fit_memory(p, pts, specs, runtime_bytes)
+            out[p] = fit_memory(p, pts, specs, runtime_bytes, mapped_granule_bytes)
     return out
 
 
@@ -182,7 +184,9 @@ def build_calibration(
         host_fingerprint=fingerprint,
         host_id=host.id,
         host=host_model,
-        memory=memory_models(measured, float(host_model.table.runtime_rss_bytes)),
+        memory=memory_models(
+            measured, float(host_model.table.runtime_rss_bytes), host_model.table.host.mapped_granule_bytes
+        ),
         measured=measured_figures(measured),
         device_tables=device_tables,
         other_tables=tuple(m for fp, m in other_tables.items() if fp not in linked),

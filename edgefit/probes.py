@@ -107,6 +107,49 @@ def _sysctl_llc_bytes() -> int | None:
     return None
 
 
+MAPPED_PROBE_BYTES = 16 * MIB
+
+
+def mapped_granule_bytes(folder: Path) -> int:
+    """Bytes of resident memory one read through a memory-mapped file costs this process: a page (4-16 KiB) on
+    most kernels, a whole large folio (up to 2 MiB) where the filesystem caches files in large folios (ext4 on
+    Linux 6.18 here). onnxruntime maps a model's external data, so each token id the embedding Gather reads costs
+    this much. Measured with a 16 MiB file in ``folder`` (read once, as loading a model does) and two reads
+    through a mapping of it; 0 when it cannot be measured (no /proc RssFile, e.g. macOS; a read-only folder)."""
+    import mmap
+    import tempfile
+
+    def rss_file() -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("RssFile:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            return None
+        return None
+
+    if rss_file() is None:
+        return 0
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as f:
+            f.write(os.urandom(MIB) * (MAPPED_PROBE_BYTES // MIB))
+            f.flush()
+            f.seek(0)
+            while f.read(4 * MIB):  # in the page cache, as a model's data is after loading
+                pass
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                costs = []
+                for offset in (MAPPED_PROBE_BYTES // 3 + 123, 2 * MAPPED_PROBE_BYTES // 3 + 456):
+                    before = rss_file() or 0
+                    _ = m[offset]
+                    costs.append((rss_file() or 0) - before)
+    except (OSError, ValueError):
+        return 0
+    return int(min(max(max(costs), 0), MAPPED_PROBE_BYTES // 4))
+
+
 def working_set_bytes(llc_bytes: int | None = None, available_bytes: int | None = None) -> int:
     """Total bytes of the probe arrays: >= 4x LLC and >= 256 MiB, capped at 2 GiB and at 1/4 of available RAM."""
     llc = llc_bytes if llc_bytes is not None else (last_level_cache_bytes() or _FALLBACK_LLC_BYTES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import sys
 import json
 import math
 from pathlib import Path
@@ -281,10 +282,15 @@ class _Plan:
 
 
 def test_a_failing_worker_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefit.bench import executor
     from edgefit.kernels import calibrate
 
-    monkeypatch.setattr(calibrate, "worker_command", lambda module: ["python3", "-c", "import sys; sys.exit(3)"])
-    with pytest.raises(BenchError, match="kernel calibration failed"):
+    def dying(module: str) -> list[str]:  # prints a line that is no JSON, a chatty stderr, then exits 3
+        code = "import sys; print('not json'); sys.stderr.write('x' * 200000 + '\\nlast words'); sys.exit(3)"
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(executor, "worker_command", dying)
+    with pytest.raises(BenchError, match="kernel calibration failed: last words"):
         calibrate.measure_table(synthetic.device("host"), "fp", threads=1, budget_s=0.1, rounds_min=1)
 
 

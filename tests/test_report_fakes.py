@@ -3,6 +3,9 @@ predictor. Imported by tests/test_verdict*.py, test_procurement*.py, test_report
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from edgefit.catalog import ModelSpec
 from edgefit.predict.prediction import Basis, Estimate, MemoryBreakdown, Prediction
 from edgefit.profiles import ComputeEngine, CpuCluster, DeviceProfile, Figure
@@ -322,3 +325,27 @@ def test_seed_synthetic_db_stores_a_kernel_table_and_one_finished_ladder_run(
 
     assert {m.model_id for m in ms} == set(SYNTHETIC_LADDER) | {r.spec.id for r in ladder.load_ladder("quick")}
     assert {m.precision for m in ms} == {"fp32", "int8", "int4"}
+
+
+def fake_kernel_calibration(monkeypatch: Any) -> list[Path]:
+    """Replace ``calibrate_and_store`` with one that stores the synthetic kernel table (what a fresh database must
+    measure first; the real one takes ~40 s and is `edgefit calibrate`'s own test). Returns the databases it was
+    called with, in order."""
+    from edgefit.bench.env import capture_environment
+    from edgefit.kernels import calibrate
+    from edgefit.predict import synthetic
+    from edgefit.store import Store
+
+    calls: list[Path] = []
+
+    def fake_calibrate(db_path: Path, host: object, fingerprint: str, progress: object = None) -> tuple[str, object]:
+        calls.append(Path(db_path))
+        table = synthetic.kernel_table(host_fingerprint=fingerprint)
+        with Store(Path(db_path)) as store:
+            run_id = store.start_run(capture_environment(), "kernels")
+            store.save_kernel_table(run_id, fingerprint, table.to_dict())
+            store.finish_run(run_id)
+        return run_id, table
+
+    monkeypatch.setattr(calibrate, "calibrate_and_store", fake_calibrate)
+    return calls

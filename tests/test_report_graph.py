@@ -20,7 +20,7 @@ from rich.cells import cell_len
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_predict_graph import small_cnn
-from test_report_fakes import device, seed_synthetic_db
+from test_report_fakes import device, fake_kernel_calibration, seed_synthetic_db
 
 from edgefit.cli import main
 from edgefit.profile_toml import profile_to_toml
@@ -50,29 +50,18 @@ def quick_profiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def fresh_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[Path]]:
-    """An empty database; `calibrate_and_store` replaced by one that stores the synthetic kernel table (what a
-    fresh `report` must measure first), recording each call."""
-    from edgefit.kernels import calibrate
-    from edgefit.predict import synthetic
-
+    """An empty database; `calibrate_and_store` replaced by one that stores the synthetic kernel table, recording
+    each call."""
     seed_synthetic_db(tmp_path / "seed.sqlite", monkeypatch, ladder=False)  # a synthetic host, no probes
-    db = tmp_path / "fresh.sqlite"
-    calls: list[Path] = []
+    return tmp_path / "fresh.sqlite", fake_kernel_calibration(monkeypatch)
 
-    def fake_calibrate(db_path: Path, host: object, fingerprint: str, progress: object = None) -> tuple[str, object]:
-        from edgefit.bench.env import capture_environment
-        from edgefit.store import Store
 
-        calls.append(Path(db_path))
-        table = synthetic.kernel_table(host_fingerprint=fingerprint)
-        with Store(Path(db_path)) as store:
-            run_id = store.start_run(capture_environment(), "kernels")
-            store.save_kernel_table(run_id, fingerprint, table.to_dict())
-            store.finish_run(run_id)
-        return run_id, table
-
-    monkeypatch.setattr(calibrate, "calibrate_and_store", fake_calibrate)
-    return db, calls
+@pytest.fixture
+def seeded_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database holding a synthetic kernel table of this (synthetic) host."""
+    db = tmp_path / "db.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    return db
 
 
 def _tiny_board(tmp_path: Path) -> Path:
@@ -193,12 +182,15 @@ def test_report_model_onnx_from_a_fresh_database(
 
 
 def test_an_impossible_target_is_met_nowhere_and_mixed_catalog_models_keep_their_tables(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_profiles: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seeded_db: Path,
+    quick_profiles: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    db = seeded_db
     from test_report_user_models import _bench
 
-    db = tmp_path / "db.sqlite"
-    seed_synthetic_db(db, monkeypatch, ladder=False)
     cnn = small_cnn(tmp_path / "cnn.onnx")
     _bench(cnn, db, 0.012)  # `edgefit bench cnn.onnx` measured it whole here (scripted 12 ms): shown as M
     out = tmp_path / "out"
@@ -289,10 +281,13 @@ def test_a_graph_that_cannot_run_writes_nothing(
 
 
 def test_report_json_names_the_answers_and_nothing_else_on_stdout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_profiles: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seeded_db: Path,
+    quick_profiles: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    db = tmp_path / "db.sqlite"
-    seed_synthetic_db(db, monkeypatch, ladder=False)
+    db = seeded_db
     cnn = small_cnn(tmp_path / "cnn.onnx")
     out = tmp_path / "out"
     argv = ["report", "--model", str(cnn), "--model", "qwen2.5-0.5b", "--shape", "x=1x3x32x32", *DEVICES]
@@ -352,12 +347,15 @@ def test_the_cheapest_device_meeting_the_target_and_the_cheapest_with_room() -> 
 
 
 def test_a_file_name_with_markup_prints_as_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quick_profiles: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seeded_db: Path,
+    quick_profiles: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A file name is untrusted text: rich markup and HTML in it print as themselves in the terminal, report.md
     (pipes and angle brackets escaped) and report.html (escaped by the template)."""
-    db = tmp_path / "db.sqlite"
-    seed_synthetic_db(db, monkeypatch, ladder=False)
+    db = seeded_db
     name = "[bold red]x[red] <b>y.onnx"  # no "/": it is a file name
     cnn = small_cnn(tmp_path / name)
     out = tmp_path / "out"

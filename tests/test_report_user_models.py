@@ -19,7 +19,7 @@ from edgefit.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_bench_shapes import make_image_model
-from test_report_fakes import seed_synthetic_db
+from test_report_fakes import fake_kernel_calibration, seed_synthetic_db
 
 ARGS = ["--model", "qwen2.5-0.5b", "--device", "raspberry-pi-5-8gb", "--format", "md,json"]
 
@@ -65,28 +65,12 @@ def test_report_from_a_fresh_database_measures_its_kernel_table_first(
     """Only user-file benches, no kernel table: report calibrates (here through a fake that stores a synthetic
     table, so the test stays fast) instead of failing."""
     from edgefit import detect
-    from edgefit.kernels import calibrate
-    from edgefit.predict import synthetic
 
     seeded = tmp_path / "seed.sqlite"
     seed_synthetic_db(seeded, monkeypatch, ladder=False)  # fakes host_profile; the table goes unused
     db = tmp_path / "fresh.sqlite"
     _bench(make_image_model(tmp_path, "det.onnx", [1, 3, 32, 32]), db, 0.01)
-    calls: list[Path] = []
-
-    def fake_calibrate(db_path: Path, host: object, fingerprint: str, progress: object = None) -> tuple[str, object]:
-        from edgefit.bench.env import capture_environment
-        from edgefit.store import Store
-
-        calls.append(Path(db_path))
-        table = synthetic.kernel_table(host_fingerprint=fingerprint)
-        with Store(Path(db_path)) as store:
-            run_id = store.start_run(capture_environment(), "kernels")
-            store.save_kernel_table(run_id, fingerprint, table.to_dict())
-            store.finish_run(run_id)
-        return run_id, table
-
-    monkeypatch.setattr(calibrate, "calibrate_and_store", fake_calibrate)
+    calls = fake_kernel_calibration(monkeypatch)
     assert detect.host_fingerprint()
     out = tmp_path / "out"
     assert main(["report", "--out", str(out), "--db", str(db), *ARGS]) == 0

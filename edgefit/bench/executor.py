@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -121,6 +122,45 @@ def worker_command(module: str) -> list[str]:
     ``numpy.py`` or ``edgefit/`` in the folder the user runs edgefit from is never imported. edgefit itself is
     still found: a regular install is in site-packages, an editable one is a ``.pth`` file there."""
     return [sys.executable, "-I", "-m", module]
+
+
+def run_json_worker(
+    module: str,
+    job: dict[str, Any],
+    on_event: Callable[[dict[str, Any]], None],
+    *,
+    cwd: str,
+    timeout_s: float | None = None,
+) -> tuple[int, str]:
+    """Run ``module`` as an isolated worker (``worker_command``) in ``cwd``: send ``job`` as one JSON line, call
+    ``on_event`` with each JSON line it prints, wait for it. Returns (exit code, its stderr). The worker is killed
+    on any exception here, Ctrl-C included. Its stderr goes to a file in ``cwd``, so a chatty worker cannot fill
+    a pipe and stall."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    err_path = Path(cwd) / "worker-stderr.txt"
+    with err_path.open("w+") as err:
+        proc = subprocess.Popen(
+            worker_command(module), cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
+        try:
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.close()
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(event, dict):
+                    on_event(event)
+            rc = proc.wait(timeout=timeout_s)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        err.seek(0)
+        return rc, err.read()
 
 
 class WorkerExecutor:

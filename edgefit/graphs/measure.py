@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -93,47 +90,25 @@ def check_graph_flags(
 
 
 def _run_worker(job: dict[str, Any], name: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="edgefit-graph-") as cwd:
-        job = {**job, "tmp_dir": cwd}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        # -I: isolated, nothing from the user's folder is imported (see edgefit.bench.executor.worker_command)
-        from edgefit.bench.executor import worker_command
+    from edgefit.bench.executor import run_json_worker
 
-        proc = subprocess.Popen(
-            worker_command("edgefit.graphs.worker"),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        assert proc.stdin is not None and proc.stdout is not None  # set by PIPE above
-        result: dict[str, Any] | None = None
-        error: dict[str, Any] | None = None
-        try:
-            proc.stdin.write(json.dumps(job) + "\n")
-            proc.stdin.close()
-            for line in proc.stdout:
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                kind = event.get("event")
-                if kind == "progress" and progress:
-                    progress(f"{name}: {event.get('message', '')}")
-                elif kind == "result":
-                    result = event["profile"]
-                elif kind == "error":
-                    error = event
-            rc = proc.wait(timeout=TIMEOUT_S)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        stderr = proc.stderr.read() if proc.stderr else ""
-    if error is not None:
+    got: dict[str, Any] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "progress" and progress:
+            progress(f"{name}: {event.get('message', '')}")
+        elif kind == "result":
+            got["result"] = event["profile"]
+        elif kind == "error":
+            got["error"] = event
+
+    with tempfile.TemporaryDirectory(prefix="edgefit-graph-") as cwd:
+        # -I: isolated, nothing from the user's folder is imported (see edgefit.bench.executor.worker_command)
+        rc, stderr = run_json_worker("edgefit.graphs.worker", {**job, "tmp_dir": cwd}, on_event, cwd=cwd,
+                                     timeout_s=TIMEOUT_S)  # fmt: skip
+    if "error" in got:
+        error = got["error"]
         cls = _KINDS.get(str(error.get("kind")), BenchError)
         msg = str(error.get("message", "unknown error")).replace("\n", " ")
         if cls is BenchError:
@@ -141,9 +116,9 @@ def _run_worker(job: dict[str, Any], name: str, progress: Callable[[str], None] 
         elif not msg.startswith(name):
             msg = f"{name}: {msg}"
         raise cls(msg)
-    if result is None:
+    if "result" not in got:
         why = (stderr.strip().splitlines() or [f"exit code {rc}"])[-1]
         if rc < 0:
             why = f"killed by signal {-rc} (out of memory?)"
         raise BenchError(f"{name}: profiling its graph failed: {why}")
-    return result
+    return got["result"]

@@ -6,9 +6,6 @@ plan (grid sized to free RAM) ──job──> worker: build chains, warm up, in
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -18,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from edgefit import memory, probes
-from edgefit.bench.executor import worker_command
+from edgefit.bench.executor import run_json_worker
 from edgefit.errors import BenchError
 from edgefit.kernels.plan import PRECISIONS, default_plan
 from edgefit.kernels.table import CallSamples, HostFacts, KernelSamples, KernelTable
+from edgefit.paths import cache_dir
 from edgefit.profiles import DeviceProfile
 from edgefit.units import MIB
 
@@ -61,6 +59,7 @@ def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:
         llc_bytes=int(llc),
         onnxruntime_version=onnxruntime.__version__,
         int8_dot_path=str(getattr(host, "int8_dot_path", "") or ""),
+        mapped_granule_bytes=probes.mapped_granule_bytes(cache_dir()),  # where built models' data lives
     )
 
 
@@ -117,44 +116,26 @@ def measure_table(
 
 
 def _run_worker(job: dict[str, Any], progress: Callable[[str], None] | None) -> dict[str, Any]:
+    got: dict[str, Any] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "built" and progress:
+            progress(f"kernel table: built {event['done']}/{event['total']} chains")
+        elif kind == "round" and progress:
+            progress(f"kernel table: round {event['round']} ({event['elapsed_s']:.0f} s)")
+        elif kind in ("result", "error"):
+            got[kind] = event
+
     with tempfile.TemporaryDirectory(prefix="edgefit-kernels-") as cwd:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        proc = subprocess.Popen(
-            worker_command("edgefit.kernels.worker"), cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            proc.stdin.write(json.dumps(job) + "\n")
-            proc.stdin.close()
-            result: dict[str, Any] | None = None
-            error = None
-            for line in proc.stdout:
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                kind = event.get("event")
-                if kind == "built" and progress:
-                    progress(f"kernel table: built {event['done']}/{event['total']} chains")
-                elif kind == "round" and progress:
-                    progress(f"kernel table: round {event['round']} ({event['elapsed_s']:.0f} s)")
-                elif kind == "result":
-                    result = event
-                elif kind == "error":
-                    error = str(event.get("message", "unknown error"))
-            proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        stderr = proc.stderr.read() if proc.stderr else ""
-    if result is None:
-        why = error or (stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        if proc.returncode and proc.returncode < 0:
-            why = f"killed by signal {-proc.returncode} (out of memory?)"
+        rc, stderr = run_json_worker("edgefit.kernels.worker", job, on_event, cwd=cwd)
+    if "result" not in got:
+        why = str(got["error"].get("message", "unknown error")) if "error" in got else ""
+        why = why or (stderr.strip().splitlines() or [f"exit code {rc}"])[-1]
+        if rc < 0:
+            why = f"killed by signal {-rc} (out of memory?)"
         raise BenchError(f"kernel calibration failed: {why}; re-run `edgefit calibrate` (see --help for options)")
-    return result
+    return got["result"]
 
 
 def calibrate_and_store(

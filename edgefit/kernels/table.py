@@ -49,6 +49,7 @@ class HostFacts:
     llc_bytes: int
     onnxruntime_version: str
     int8_dot_path: str = ""  # e.g. avx512-vnni, neon-dotprod (from the host profile when it says)
+    mapped_granule_bytes: int = 0  # RSS one read through a mapped file costs (probes.mapped_granule_bytes); 0 unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class KernelTable:
                 llc_bytes=_int(h["llc_bytes"], 0, 2**40),
                 onnxruntime_version=_str(h["onnxruntime_version"]),
                 int8_dot_path=_str(h.get("int8_dot_path", "")),
+                mapped_granule_bytes=_int(h.get("mapped_granule_bytes", 0), 0, 2**30),
             )
             kernels = []
             for raw in data["kernels"]:

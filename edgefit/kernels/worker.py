@@ -76,7 +76,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
         sessions.append((spec.id, sess, feeds))
         _emit(out, {"event": "built", "done": i + 1, "total": len(specs)})
     build_s = time.perf_counter() - t_build
-    calls = _call_sessions(job.get("calls") or [], so)
+    calls = _call_sessions(job.get("calls") or [], threads)
     for _sid, sess, feeds in [*sessions, *calls]:  # warm-up: first runs allocate buffers and fault pages in
         sess.run(None, feeds)
         sess.run(None, feeds)
@@ -142,24 +142,22 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     )
 
 
-def _call_sessions(calls: list[dict[str, Any]], so: Any) -> list[tuple[str, Any, dict[str, np.ndarray]]]:
-    """Sessions and feeds of whole-model calls, on the same shared thread pool as the chains, optimized as
-    ``edgefit bench`` runs them."""
+def _call_sessions(calls: list[dict[str, Any]], threads: int) -> list[tuple[str, Any, dict[str, np.ndarray]]]:
+    """Sessions and feeds of whole-model calls: ``edgefit bench``'s session options, on the same shared thread
+    pool as the chains."""
     import onnxruntime as ort
 
     from edgefit.bench.feeds import FeedSpec, synthesize
     from edgefit.bench.modelfile import inspect_model_file
+    from edgefit.bench.runner import session_options
 
     out = []
     for c in calls:
         info = inspect_model_file(c["path"], hash_file=False)
         feeds = synthesize(info, FeedSpec(), seq=int(c["tokens"]), past=int(c["past"]))
-        cso = ort.SessionOptions()
-        cso.use_per_session_threads = False
-        cso.log_severity_level = 3
-        cso.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        cso.add_session_config_entry("session.disable_prepacking", "0")
-        out.append((str(c["id"]), ort.InferenceSession(str(c["path"]), cso, providers=["CPUExecutionProvider"]), feeds))
+        so = session_options(threads)
+        so.use_per_session_threads = False
+        out.append((str(c["id"]), ort.InferenceSession(str(c["path"]), so, providers=["CPUExecutionProvider"]), feeds))
     return out
 
 

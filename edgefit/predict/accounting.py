@@ -5,6 +5,7 @@ precision borrows. Thin wrappers over ``edgefit.catalog``'s accounting plus the 
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -57,6 +58,19 @@ def known_resident_bytes(spec: ModelSpec, precision: str) -> int:
     (Measured with the worker: tinyllama-1.1b int4, 866 MiB file of which 250 MiB embedding, holds 1011 MiB;
     qwen2.5-0.5b int4, 814 MiB file of which 519 MiB embedding, holds 661 MiB.)"""
     return 2 * embedding_bytes(spec) if is_tied_float(spec, precision) else 0
+
+
+def mapped_embedding_bytes(spec: ModelSpec, precision: str, *, tokens: int, granule_bytes: int) -> int:
+    """RSS of the embedding rows a run reads from the memory-mapped fp32 Gather table: each of ``tokens`` (random)
+    ids maps at least a ``granule_bytes`` block (probes.mapped_granule_bytes: 2 MiB here, so 64 ids held ~100 MiB
+    of a 250 MiB table), blocks shared between ids counted once: E * (1 - exp(-tokens * block / E)). 0 when the
+    granule is unknown, when the whole table is resident anyway (tied float LM head) and for GGUF."""
+    if granule_bytes <= 0 or is_tied_float(spec, precision) or is_gguf(precision):
+        return 0
+    table = float(embedding_bytes(spec))
+    block = max(float(granule_bytes), spec.hidden_size * 4.0)
+    n = min(max(int(tokens), 0), spec.vocab_size)
+    return int(table * -math.expm1(-n * block / table)) if table > 0 else 0
 
 
 def load_transient_bytes(spec: ModelSpec, precision: str) -> int:

@@ -38,18 +38,20 @@ class MemoryCalibration:
     rss_rms_rel: float
     models: tuple[str, ...]  # ladder models the fit used
     dropped: tuple[str, ...] = ()  # peak-RSS points left out (an inherited high-water mark, not the model's)
+    mapped_granule_bytes: int = 0  # this host's cost of one read through a mapped file (0: unknown)
 
 
-def prior_memory(precision: str, runtime_bytes: float) -> MemoryCalibration:
-    return MemoryCalibration(precision, runtime_bytes, get_precision(precision).prepack_factor, "prior", 0.0, ())
+def prior_memory(precision: str, runtime_bytes: float, mapped_granule_bytes: int = 0) -> MemoryCalibration:
+    return MemoryCalibration(precision, runtime_bytes, get_precision(precision).prepack_factor, "prior", 0.0, (),
+                             mapped_granule_bytes=mapped_granule_bytes)  # fmt: skip
 
 
 def fit_memory(precision: str, ms: Sequence[Measurement], specs: Mapping[str, ModelSpec],
-               runtime_bytes: float) -> MemoryCalibration:  # fmt: skip
+               runtime_bytes: float, mapped_granule_bytes: int = 0) -> MemoryCalibration:  # fmt: skip
     """The peak-RSS fit of one precision (see module docstring)."""
-    fields = _fit_memory(precision, list(ms), specs)
+    fields = _fit_memory(precision, list(ms), specs, mapped_granule_bytes)
     if not fields["models"]:
-        return prior_memory(precision, runtime_bytes)
+        return prior_memory(precision, runtime_bytes, mapped_granule_bytes)
     return MemoryCalibration(
         precision=precision,
         rss_base_bytes=fields["rss_base_bytes"],
@@ -58,6 +60,7 @@ def fit_memory(precision: str, ms: Sequence[Measurement], specs: Mapping[str, Mo
         rss_rms_rel=fields["rss_rms_rel"],
         models=tuple(fields["models"]),
         dropped=tuple(fields["rss_dropped"]),
+        mapped_granule_bytes=mapped_granule_bytes,
     )
 
 
@@ -68,18 +71,31 @@ class MemoryTerms:
     activations_bytes: int
     runtime_bytes: int
     load_transient_bytes: int  # while loading: the largest weight being prepacked
+    mapped_embedding_bytes: int = 0  # embedding rows the runs read through the file mapping
 
     @property
     def total_bytes(self) -> int:
         # peak = resident weights + runtime + the larger of the load transient and the run's activations + KV
-        run = self.activations_bytes + self.kv_cache_bytes
+        # (embedding rows read through the file mapping come with the runs, after the load transient is freed)
+        run = self.activations_bytes + self.kv_cache_bytes + self.mapped_embedding_bytes
         return self.weights_bytes + self.runtime_bytes + max(run, self.load_transient_bytes)
 
 
 def memory_terms(
-    spec: ModelSpec, mc: MemoryCalibration, bytes_precision: str, *, context_tokens: int, prompt_tokens: int
+    spec: ModelSpec,
+    mc: MemoryCalibration,
+    bytes_precision: str,
+    *,
+    context_tokens: int,
+    prompt_tokens: int,
+    on_host: bool = True,
 ) -> MemoryTerms:
+    """``on_host``: the run is on the host whose mapped-file granule ``mc`` carries (other devices: 0, unknown)."""
     total = accounting.weight_bytes(spec, bytes_precision)
+    mapped = accounting.mapped_embedding_bytes(
+        spec, bytes_precision, tokens=max(context_tokens, prompt_tokens),
+        granule_bytes=mc.mapped_granule_bytes if on_host else 0,
+    )  # fmt: skip
     if accounting.is_gguf(bytes_precision):
         # llama.cpp memory-maps the GGUF file as is (embedding quantized too, no prepacked copy)
         weights = float(total)
@@ -95,6 +111,7 @@ def memory_terms(
         load_transient_bytes=0
         if accounting.is_gguf(bytes_precision)
         else accounting.load_transient_bytes(spec, bytes_precision),
+        mapped_embedding_bytes=0 if accounting.is_gguf(bytes_precision) else mapped,
     )
 
 
@@ -103,7 +120,9 @@ def fits_in_memory(total_bytes: float, usable_ram_bytes: float) -> bool:
     return total_bytes <= usable_ram_bytes
 
 
-def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec]) -> dict[str, Any]:
+def _fit_memory(
+    precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec], mapped_granule_bytes: int = 0
+) -> dict[str, Any]:
     """peak RSS = base + k * (weights other than the embedding) + what physics already knows (accounting):
     the tied-float embedding and its packed copy, and the larger of the load transient (largest weight) and the
     activations of the longest prefill measured + the KV cache. Only ``base`` (Python + onnxruntime) and ``k``
@@ -136,6 +155,7 @@ def _fit_memory(precision: str, ms: list[Measurement], specs: Mapping[str, Model
         depth = max(x.context_tokens for x in lst)
         run = accounting.activation_bytes(spec, precision, prompt_tokens=prompt, context_tokens=0)
         run += accounting.kv_bytes(spec, depth)
+        run += accounting.mapped_embedding_bytes(spec, precision, tokens=prompt, granule_bytes=mapped_granule_bytes)
         known = accounting.known_resident_bytes(spec, precision)
         known += max(run, accounting.load_transient_bytes(spec, precision))
         rest = max(m.weight_file_bytes - accounting.embedding_bytes(spec), 0)

@@ -247,7 +247,8 @@ def predict(
     if prompt_tokens > 0:
         pre = _price(model, decoder_ops(spec, run_as, tokens=prompt_tokens, past=0), warm, tr)
     mc = cal.memory_for(run_as)
-    mem = memory_terms(spec, mc, pchoice.bytes_precision, context_tokens=context_tokens, prompt_tokens=prompt_tokens)
+    mem = memory_terms(spec, mc, pchoice.bytes_precision, context_tokens=context_tokens, prompt_tokens=prompt_tokens,
+                       on_host=choice.role == "host")  # fmt: skip
 
     # --- intervals and bases ---
     # how far whole models land from the sum of their kernels: this host's latest `edgefit validate`, else a prior
@@ -332,9 +333,11 @@ def predict(
         prefill_s=prefill,
         time_to_first_token_s=prefill,
         memory=MemoryBreakdown(
-            weights_bytes=mem.weights_bytes,
+            weights_bytes=mem.weights_bytes + mem.mapped_embedding_bytes,  # rows read through the mapping count
             kv_cache_bytes=mem.kv_cache_bytes,
-            activations_bytes=max(mem.activations_bytes, mem.load_transient_bytes - mem.kv_cache_bytes, 0),
+            activations_bytes=max(
+                mem.activations_bytes, mem.load_transient_bytes - mem.kv_cache_bytes - mem.mapped_embedding_bytes, 0
+            ),
             runtime_bytes=mem.runtime_bytes,
             total=mem_total,
             usable_ram_bytes=device.usable_ram_bytes,
@@ -375,7 +378,8 @@ def max_context_that_fits(
 
     def fits(ctx: int) -> bool:
         p = min(prompt_tokens, ctx) if ctx > 0 else prompt_tokens
-        t = memory_terms(spec, mc, pchoice.bytes_precision, context_tokens=ctx, prompt_tokens=p)
+        t = memory_terms(spec, mc, pchoice.bytes_precision, context_tokens=ctx, prompt_tokens=p,
+                         on_host=calibration.is_host(device))  # fmt: skip
         return fits_in_memory(t.total_bytes, usable)
 
     if not fits(0):

@@ -227,11 +227,13 @@ def model_calls(
             notes.append(f"interleaved check: {mid} {prec} skipped (its built file is no longer in the cache)")
             continue
         calls: list[ModelCall] = []
-        decode = [m for m in ms if m.phase == Phase.DECODE]
+        decode = sorted((m for m in ms if m.phase == Phase.DECODE), key=lambda m: m.context_tokens)
         for past in sorted({min(m.context_tokens for m in decode), max(m.context_tokens for m in decode)} if decode
                            else set()):  # fmt: skip
             calls.append(ModelCall(mid, prec, 1, past, path))
-        prefill = [m for m in ms if m.phase == Phase.PREFILL and m.prompt_tokens > 1]
+        prefill = sorted(
+            (m for m in ms if m.phase == Phase.PREFILL and m.prompt_tokens > 1), key=lambda m: m.prompt_tokens
+        )
         if prefill:
             calls.append(ModelCall(mid, prec, max(m.prompt_tokens for m in prefill), 0, path))
         round_s = float(sum(statistics.median(m.samples_s) for m in decode[:1] + decode[-1:] + prefill[-1:]))
