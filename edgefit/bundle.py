@@ -39,6 +39,8 @@ BUNDLE_SCHEMA_VERSION = 1
 _M_FIELDS = tuple(f.name for f in dataclasses.fields(Measurement))
 _M_HINTS = typing.get_type_hints(Measurement)
 
+MAX_SAMPLE_S = 1e6  # one sample of one inference: beyond ~11 days it is corrupt, not slow
+
 
 MAX_INT = 2**63  # SQLite INTEGER is signed 64-bit
 
@@ -157,9 +159,11 @@ def measurement_from_dict(data: Mapping[str, Any], *, where: str, strict: bool =
     if not samples:
         raise StoreError(f"{where}.samples_s: expected at least one sample, found none")
     for name in ("samples_s", "warmup_samples_s"):
-        bad = [x for x in kwargs[name] if not (math.isfinite(x) and x >= 0.0)]
+        bad = [x for x in kwargs[name] if not (math.isfinite(x) and 0.0 <= x <= MAX_SAMPLE_S)]
         if bad:
-            raise StoreError(f"{where}.{name}: expected finite latencies >= 0 s, found {_shown(bad[0])}")
+            raise StoreError(
+                f"{where}.{name}: expected latencies from 0 to {MAX_SAMPLE_S:.0e} s, found {_shown(bad[0])}"
+            )
     return Measurement(**kwargs)
 
 

@@ -117,7 +117,7 @@ def measured_figures(ms: Sequence[Measurement]) -> dict[tuple[str, str], dict[st
 
 
 def memory_models(
-    ms: Sequence[Measurement], runtime_bytes: float, mapped_granule_bytes: int = 0
+    ms: Sequence[Measurement], runtime_bytes: float, granules: tuple[int, int] = (0, 0)
 ) -> dict[str, MemoryCalibration]:
     ladder = [m for m in ms if m.precision in MEASURED_PRECISIONS and m.samples_s]
     specs = accounting.resolve_specs({m.model_id for m in ladder})
@@ -125,7 +125,7 @@ def memory_models(
     for p in MEASURED_PRECISIONS:
         pts = [m for m in ladder if m.precision == p and m.model_id in specs]
         if pts:
-            out[p] = fit_memory(p, pts, specs, runtime_bytes, mapped_granule_bytes)
+            out[p] = fit_memory(p, pts, specs, runtime_bytes, granules)
     return out
 
 
@@ -185,7 +185,7 @@ def build_calibration(
         host_id=host.id,
         host=host_model,
         memory=memory_models(
-            measured, float(host_model.table.runtime_rss_bytes), host_model.table.host.mapped_granule_bytes
+            measured, float(host_model.table.runtime_rss_bytes), host_model.table.host.mapped_granules
         ),
         measured=measured_figures(measured),
         device_tables=device_tables,

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -110,12 +111,14 @@ def _sysctl_llc_bytes() -> int | None:
 MAPPED_PROBE_BYTES = 16 * MIB
 
 
-def mapped_granule_bytes(folder: Path) -> int:
-    """Bytes of resident memory one read through a memory-mapped file costs this process: a page (4-16 KiB) on
-    most kernels, a whole large folio (up to 2 MiB) where the filesystem caches files in large folios (ext4 on
-    Linux 6.18 here). onnxruntime maps a model's external data, so each token id the embedding Gather reads costs
-    this much. Measured with a 16 MiB file in ``folder`` (read once, as loading a model does) and two reads
-    through a mapping of it; 0 when it cannot be measured (no /proc RssFile, e.g. macOS; a read-only folder)."""
+def mapped_granules(folder: Path) -> tuple[int, int]:
+    """(hot, cold): bytes of resident memory one read through a memory-mapped file costs this process. Hot: the
+    file's pages are in the page cache because it was just written or read (a model right after its download or
+    build): a page (4-16 KiB) on most kernels, a whole large folio (2 MiB on this VM's ext4 and Linux 6.18) where
+    the filesystem caches files in them. Cold: the pages were evicted (after a reboot, under memory pressure) and
+    the read faults them in: fault-around, 64 KiB here. onnxruntime maps a model's external data, so each token id
+    the embedding Gather reads costs this much. Measured with a 16 MiB file in ``folder``; (0, 0) when it cannot be
+    (no /proc RssFile, e.g. macOS; a read-only folder); cold = hot where pages cannot be evicted (no fadvise)."""
     import mmap
     import tempfile
 
@@ -129,8 +132,17 @@ def mapped_granule_bytes(folder: Path) -> int:
             return None
         return None
 
+    def touch(f: Any) -> int:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            costs = []
+            for offset in (MAPPED_PROBE_BYTES // 3 + 123, 2 * MAPPED_PROBE_BYTES // 3 + 456):
+                before = rss_file() or 0
+                _ = m[offset]
+                costs.append((rss_file() or 0) - before)
+        return int(min(max(max(costs), 0), MAPPED_PROBE_BYTES // 4))
+
     if rss_file() is None:
-        return 0
+        return 0, 0
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as f:
@@ -139,15 +151,15 @@ def mapped_granule_bytes(folder: Path) -> int:
             f.seek(0)
             while f.read(4 * MIB):  # in the page cache, as a model's data is after loading
                 pass
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                costs = []
-                for offset in (MAPPED_PROBE_BYTES // 3 + 123, 2 * MAPPED_PROBE_BYTES // 3 + 456):
-                    before = rss_file() or 0
-                    _ = m[offset]
-                    costs.append((rss_file() or 0) - before)
+            hot = touch(f)
+            if not hasattr(os, "posix_fadvise"):
+                return hot, hot
+            os.fsync(f.fileno())  # clean pages can be dropped
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            cold = touch(f)
     except (OSError, ValueError):
-        return 0
-    return int(min(max(max(costs), 0), MAPPED_PROBE_BYTES // 4))
+        return 0, 0
+    return hot, min(cold, hot)
 
 
 def working_set_bytes(llc_bytes: int | None = None, available_bytes: int | None = None) -> int:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import sys
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np

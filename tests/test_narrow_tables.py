@@ -133,6 +133,8 @@ def test_fit_matrix(
         assert name in out, name
     for device in devices[:3]:  # a long id folds inside its column: whole once the borders are removed
         assert device in flat.replace("│", "") or device in out, device
+        for word in device.split("-"):  # ... broken after a hyphen, never mid-word ("intel-n100-mi" / "ni-pc")
+            assert any(re.search(rf"(^|[\s│-]){re.escape(word)}($|[\s│-])", ln) for ln in out.splitlines()), word
 
 
 def test_fitted_table_leaves_out_the_least_important_first() -> None:

@@ -416,6 +416,8 @@ def _break(data: dict[str, Any], how: str) -> str:
         m["samples_s"] = []
     elif how == "negative_sample":
         m["samples_s"][2] = -1.0
+    elif how == "huge_sample":  # found by tests/test_hostile_inputs.py: its square overflowed `results show`
+        m["samples_s"][2] = 1e200
     elif how == "missing_run_field":
         del data["runs"][1]["host_fingerprint"]
     elif how == "runs_not_list":
@@ -433,7 +435,8 @@ def _break(data: dict[str, Any], how: str) -> str:
         ("bad_warning", "runs[0].measurements[0].warnings[0].code: unknown WarningCode 'haunted'"),
         ("bad_type", "runs[0].measurements[0].threads: expected an integer, found 'two'"),
         ("empty_samples", "samples_s: expected at least one sample"),
-        ("negative_sample", "samples_s: expected finite latencies"),
+        ("negative_sample", "samples_s: expected latencies from 0 to 1e+06 s"),
+        ("huge_sample", "samples_s: expected latencies from 0 to 1e+06 s, found 1e+200"),
         ("missing_run_field", "runs[1]: missing field 'host_fingerprint'"),
         ("runs_not_list", "runs: expected a list"),
     ],

@@ -49,6 +49,7 @@ def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:
 
     clock = max((c.max_clock_hz.value for c in host.clusters), default=0.0)
     llc = host.last_level_cache.value if host.last_level_cache else (probes.last_level_cache_bytes() or 0)
+    hot, cold = probes.mapped_granules(cache_dir())  # where built models' data lives
     return HostFacts(
         host_fingerprint=fingerprint,
         host_id=host.id,
@@ -59,7 +60,8 @@ def host_facts(host: DeviceProfile, fingerprint: str) -> HostFacts:
         llc_bytes=int(llc),
         onnxruntime_version=onnxruntime.__version__,
         int8_dot_path=str(getattr(host, "int8_dot_path", "") or ""),
-        mapped_granule_bytes=probes.mapped_granule_bytes(cache_dir()),  # where built models' data lives
+        mapped_granule_bytes=hot,
+        mapped_cold_granule_bytes=cold,
     )
 
 

@@ -49,7 +49,13 @@ class HostFacts:
     llc_bytes: int
     onnxruntime_version: str
     int8_dot_path: str = ""  # e.g. avx512-vnni, neon-dotprod (from the host profile when it says)
-    mapped_granule_bytes: int = 0  # RSS one read through a mapped file costs (probes.mapped_granule_bytes); 0 unknown
+    # RSS one read through a mapped file costs (probes.mapped_granules), its pages cached / evicted; 0 unknown
+    mapped_granule_bytes: int = 0
+    mapped_cold_granule_bytes: int = 0
+
+    @property
+    def mapped_granules(self) -> tuple[int, int]:
+        return self.mapped_granule_bytes, self.mapped_cold_granule_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,7 @@ class KernelTable:
                 onnxruntime_version=_str(h["onnxruntime_version"]),
                 int8_dot_path=_str(h.get("int8_dot_path", "")),
                 mapped_granule_bytes=_int(h.get("mapped_granule_bytes", 0), 0, 2**30),
+                mapped_cold_granule_bytes=_int(h.get("mapped_cold_granule_bytes", 0), 0, 2**30),
             )
             kernels = []
             for raw in data["kernels"]:

@@ -48,9 +48,7 @@ class Calibration:
     def memory_for(self, precision: str) -> MemoryCalibration:
         if precision in self.memory:
             return self.memory[precision]
-        return prior_memory(
-            precision, float(self.host.table.runtime_rss_bytes), self.host.table.host.mapped_granule_bytes
-        )
+        return prior_memory(precision, float(self.host.table.runtime_rss_bytes), self.host.table.host.mapped_granules)
 
     def is_host(self, device: DeviceProfile) -> bool:
         return device.id in ("host", self.host_id)

@@ -38,20 +38,21 @@ class MemoryCalibration:
     rss_rms_rel: float
     models: tuple[str, ...]  # ladder models the fit used
     dropped: tuple[str, ...] = ()  # peak-RSS points left out (an inherited high-water mark, not the model's)
-    mapped_granule_bytes: int = 0  # this host's cost of one read through a mapped file (0: unknown)
+    # this host's cost of one read through a mapped file, pages cached / evicted (probes.mapped_granules; 0 unknown)
+    mapped_granules_bytes: tuple[int, int] = (0, 0)
 
 
-def prior_memory(precision: str, runtime_bytes: float, mapped_granule_bytes: int = 0) -> MemoryCalibration:
+def prior_memory(precision: str, runtime_bytes: float, granules: tuple[int, int] = (0, 0)) -> MemoryCalibration:
     return MemoryCalibration(precision, runtime_bytes, get_precision(precision).prepack_factor, "prior", 0.0, (),
-                             mapped_granule_bytes=mapped_granule_bytes)  # fmt: skip
+                             mapped_granules_bytes=granules)  # fmt: skip
 
 
 def fit_memory(precision: str, ms: Sequence[Measurement], specs: Mapping[str, ModelSpec],
-               runtime_bytes: float, mapped_granule_bytes: int = 0) -> MemoryCalibration:  # fmt: skip
+               runtime_bytes: float, granules: tuple[int, int] = (0, 0)) -> MemoryCalibration:  # fmt: skip
     """The peak-RSS fit of one precision (see module docstring)."""
-    fields = _fit_memory(precision, list(ms), specs, mapped_granule_bytes)
+    fields = _fit_memory(precision, list(ms), specs, granules)
     if not fields["models"]:
-        return prior_memory(precision, runtime_bytes, mapped_granule_bytes)
+        return prior_memory(precision, runtime_bytes, granules)
     return MemoryCalibration(
         precision=precision,
         rss_base_bytes=fields["rss_base_bytes"],
@@ -60,7 +61,7 @@ def fit_memory(precision: str, ms: Sequence[Measurement], specs: Mapping[str, Mo
         rss_rms_rel=fields["rss_rms_rel"],
         models=tuple(fields["models"]),
         dropped=tuple(fields["rss_dropped"]),
-        mapped_granule_bytes=mapped_granule_bytes,
+        mapped_granules_bytes=granules,
     )
 
 
@@ -71,7 +72,8 @@ class MemoryTerms:
     activations_bytes: int
     runtime_bytes: int
     load_transient_bytes: int  # while loading: the largest weight being prepacked
-    mapped_embedding_bytes: int = 0  # embedding rows the runs read through the file mapping
+    mapped_embedding_bytes: int = 0  # embedding rows the runs read through the file mapping (midpoint, below)
+    mapped_spread_bytes: int = 0  # +- around it: the file's pages cached as large folios or faulted in
 
     @property
     def total_bytes(self) -> int:
@@ -89,13 +91,14 @@ def memory_terms(
     context_tokens: int,
     prompt_tokens: int,
     on_host: bool = True,
+    embedded_tokens: int | None = None,
 ) -> MemoryTerms:
-    """``on_host``: the run is on the host whose mapped-file granule ``mc`` carries (other devices: 0, unknown)."""
+    """``on_host``: the run is on the host whose mapped-file granule ``mc`` carries (other devices: 0, unknown).
+    ``embedded_tokens``: token ids the runs pass through the embedding; default the whole context (a KV cache filled
+    with noise, as the ladder's benchmark does, passed only its prompts)."""
     total = accounting.weight_bytes(spec, bytes_precision)
-    mapped = accounting.mapped_embedding_bytes(
-        spec, bytes_precision, tokens=max(context_tokens, prompt_tokens),
-        granule_bytes=mc.mapped_granule_bytes if on_host else 0,
-    )  # fmt: skip
+    tokens = max(context_tokens, prompt_tokens) if embedded_tokens is None else embedded_tokens
+    mapped, spread = mapped_rows(spec, bytes_precision, tokens, mc.mapped_granules_bytes if on_host else (0, 0))
     if accounting.is_gguf(bytes_precision):
         # llama.cpp memory-maps the GGUF file as is (embedding quantized too, no prepacked copy)
         weights = float(total)
@@ -111,8 +114,18 @@ def memory_terms(
         load_transient_bytes=0
         if accounting.is_gguf(bytes_precision)
         else accounting.load_transient_bytes(spec, bytes_precision),
-        mapped_embedding_bytes=0 if accounting.is_gguf(bytes_precision) else mapped,
+        mapped_embedding_bytes=mapped,
+        mapped_spread_bytes=spread,
     )
+
+
+def mapped_rows(spec: ModelSpec, precision: str, tokens: int, granules: tuple[int, int]) -> tuple[int, int]:
+    """(midpoint, half-range) of the embedding rows' RSS between the two states of the model file's pages: cached
+    (just written or read: each id maps a whole granule, up to a 2 MiB large folio) and evicted (each id faults in
+    fault-around's 64 KiB). Which one a run meets depends on the page cache, not on the model: measured here, a
+    250 MiB table held 100 MiB after 64 ids when cached, 14 MiB after its pages were dropped."""
+    hot, cold = (accounting.mapped_embedding_bytes(spec, precision, tokens=tokens, granule_bytes=g) for g in granules)
+    return (hot + cold) // 2, abs(hot - cold) // 2
 
 
 def fits_in_memory(total_bytes: float, usable_ram_bytes: float) -> bool:
@@ -121,7 +134,7 @@ def fits_in_memory(total_bytes: float, usable_ram_bytes: float) -> bool:
 
 
 def _fit_memory(
-    precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec], mapped_granule_bytes: int = 0
+    precision: str, ms: list[Measurement], specs: Mapping[str, ModelSpec], granules: tuple[int, int] = (0, 0)
 ) -> dict[str, Any]:
     """peak RSS = base + k * (weights other than the embedding) + what physics already knows (accounting):
     the tied-float embedding and its packed copy, and the larger of the load transient (largest weight) and the
@@ -155,7 +168,7 @@ def _fit_memory(
         depth = max(x.context_tokens for x in lst)
         run = accounting.activation_bytes(spec, precision, prompt_tokens=prompt, context_tokens=0)
         run += accounting.kv_bytes(spec, depth)
-        run += accounting.mapped_embedding_bytes(spec, precision, tokens=prompt, granule_bytes=mapped_granule_bytes)
+        run += mapped_rows(spec, precision, prompt, granules)[0]
         known = accounting.known_resident_bytes(spec, precision)
         known += max(run, accounting.load_transient_bytes(spec, precision))
         rest = max(m.weight_file_bytes - accounting.embedding_bytes(spec), 0)

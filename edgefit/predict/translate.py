@@ -215,9 +215,11 @@ def predict(
     prompt_tokens: int = 256,
     threads: int | None = None,
     use_measurements: bool = True,
+    embedded_tokens: int | None = None,
 ) -> Prediction:
     """Predict ``spec`` at ``precision`` on ``device``. ``use_measurements``: quote this host's own measurement of
-    exactly this model and workload when there is one (``validate`` turns it off to test the prediction)."""
+    exactly this model and workload when there is one (``validate`` turns it off to test the prediction).
+    ``embedded_tokens``: see ``memfit.memory_terms`` (default: the whole context went through the embedding)."""
     cal = calibration
     choice: TableChoice = cal.table_for(device)
     model = choice.model
@@ -248,7 +250,7 @@ def predict(
         pre = _price(model, decoder_ops(spec, run_as, tokens=prompt_tokens, past=0), warm, tr)
     mc = cal.memory_for(run_as)
     mem = memory_terms(spec, mc, pchoice.bytes_precision, context_tokens=context_tokens, prompt_tokens=prompt_tokens,
-                       on_host=choice.role == "host")  # fmt: skip
+                       on_host=choice.role == "host", embedded_tokens=embedded_tokens)  # fmt: skip
 
     # --- intervals and bases ---
     # how far whole models land from the sum of their kernels: this host's latest `edgefit validate`, else a prior
@@ -283,6 +285,16 @@ def predict(
     mem_rel = max(2.0 * mc.rss_rms_rel, FIT_FLOOR / 2)
     mem_basis = Basis.EXTRAPOLATED if choice.role == "host" else Basis.SPEC
     mem_total = _est(float(mem.total_bytes), mem_rel, mem_rel, mem_basis)
+    if mem.mapped_spread_bytes:  # the embedding rows' RSS depends on the page cache: the interval spans both states
+        spread = float(mem.mapped_spread_bytes)
+        mem_total = Estimate(mem_total.value, mem_total.low - spread, mem_total.high + spread, mem_basis)
+        if spread >= 0.05 * mem_total.value:
+            notes.append(
+                f"the embedding rows a run reads through the model file's mapping hold "
+                f"{(mem.mapped_embedding_bytes + spread) / 2**20:.0f} MiB when the file's pages are cached (just "
+                f"written or read), {(mem.mapped_embedding_bytes - spread) / 2**20:.0f} MiB when they were dropped: "
+                "peak memory is their midpoint, its interval covers both"
+            )
     if use_measurements and choice.role == "host" and run_as == precision:
         measured = cal.measured.get((spec.id, precision))
         if measured:

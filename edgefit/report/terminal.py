@@ -8,9 +8,11 @@ as itself on any console, never as markup.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -34,6 +36,22 @@ MODEL_COLUMN_WIDTH = 24
 DEVICE_COLUMN_WIDTH = 13
 
 
+def wrap_id(ident: str, width: int) -> str:
+    """An id on lines of at most ``width`` cells, broken after its hyphens (``intel-n100-`` / ``mini-pc-16gb``),
+    or spaces, not mid-word; a part longer than a line is cut where it must be."""
+    lines: list[str] = []
+    line = ""
+    for part in re.findall(r"[^-\s]+[-\s]*|[-\s]+", ident):
+        if line and cell_len((line + part).rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        while cell_len(part) > width:
+            lines.append(part[:width])
+            part = part[width:]
+        line += part
+    return "\n".join([*lines, line.rstrip()] if line.strip() else lines)
+
+
 def matrix_table(data: ReportData, precision: str, devices: Sequence[DeviceProfile] | None = None) -> RichTable:
     """Models (rows, by size) x devices (columns) at one precision; cells: verdict, decode tok/s, memory GiB."""
     devices = data.devices if devices is None else devices
@@ -45,12 +63,12 @@ def matrix_table(data: ReportData, precision: str, devices: Sequence[DeviceProfi
     table.add_column("model", overflow="fold", max_width=MODEL_COLUMN_WIDTH)  # a long card id folds, whole
     for device in devices:
         table.add_column(
-            Text(f"{device.id}\n{fmt.gib(device.usable_ram_bytes)} GiB usable"),
+            Text(f"{wrap_id(device.id, DEVICE_COLUMN_WIDTH)}\n{fmt.gib(device.usable_ram_bytes)} GiB usable"),
             overflow="fold",
             max_width=DEVICE_COLUMN_WIDTH,
         )
     for spec in data.specs_by_size():
-        cells = [Text(f"{spec.id} ({fmt.params(model_params(spec))})")]
+        cells = [Text(wrap_id(f"{spec.id} ({fmt.params(model_params(spec))})", MODEL_COLUMN_WIDTH))]
         for device in devices:
             v = data.verdict(spec.id, precision, device.id)
             if v is None:
