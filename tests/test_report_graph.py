@@ -168,6 +168,14 @@ def test_report_model_onnx_from_a_fresh_database(
     if cheapest:
         assert f"cheapest device meeting the target: {cheapest} at $" in section
     assert "node types timed on the fly on this host" in section and "Conv" in section
+    # the plain-words opening says it too, before the tables
+    opening = md.split("## In plain words", 1)[1].split(SECTION, 1)[0]
+    assert f"cnn.onnx runs at 5 ms per inference or faster on {len(meeting)} of 4 devices" in opening
+    if cheapest:
+        name = next(d["name"] for d in doc["devices"] if d["id"] == cheapest)
+        assert f"the cheapest of them is {name} (${prices[cheapest]:,.0f})" in opening
+    else:
+        assert "the fastest is" in opening
 
     # results_user_models.csv: the same figures in base SI units
     table = list(csv.DictReader(io.StringIO((out / "results_user_models.csv").read_text())))

@@ -27,8 +27,40 @@ class Paragraph:
 
 def summary_paragraphs(data: ReportData) -> tuple[Paragraph, ...]:
     paras = [Paragraph(_numbers_game(data)), Paragraph(_fits_nowhere(data)), _reading_speed(data)]
+    paras.append(_your_files(data))
     paras.append(Paragraph(_trust(data)))
     return tuple(p for p in paras if p.text)
+
+
+def _your_files(data: ReportData) -> Paragraph:
+    """Per .onnx file of ``report --model``: on how many devices it meets its target, the cheapest of them."""
+    if not data.user_graphs:
+        return Paragraph("")
+    names = {d.id: d.name for d in data.devices}
+    items = []
+    for g in data.user_graphs:
+        goal = (
+            f"runs at {g.max_latency_s * 1e3:.3g} ms per inference or faster"
+            if g.max_latency_s is not None
+            else "fits in memory (no speed target was given)"
+        )
+        meeting, cheapest = g.meeting(), g.cheapest()
+        head = f"{g.model_id.removeprefix('file:')} {goal} on {len(meeting)} of {len(g.rows)} devices"
+        if cheapest is not None:
+            p = cheapest.prediction
+            items.append(
+                f"{head}; the cheapest of them is {names.get(p.device_id, p.device_id)} "
+                f"({fmt.usd(cheapest.price_usd) if cheapest.price_usd is not None else 'no list price'}), about "
+                f"{p.latency_s.value * 1e3:.3g} ms per inference"
+            )
+        elif g.rows:
+            fastest = min(g.rows, key=lambda r: r.prediction.latency_s.value).prediction
+            items.append(
+                f"{head}; the fastest is {names.get(fastest.device_id, fastest.device_id)} at about "
+                f"{fastest.latency_s.value * 1e3:.3g} ms per inference"
+            )
+    return Paragraph("Your own model files (each priced on every device, see \"Your models on every device\"):",
+                     tuple(items))  # fmt: skip
 
 
 def _reference_spec_id(data: ReportData) -> str | None:
