@@ -119,3 +119,36 @@ def test_answers_in_words_and_json(db: Path, capsys: pytest.CaptureFixture[str])
     doc = json.loads(capsys.readouterr().out)
     (largest,) = doc["answers"]["largest_model"]
     assert largest["model_id"] == "qwen2.5-0.5b"
+
+
+def test_a_folder_of_profiles_prices_every_board_in_it(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--device fleet/profiles`: every profile `edgefit fleet bench` detected, with built-in ids next to them;
+    a device named twice is priced once; an empty folder or a broken profile in it is one line, exit 2."""
+    import dataclasses
+
+    from edgefit.profile_toml import profile_to_toml
+    from edgefit.profiles import get_profile
+
+    folder = tmp_path / "fleet" / "profiles"
+    folder.mkdir(parents=True)
+    pi = get_profile("raspberry-pi-5-8gb")
+    for name in ("pi5-a", "pi5-b"):
+        (folder / f"{name}.toml").write_text(profile_to_toml(dataclasses.replace(pi, id=name, name=name)))
+    (folder / "notes.txt").write_text("not a profile")
+    argv = ["fit", "--model", "qwen2.5-0.5b", "--precision", "int4", "--json", "--db", str(db)]
+    assert main([*argv, "--device", str(folder), "--device", "intel-n100-mini-pc-16gb", "--device", str(folder)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["device_id"] for r in doc["results"]] == ["pi5-a", "pi5-b", "intel-n100-mini-pc-16gb"]
+    a, b = (r["decode_tokens_per_s"]["value"] for r in doc["results"][:2])
+    assert a == b  # the same board's figures under two names: the same answer
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*argv, "--device", str(empty)]) == 2
+    assert "a folder with no profile .toml files" in capsys.readouterr().err
+    (folder / "broken.toml").write_text("id = 'broken'\n[[[")
+    assert main([*argv, "--device", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.toml" in err and "Traceback" not in err

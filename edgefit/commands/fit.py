@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.text import Text
 
@@ -131,7 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="ID",
-        help="device id or profile .toml (repeat; default: all built-in; 'host' = this machine)",
+        help="device id, profile .toml, or a folder of them such as fleet/profiles (repeat; default: all built-in; "
+        "'host' = this machine)",
     )
     p.add_argument(
         "--model",
@@ -160,11 +162,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def select_devices(refs: Sequence[str]) -> tuple[DeviceProfile, ...]:
-    from edgefit.profiles import get_profile, load_profiles
+    """Profiles by id, .toml path, ``host``, or a folder of .toml profiles (every one in it: ``fleet/profiles``,
+    where ``edgefit fleet bench`` keeps the boards it detected). Nothing given: the built-in library."""
+    from edgefit.profiles import DeviceProfile, get_profile, load_profiles, profile_files
 
     if not refs:
         return load_profiles()
-    return tuple(get_profile(r) for r in dict.fromkeys(refs))
+    out: dict[str, DeviceProfile] = {}
+    for ref in dict.fromkeys(refs):
+        folder = Path(ref)
+        if ref not in ("host",) and folder.is_dir():
+            files = profile_files(folder)
+            if not files:
+                raise UsageError(f"--device {ref}: a folder with no profile .toml files in it; give a device id, a "
+                                 "profile .toml or a folder of them (e.g. fleet/profiles)")  # fmt: skip
+            found = [DeviceProfile.from_toml(f) for f in files]
+        else:
+            found = [get_profile(ref)]
+        for p in found:
+            out.setdefault(p.id, p)  # a device named twice (by id and in a folder) is priced once
+    return tuple(out.values())
 
 
 def select_specs(refs: Sequence[str]) -> tuple[ModelSpec, ...]:

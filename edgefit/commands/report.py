@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", default="md,html,json,csv", metavar="LIST", help="comma-separated: md,html,json,csv (default all)"
     )
-    p.add_argument("--device", action="append", default=[], metavar="ID", help="only these devices (repeat)")
+    p.add_argument("--device", action="append", default=[], metavar="ID",
+                   help="only these devices: an id, a profile .toml, or a folder of them such as fleet/profiles, "
+                        "where `edgefit fleet bench` keeps the boards it detected (repeat)")  # fmt: skip
     p.add_argument(
         "--model",
         action="append",
