@@ -2,7 +2,8 @@
 
     peak RSS = runtime base + k * (weights other than the embedding) + what physics already knows (accounting):
                the tied-float embedding and its packed copy, and the larger of the load transient (the largest
-               weight being prepacked) and the activations of the longest prefill + the KV cache
+               weight being prepacked) and the activations of the longest prefill + the KV cache + the embedding
+               rows the run reads through the file mapping (on this host: ``mapped_rows``, measured granules)
 
 Only ``base`` (Python + onnxruntime) and ``k`` (prepacking: ~1.0 fp32, ~1.05 int8, ~1.27 int4 MatMulNBits) are
 fitted, from the ladder's peak RSS. Without ladder measurements (or with an implausible fit) ``k`` is the catalog's
