@@ -287,6 +287,9 @@ def test_validate_brackets_the_models_with_two_fresh_tables(
         assert len(store.kernel_tables()) == before + 2
     assert doc["comparisons"]
     assert any("just before and" in n for n in doc["notes"])
+    # the two tables are the same synthetic host: the drift between them is measured, and zero
+    (drift,) = [n for n in doc["notes"] if n.startswith("this host moved between the kernel tables")]
+    assert "fp32 GEMV streaming +0 %" in drift
     order.clear()
     _json(capsys, ["validate", "--json", "--random", "0", "--precision", "fp32", "--reuse-table", "--db", str(db)])
     assert order == ["models"]

@@ -162,3 +162,21 @@ def test_model_calls_take_the_built_files_and_stay_within_ram(monkeypatch: pytes
     assert round_s > 0 and any("no longer in the cache" in n for n in notes)
     none, _, notes2 = v.model_calls(ms, specs, 1024)
     assert none == [] and any("left out" in n for n in notes2)
+
+
+def test_the_drift_between_the_bracketing_tables_is_measured_and_said() -> None:
+    """A host 25 % slower in streaming and 10 % slower in fp32 GEMMs after the models than before: the note gives
+    both, signed; the same host twice moves nothing."""
+    from edgefit.kernels.table import fit_model
+
+    base = sy.KernelPhysics()
+    slower = sy.KernelPhysics(bandwidth_bytes_per_s=base.bandwidth_bytes_per_s * 0.75,
+                              fp32_macs_per_s=base.fp32_macs_per_s * 0.9)  # fmt: skip
+    before, after = fit_model(sy.kernel_table(base)), fit_model(sy.kernel_table(slower))
+    moved, note = v.bracket_drift(before, after)
+    assert moved["fp32 GEMV streaming"] == pytest.approx(-0.25, abs=0.03)
+    assert moved["fp32 GEMM"] == pytest.approx(-0.10, abs=0.02)
+    assert moved["int8 GEMM"] == pytest.approx(0.0, abs=0.02)
+    assert "fp32 GEMV streaming -2" in note and "the interleaved rows do not" in note
+    same, _ = v.bracket_drift(before, fit_model(sy.kernel_table(base)))
+    assert all(abs(m) < 1e-9 for m in same.values())

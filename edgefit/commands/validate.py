@@ -34,6 +34,7 @@ from edgefit.predict.validate import (
     DEFAULT_PRECISIONS,
     DEFAULT_RANDOM,
     ValidationResult,
+    bracket_drift,
     measure_fresh,
     model_calls,
     random_specs,
@@ -160,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
     if interleaved is not None and args.no_build:
         specs = {**specs, **_random_specs_of_ids({c.model_id for c in calibration.host.table.calls})}
     if before is not None:
+        _moved, drift_note = bracket_drift(fit_model(before), calibration.host)
+        if drift_note:
+            notes.append(drift_note)
         merged = fit_model(merge_tables(before, calibration.host.table))
         calibration = dataclasses.replace(calibration, host=merged)
         notes.append(

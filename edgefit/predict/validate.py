@@ -257,6 +257,26 @@ def model_calls(
     return kept, total_s, notes
 
 
+def bracket_drift(before: KernelModel, after: KernelModel) -> tuple[dict[str, float], str]:
+    """How far the host moved between the kernel table measured just before the models and the one just after:
+    after / before - 1 of the fp32 GEMV streaming rate and the fp32 and int8 GEMM rates (the rates a prediction
+    rests on), and a sentence saying so. The benchmark's rows carry drift of this size; the interleaved rows do
+    not (their model calls ran in the after table's own rounds)."""
+    rates = {
+        "fp32 GEMV streaming": (before.stream_bytes_per_s, after.stream_bytes_per_s),
+        "fp32 GEMM": (before.fp32_gemm_macs_per_s, after.fp32_gemm_macs_per_s),
+        "int8 GEMM": (before.int8_gemm_macs_per_s, after.int8_gemm_macs_per_s),
+    }
+    moved = {name: b / a - 1.0 for name, (a, b) in rates.items() if a > 0 and b > 0}
+    if not moved:
+        return {}, ""
+    parts = ", ".join(f"{name} {100 * m:+.0f} %" for name, m in moved.items())
+    return moved, (
+        f"this host moved between the kernel tables just before and just after the models ({parts}): the "
+        "benchmark's rows carry drift of this size, the interleaved rows do not"
+    )
+
+
 def kernel_errors(model: KernelModel) -> dict[str, dict[str, float]]:
     """Leave-one-out: each interior point of every GEMV/GEMM curve predicted from its neighbours."""
     out: dict[str, dict[str, float]] = {}
