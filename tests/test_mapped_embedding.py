@@ -45,10 +45,10 @@ def test_the_peak_counts_mapped_rows_with_the_runs_not_with_the_load_transient()
     mc = prior_memory("int4", 60 * 2**20, (2**21, 2**16))
     t = memory_terms(spec, mc, "int4", context_tokens=512, prompt_tokens=64)
     run = t.activations_bytes + t.kv_cache_bytes + t.mapped_embedding_bytes
-    assert t.mapped_embedding_bytes > t.mapped_spread_bytes > 0  # midpoint of the cached and evicted states
+    assert t.mapped_embedding_bytes > t.mapped_cold_bytes > 0  # counted: the cached state; the dropped one kept
     f = accounting.mapped_embedding_bytes
     hot, cold = (f(spec, "int4", tokens=512, granule_bytes=g) for g in (2**21, 2**16))
-    assert (t.mapped_embedding_bytes, t.mapped_spread_bytes) == ((hot + cold) // 2, (hot - cold) // 2)
+    assert (t.mapped_embedding_bytes, t.mapped_cold_bytes) == (hot, cold)
     assert t.total_bytes == t.weights_bytes + t.runtime_bytes + max(run, t.load_transient_bytes)
     away = memory_terms(spec, mc, "int4", context_tokens=512, prompt_tokens=64, on_host=False)
     assert away.mapped_embedding_bytes == 0  # another device's kernel: its granule is not known here
@@ -57,7 +57,7 @@ def test_the_peak_counts_mapped_rows_with_the_runs_not_with_the_load_transient()
     assert 0 < short.mapped_embedding_bytes < t.mapped_embedding_bytes
 
 
-def test_the_prediction_interval_spans_both_page_cache_states() -> None:
+def test_the_prediction_counts_the_cached_state_and_its_interval_reaches_the_dropped_one() -> None:
     from edgefit.pipeline import calibration_from_table
     from edgefit.predict import predict, synthetic
 
@@ -72,7 +72,11 @@ def test_the_prediction_interval_spans_both_page_cache_states() -> None:
     base = predict(spec, "int4", host, cal, context_tokens=1024, prompt_tokens=64).memory.total
     p = predict(spec, "int4", host, cached, context_tokens=1024, prompt_tokens=64)
     mem = p.memory.total
-    assert mem.value > base.value and mem.high - mem.value > base.high - base.value
+    assert mem.value > base.value and mem.high - mem.value == pytest.approx(mem.value / base.value * (base.high -
+                                                                                 base.value), rel=1e-6)  # fmt: skip
+    # the interval reaches down to the dropped state (the same prediction with 64 KiB per id)
+    cold = accounting.mapped_embedding_bytes(spec, "int4", tokens=1024, granule_bytes=2**16)
+    assert mem.low <= base.value + cold < mem.value
     assert any("pages are cached" in n for n in p.notes)
     pi = predict(spec, "int4", synthetic.device("raspberry-pi-5-8gb"), cached, context_tokens=1024, prompt_tokens=64)
     assert not any("pages are cached" in n for n in pi.notes)  # another device: the term is left out

@@ -73,8 +73,8 @@ class MemoryTerms:
     activations_bytes: int
     runtime_bytes: int
     load_transient_bytes: int  # while loading: the largest weight being prepacked
-    mapped_embedding_bytes: int = 0  # embedding rows the runs read through the file mapping (midpoint, below)
-    mapped_spread_bytes: int = 0  # +- around it: the file's pages cached as large folios or faulted in
+    mapped_embedding_bytes: int = 0  # embedding rows the runs read through the file mapping, its pages cached
+    mapped_cold_bytes: int = 0  # the same when its pages were dropped (less where files are cached in large folios)
 
     @property
     def total_bytes(self) -> int:
@@ -99,7 +99,7 @@ def memory_terms(
     with noise, as the ladder's benchmark does, passed only its prompts)."""
     total = accounting.weight_bytes(spec, bytes_precision)
     tokens = max(context_tokens, prompt_tokens) if embedded_tokens is None else embedded_tokens
-    mapped, spread = mapped_rows(spec, bytes_precision, tokens, mc.mapped_granules_bytes if on_host else (0, 0))
+    mapped, mapped_cold = mapped_rows(spec, bytes_precision, tokens, mc.mapped_granules_bytes if on_host else (0, 0))
     if accounting.is_gguf(bytes_precision):
         # llama.cpp memory-maps the GGUF file as is (embedding quantized too, no prepacked copy)
         weights = float(total)
@@ -116,17 +116,19 @@ def memory_terms(
         if accounting.is_gguf(bytes_precision)
         else accounting.load_transient_bytes(spec, bytes_precision),
         mapped_embedding_bytes=mapped,
-        mapped_spread_bytes=spread,
+        mapped_cold_bytes=mapped_cold,
     )
 
 
 def mapped_rows(spec: ModelSpec, precision: str, tokens: int, granules: tuple[int, int]) -> tuple[int, int]:
-    """(midpoint, half-range) of the embedding rows' RSS between the two states of the model file's pages: cached
-    (just written or read: each id maps a whole granule, up to a 2 MiB large folio) and evicted (each id faults in
-    fault-around's 64 KiB). Which one a run meets depends on the page cache, not on the model: measured here, a
-    250 MiB table held 100 MiB after 64 ids when cached, 14 MiB after its pages were dropped."""
+    """(cached, dropped): the embedding rows' RSS in the two states of the model file's pages. Cached (just written
+    or read: right after a download or a build, the first runs): each id maps a whole granule, up to a 2 MiB large
+    folio. Dropped (a reboot, memory pressure): each id faults in fault-around's 64 KiB. Which one a run meets
+    depends on the page cache, not on the model: measured here, a 250 MiB table held 100 MiB after 64 ids when
+    cached, 14 MiB after its pages were dropped. Predictions count the cached state (the larger: a model must fit
+    on its first run) and their interval reaches down to the dropped one."""
     hot, cold = (accounting.mapped_embedding_bytes(spec, precision, tokens=tokens, granule_bytes=g) for g in granules)
-    return (hot + cold) // 2, abs(hot - cold) // 2
+    return hot, min(cold, hot)
 
 
 def fits_in_memory(total_bytes: float, usable_ram_bytes: float) -> bool:
@@ -169,7 +171,7 @@ def _fit_memory(
         depth = max(x.context_tokens for x in lst)
         run = accounting.activation_bytes(spec, precision, prompt_tokens=prompt, context_tokens=0)
         run += accounting.kv_bytes(spec, depth)
-        run += mapped_rows(spec, precision, prompt, granules)[0]
+        run += sum(mapped_rows(spec, precision, prompt, granules)) // 2  # the ladder files' page state is unknown
         known = accounting.known_resident_bytes(spec, precision)
         known += max(run, accounting.load_transient_bytes(spec, precision))
         rest = max(m.weight_file_bytes - accounting.embedding_bytes(spec), 0)

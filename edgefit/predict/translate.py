@@ -285,15 +285,15 @@ def predict(
     mem_rel = max(2.0 * mc.rss_rms_rel, FIT_FLOOR / 2)
     mem_basis = Basis.EXTRAPOLATED if choice.role == "host" else Basis.SPEC
     mem_total = _est(float(mem.total_bytes), mem_rel, mem_rel, mem_basis)
-    if mem.mapped_spread_bytes:  # the embedding rows' RSS depends on the page cache: the interval spans both states
-        spread = float(mem.mapped_spread_bytes)
-        mem_total = Estimate(mem_total.value, mem_total.low - spread, mem_total.high + spread, mem_basis)
-        if spread >= 0.05 * mem_total.value:
+    below = float(mem.mapped_embedding_bytes - mem.mapped_cold_bytes)
+    if below > 0:  # the embedding rows' RSS depends on the page cache: the interval reaches down to the dropped state
+        mem_total = Estimate(mem_total.value, mem_total.low - below, mem_total.high, mem_basis)
+        if below >= 0.05 * mem_total.value:
             notes.append(
                 f"the embedding rows a run reads through the model file's mapping hold "
-                f"{(mem.mapped_embedding_bytes + spread) / 2**20:.0f} MiB when the file's pages are cached (just "
-                f"written or read), {(mem.mapped_embedding_bytes - spread) / 2**20:.0f} MiB when they were dropped: "
-                "peak memory is their midpoint, its interval covers both"
+                f"{mem.mapped_embedding_bytes / 2**20:.0f} MiB when the file's pages are cached (right after a "
+                f"download or build; counted), {mem.mapped_cold_bytes / 2**20:.0f} MiB when they were dropped (the "
+                "interval reaches down to that)"
             )
     if use_measurements and choice.role == "host" and run_as == precision:
         measured = cal.measured.get((spec.id, precision))
