@@ -1,0 +1,79 @@
+"""Issue 10's unseen-shapes check, through the CLI as a user runs it: three HF configs in no ladder and no catalog
+(benchmarks/unseen_configs: tied 64k vocab 1024x16; Qwen2-style deep-narrow 640x40; head_dim 128 at 2048x8, tied
+49k vocab). In a fresh database and cache: `edgefit calibrate`, then per config and precision `edgefit models
+build`, `edgefit bench FILE` and `edgefit predict --device host --context 64 --prompt 64`, for ``--rounds``
+rounds. Prints every comparison (decode at depth 64, prefill of 64 tokens, peak RSS) and median / worst |error|.
+
+    python benchmarks/unseen_cli.py [--rounds 2] [--precision fp32,int4] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parent / "unseen_configs"
+
+
+def _edgefit(env: dict[str, str], *argv: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "edgefit", *argv], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"edgefit {' '.join(argv)} failed: {out.stderr.strip().splitlines()[-1:]}")
+    return out.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--precision", default="fp32,int4")
+    ap.add_argument("--work", type=Path, help="keep the database, cache and files here (default: a temp folder)")
+    args = ap.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="edgefit-unseen-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "EDGEFIT_DB": str(work / "db.sqlite"), "EDGEFIT_CACHE_DIR": str(work / "cache")}
+    _edgefit(env, "calibrate")
+    configs = sorted(p.parent for p in CONFIGS.glob("*/config.json"))
+    precisions = args.precision.split(",")
+    for c in configs:
+        for p in precisions:
+            _edgefit(env, "models", "build", str(c / "config.json"), "-p", p, "--out", str(work / f"{c.name}-{p}.onnx"))
+    errs: dict[tuple[str, str], list[float]] = {}
+    for r in range(1, args.rounds + 1):
+        for c in configs:
+            for p in precisions:
+                bench = json.loads(_edgefit(env, "bench", str(work / f"{c.name}-{p}.onnx"), "--json"))
+                workload = ("--device", "host", "--context", "64", "--prompt", "64", "--json")
+                pred = json.loads(
+                    _edgefit(env, "predict", "--model", str(c / "config.json"), "--precision", p, *workload)
+                )
+                ms = bench["measurements"]
+                dec = next(m for m in ms if m["phase"] == "decode" and m["context_tokens"] == 64)
+                pre = next(m for m in ms if m["phase"] == "prefill" and m["prompt_tokens"] == 64)
+                peak = max(m["peak_rss_bytes"] or 0 for m in ms)
+                e = {
+                    "decode": pred["decode_s_per_token"]["value"] / dec["median_s"] - 1,
+                    "prefill": pred["prefill_s"]["value"] / pre["median_s"] - 1,
+                    "peak_rss": pred["memory"]["total_bytes"]["value"] / peak - 1,
+                }
+                for k, v in e.items():
+                    errs.setdefault((p, k), []).append(v)
+                print(f"round {r} {c.name:11s} {p}: decode {dec['median_s'] * 1e3:7.2f} ms measured, "
+                      f"{100 * e['decode']:+6.1f} % | prefill {100 * e['prefill']:+6.1f} % | "
+                      f"peak {peak / 2**20:6.0f} MiB, {100 * e['peak_rss']:+6.1f} %", flush=True)  # fmt: skip
+    for (p, k), v in sorted(errs.items()):
+        a = [abs(x) for x in v]
+        print(f"{p} {k}: median |error| {100 * statistics.median(a):.1f} %, worst {100 * max(a):.1f} % (n {len(a)})")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
