@@ -171,7 +171,8 @@ def _fit_memory(
         depth = max(x.context_tokens for x in lst)
         run = accounting.activation_bytes(spec, precision, prompt_tokens=prompt, context_tokens=0)
         run += accounting.kv_bytes(spec, depth)
-        run += sum(mapped_rows(spec, precision, prompt, granules)) // 2  # the ladder files' page state is unknown
+        # the state predictions count (cached): the ladder's files are measured right after they are built
+        run += mapped_rows(spec, precision, prompt, granules)[0]
         known = accounting.known_resident_bytes(spec, precision)
         known += max(run, accounting.load_transient_bytes(spec, precision))
         rest = max(m.weight_file_bytes - accounting.embedding_bytes(spec), 0)
