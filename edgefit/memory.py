@@ -245,14 +245,26 @@ def maxrss_to_bytes(ru_maxrss: int, system: str | None = None) -> int:
     return int(ru_maxrss) * 1024
 
 
-def parse_status_hwm_bytes(text: str) -> int | None:
-    """``VmHWM:   123456 kB`` from ``/proc/<pid>/status`` in bytes (the kernel writes kB meaning KiB)."""
+def parse_status_bytes(text: str, field: str) -> int | None:
+    """``FIELD:   123456 kB`` (VmHWM, RssFile, ...) from ``/proc/<pid>/status`` in bytes (the kernel writes kB
+    meaning KiB)."""
     for line in text.splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             parts = line.split()
             if len(parts) >= 2 and parts[1].isdigit():
                 return int(parts[1]) * (1024 if len(parts) < 3 or parts[2].lower() == "kb" else 1)
     return None
+
+
+def parse_status_hwm_bytes(text: str) -> int | None:
+    """``VmHWM:   123456 kB`` from ``/proc/<pid>/status`` in bytes."""
+    return parse_status_bytes(text, "VmHWM")
+
+
+def self_status_bytes(field: str) -> int | None:
+    """One field of this process's ``/proc/self/status`` in bytes; None where there is none (not Linux)."""
+    text = _read_text(Path("/proc/self/status"))
+    return parse_status_bytes(text, field) if text is not None else None
 
 
 def peak_rss_bytes() -> int | None:
@@ -263,8 +275,7 @@ def peak_rss_bytes() -> int | None:
     (tests/test_memory.py shows it). Elsewhere: ``ru_maxrss``, converted to bytes.
     """
     if platform.system() == "Linux":
-        text = _read_text(Path("/proc/self/status"))
-        hwm = parse_status_hwm_bytes(text) if text is not None else None
+        hwm = self_status_bytes("VmHWM")
         if hwm is not None:
             return hwm
     try:

@@ -122,26 +122,18 @@ def mapped_granules(folder: Path) -> tuple[int, int]:
     import mmap
     import tempfile
 
-    def rss_file() -> int | None:
-        try:
-            with open("/proc/self/status", encoding="ascii") as f:
-                for line in f:
-                    if line.startswith("RssFile:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            return None
-        return None
+    from edgefit.memory import self_status_bytes
 
     def touch(f: Any) -> int:
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             costs = []
             for offset in (MAPPED_PROBE_BYTES // 3 + 123, 2 * MAPPED_PROBE_BYTES // 3 + 456):
-                before = rss_file() or 0
+                before = self_status_bytes("RssFile") or 0
                 _ = m[offset]
-                costs.append((rss_file() or 0) - before)
+                costs.append((self_status_bytes("RssFile") or 0) - before)
         return int(min(max(max(costs), 0), MAPPED_PROBE_BYTES // 4))
 
-    if rss_file() is None:
+    if self_status_bytes("RssFile") is None:
         return 0, 0
     try:
         folder.mkdir(parents=True, exist_ok=True)

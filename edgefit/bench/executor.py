@@ -163,6 +163,14 @@ def run_json_worker(
         return rc, err.read()
 
 
+def worker_failure(rc: int, stderr: str) -> str:
+    """Why a worker ended without a result, in a few words: killed by a signal (out of memory, most often), else
+    the last line it wrote to stderr, else its exit code."""
+    if rc < 0:
+        return f"killed by signal {-rc} (out of memory?)"
+    return (stderr.strip().splitlines() or [f"exit code {rc}"])[-1]
+
+
 class WorkerExecutor:
     """One ``python -I -m edgefit.bench.worker`` per model; ``probe`` runs here, between the worker's steps."""
 

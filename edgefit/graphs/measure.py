@@ -90,7 +90,7 @@ def check_graph_flags(
 
 
 def _run_worker(job: dict[str, Any], name: str, progress: Callable[[str], None] | None) -> dict[str, Any]:
-    from edgefit.bench.executor import run_json_worker
+    from edgefit.bench.executor import run_json_worker, worker_failure
 
     got: dict[str, Any] = {}
 
@@ -117,8 +117,5 @@ def _run_worker(job: dict[str, Any], name: str, progress: Callable[[str], None] 
             msg = f"{name}: {msg}"
         raise cls(msg)
     if "result" not in got:
-        why = (stderr.strip().splitlines() or [f"exit code {rc}"])[-1]
-        if rc < 0:
-            why = f"killed by signal {-rc} (out of memory?)"
-        raise BenchError(f"{name}: profiling its graph failed: {why}")
+        raise BenchError(f"{name}: profiling its graph failed: {worker_failure(rc, stderr)}")
     return got["result"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefit import memory, probes
-from edgefit.bench.executor import run_json_worker
+from edgefit.bench.executor import run_json_worker, worker_failure
 from edgefit.errors import BenchError
 from edgefit.kernels.plan import PRECISIONS, default_plan
 from edgefit.kernels.table import CallSamples, HostFacts, KernelSamples, KernelTable
@@ -133,9 +133,7 @@ def _run_worker(job: dict[str, Any], progress: Callable[[str], None] | None) -> 
         rc, stderr = run_json_worker("edgefit.kernels.worker", job, on_event, cwd=cwd)
     if "result" not in got:
         why = str(got["error"].get("message", "unknown error")) if "error" in got else ""
-        why = why or (stderr.strip().splitlines() or [f"exit code {rc}"])[-1]
-        if rc < 0:
-            why = f"killed by signal {-rc} (out of memory?)"
+        why = worker_failure(rc, stderr) if rc < 0 or not why else why
         raise BenchError(f"kernel calibration failed: {why}; re-run `edgefit calibrate` (see --help for options)")
     return got["result"]
 

@@ -64,8 +64,8 @@ def mapped_embedding_bytes(spec: ModelSpec, precision: str, *, tokens: int, gran
     """RSS of the embedding rows a run reads from the memory-mapped fp32 Gather table: each of ``tokens`` (random)
     ids maps at least a ``granule_bytes`` block (probes.mapped_granules: 2 MiB here when the file's pages are cached,
     so 64 ids held ~100 MiB of a 250 MiB table), blocks shared between ids counted once:
-    E * (1 - exp(-tokens * block / E)). 0 when the
-    granule is unknown, when the whole table is resident anyway (tied float LM head) and for GGUF."""
+    E * (1 - exp(-tokens * block / E)). 0 when the granule is unknown, when the whole table is resident anyway (tied
+    float LM head) and for GGUF."""
     if granule_bytes <= 0 or is_tied_float(spec, precision) or is_gguf(precision):
         return 0
     table = float(embedding_bytes(spec))

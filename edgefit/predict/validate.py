@@ -229,14 +229,13 @@ def model_calls(
             continue
         calls: list[ModelCall] = []
         decode = sorted((m for m in ms if m.phase == Phase.DECODE), key=lambda m: m.context_tokens)
-        for past in sorted({min(m.context_tokens for m in decode), max(m.context_tokens for m in decode)} if decode
-                           else set()):  # fmt: skip
+        for past in sorted({decode[0].context_tokens, decode[-1].context_tokens} if decode else set()):
             calls.append(ModelCall(mid, prec, 1, past, path))
         prefill = sorted(
             (m for m in ms if m.phase == Phase.PREFILL and m.prompt_tokens > 1), key=lambda m: m.prompt_tokens
         )
         if prefill:
-            calls.append(ModelCall(mid, prec, max(m.prompt_tokens for m in prefill), 0, path))
+            calls.append(ModelCall(mid, prec, prefill[-1].prompt_tokens, 0, path))
         round_s = float(sum(statistics.median(m.samples_s) for m in decode[:1] + decode[-1:] + prefill[-1:]))
         rank = 1 if mid in rungs else 0  # held-out and random architectures first: the check is about them
         chosen.append((rank, max(m.weight_file_bytes for m in ms), calls, round_s))
