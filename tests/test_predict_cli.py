@@ -323,3 +323,23 @@ def test_merged_tables_keep_both_calibrations_rounds() -> None:
     other = synthetic.kernel_table(host_fingerprint="another")
     with pytest.raises(PredictError, match="two different hosts"):
         merge_tables(fast, other)
+
+
+def test_the_interval_widens_with_the_attention_share_of_a_deep_cache(db: Path) -> None:
+    """Attention on a layout the table did not time carries ATTENTION_LAYOUT x its share of the decode: at 4096
+    tokens of cache most of a small model's decode is attention, at 16 almost none."""
+    from edgefit.predict import translate
+
+    state = pipeline.host_state(db, calibrate_if_missing=False)
+    spec = catalog.load_spec("smollm2-1.7b")  # 32 kv heads: its cache is large
+    rel = {}
+    for ctx in (16, 4096):
+        p = predict(spec, "int4", state.host, state.calibration, context_tokens=ctx, use_measurements=False)
+        d = p.decode_s_per_token
+        share = p.calibration["decode_attention_s"] / d.value
+        rel[ctx] = (d.high / d.value - 1, share)
+    (shallow, share16), (deep, share4k) = rel[16], rel[4096]
+    assert share16 < 0.1 < 0.3 < share4k
+    assert deep > shallow
+    # the attention part alone reaches at least ATTENTION_LAYOUT x its share (quadrature with the other parts)
+    assert deep >= translate.ATTENTION_LAYOUT * share4k - 1e-9

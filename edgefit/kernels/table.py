@@ -32,7 +32,6 @@ from edgefit.fitting import LinearFit, nnls_fit
 from edgefit.kernels.spec import KernelSpec, linear_weight_bytes
 
 SCHEMA_VERSION = 1
-ESTIMATOR = "min"  # over rounds; see module docstring
 # read-only GEMV streaming beats the triad (which also writes, with write-allocate): 1.4-1.95x measured on this
 # project's AMD EPYC VM; far outside this range = a broken or disturbed measurement
 PLAUSIBLE_STREAM_OF_TRIAD = (0.3, 2.5)
@@ -346,6 +345,18 @@ def gqa_features(*, s: int, past: int, heads: int, kv_heads: int, head_dim: int)
     }
 
 
+def fit_gqa(points: Sequence[tuple[KernelSpec, float]]) -> LinearFit:
+    """GroupQueryAttention chains' per-node seconds as c + a x kv_bytes + b x macs (non-negative, relative
+    residuals), labelled ``heads/kv_heads/head_dim@past``."""
+    rows, y, labels = [], [], []
+    for s, t in points:
+        x = gqa_features(s=s.m, past=s.past, heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim)
+        rows.append([1.0, x["kv_bytes"], x["macs"]])
+        y.append(t)
+        labels.append(f"{s.heads}/{s.kv_heads}/{s.head_dim}@{s.past}")
+    return nnls_fit(rows, y, ("c", "kv_bytes", "macs"), labels, relative=True)
+
+
 def _small_elements(spec: KernelSpec) -> int:
     if spec.kind == "rotary":
         return spec.m * spec.heads * spec.head_dim
@@ -419,25 +430,12 @@ def fit_model(table: KernelTable) -> KernelModel:
         for p in ("fp32", "int8")
     }  # fmt: skip
     gqa_dec: dict[str, LinearFit] = {}
+    decode_chains = [k.spec for k in table.kernels if k.spec.kind == "gqa" and k.spec.m == 1]
     for ri, regime in enumerate(("cold", "warm")):
-        rows: list[list[float]] = []
-        y: list[float] = []
-        for k in table.kernels:
-            s = k.spec
-            if s.kind == "gqa" and s.m == 1:
-                x = gqa_features(s=1, past=s.past, heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim)
-                rows.append([1.0, x["kv_bytes"], x["macs"]])
-                y.append(per_node[s.id][ri])
-        gqa_dec[regime] = _fit(rows, y, ("c", "kv_bytes", "macs")) if rows else constant_fit(tiny_s)
-    rows2: list[list[float]] = []
-    y2: list[float] = []
-    for k in table.kernels:
-        s = k.spec
-        if s.kind == "gqa" and s.m > 1:
-            x = gqa_features(s=s.m, past=s.past, heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim)
-            rows2.append([1.0, x["kv_bytes"], x["macs"]])
-            y2.append(per_node[s.id][1])
-    gqa_pre = _fit(rows2, y2, ("c", "kv_bytes", "macs")) if rows2 else gqa_dec["warm"]
+        points = [(s, per_node[s.id][ri]) for s in decode_chains]
+        gqa_dec[regime] = fit_gqa(points) if points else constant_fit(tiny_s)
+    prefill = [(k.spec, per_node[k.spec.id][1]) for k in table.kernels if k.spec.kind == "gqa" and k.spec.m > 1]
+    gqa_pre = fit_gqa(prefill) if prefill else gqa_dec["warm"]
     small: dict[str, LinearFit] = {}
     for kind in ("rotary", "norm", "eltwise", "mul"):
         pts = [(float(_small_elements(k.spec)), per_node[k.spec.id][1]) for k in table.kernels if k.spec.kind == kind]

@@ -41,6 +41,10 @@ COLD_OF_LLC = 1.0  # ... and none of them from the cache's size on
 FIT_FLOOR = 0.04  # repeat-to-repeat noise of a whole model within a window on this VM is 1-5 %
 COMPOSITION = 0.08  # a model as the sum of its kernels: what `edgefit validate` measures on the ladder
 EXTRAPOLATION_PER_E = 0.03  # per factor e of weights beyond the largest chain node
+# attention (GroupQueryAttention) on a head layout or cache depth the table did not time, x its share of the time:
+# the table's fit predicted six other layouts' chains at depths 0-4096 with median |error| 3-10 %, worst 11-31 % per
+# depth (benchmarks/gqa_depth.py, two runs); no growth with depth beyond the table's deepest chain (1024) was seen
+ATTENTION_LAYOUT = 0.15
 DEVICE_MEASURED = 0.15  # another device with a measured bandwidth
 DEVICE_THEORETICAL_SLOW = 0.45  # ... with only a datasheet bandwidth: may be this much slower
 DEVICE_THEORETICAL_FAST = 0.2  # ... or this much faster
@@ -195,6 +199,11 @@ def _quad(*parts: float) -> float:
     return math.sqrt(sum(p * p for p in parts))
 
 
+def _attention(call: PricedCall) -> float:
+    """The attention term's uncertainty, in proportion to its share of the call (deep caches: most of it)."""
+    return ATTENTION_LAYOUT * call.by_kind.get("gqa", 0.0) / call.total_s if call.total_s > 0 else 0.0
+
+
 def _extrapolation(spec: ModelSpec, precision: str, model: KernelModel) -> float:
     biggest = max((s for (p, _), c in model.gemv.items() if p == precision for s in c.sizes), default=0.0)
     largest_op = max(
@@ -256,8 +265,9 @@ def predict(
     # how far whole models land from the sum of their kernels: this host's latest `edgefit validate`, else a prior
     composition = cal.composition_rel.get("decode", COMPOSITION)
     extrapolation = _extrapolation(spec, run_as, model)
-    fit = _quad(FIT_FLOOR, model.noise_rel, composition, extrapolation)
-    pre_fit = _quad(FIT_FLOOR, model.noise_rel, cal.composition_rel.get("prefill", COMPOSITION), extrapolation)
+    fit = _quad(FIT_FLOOR, model.noise_rel, composition, extrapolation, _attention(dec))
+    pre_fit = _quad(FIT_FLOOR, model.noise_rel, cal.composition_rel.get("prefill", COMPOSITION), extrapolation,
+                    _attention(pre) if pre else 0.0)  # fmt: skip
     slow = fast = fit
     pre_rel = pre_fit
     if choice.role == "host":
