@@ -1,8 +1,8 @@
 """Decode at deep caches, predicted vs measured with the drift taken out: the kernel table's attention chains go to
-a cache of 1024 tokens, the reports' workloads to 2048-4096. Each model file is timed once per round among the
-chains of a fresh kernel table (`edgefit validate`'s interleaved calls) at every ``--depths`` value, then priced
-from that same table. Prints per depth the predicted and measured (lower quartile of the rounds) ms per token, the
-error, and the growth from the shallowest depth.
+a cache of 1024 tokens, the reports' workloads to 2048-4096. Each model file is timed among the chains of a fresh
+kernel table (`edgefit validate`'s interleaved calls: twice back to back per round, the second run counted) at every
+``--depths`` value, then priced from that same table. Prints per depth the predicted and measured (lower quartile
+of the rounds) ms per token, the error, and the growth from the shallowest depth.
 
     python benchmarks/deep_context.py [--model qwen2.5-0.5b] [--precision int4] [--depths 0,1024,2048,4096]
 """
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for c in (c for c in table.calls if c.model_id == mid and c.precision == p):
                 pred = predict(spec, p, host, cal, context_tokens=c.past, prompt_tokens=0, use_measurements=False)
-                rows.append((c.past, pred.decode_s_per_token.value, estimate(c.samples_s)))
+                rows.append((c.past, pred.decode_s_per_token.value, estimate(c.warm_s or c.samples_s)))
             rows.sort()
             base_p, base_m = rows[0][1], rows[0][2]
             for past, pr, me in rows:

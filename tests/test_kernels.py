@@ -245,9 +245,10 @@ def test_a_real_tiny_calibration_through_the_worker(monkeypatch: pytest.MonkeyPa
 
 
 def test_whole_model_calls_are_timed_among_the_chains(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`validate`'s interleaved check: a built decoder runs once per round among the chains (decode and prefill
-    calls); its samples travel with the table through JSON, a merge keeps them, and a prefill of 32 tokens costs
-    more than one decoded token."""
+    """`validate`'s interleaved check: a built decoder runs twice per round among the chains (decode and prefill
+    calls: the first run and the one right after it); its samples travel with the table through JSON, a merge keeps
+    them, a table without the second runs (older) still loads, and a prefill of 32 tokens costs more than one
+    decoded token."""
     from edgefit.kernels import calibrate
 
     base = catalog.load_spec("smollm2-135m")
@@ -263,11 +264,15 @@ def test_whole_model_calls_are_timed_among_the_chains(monkeypatch: pytest.Monkey
                                     calls=calls)  # fmt: skip
     got = {c.id: c for c in table.calls}
     assert set(got) == {c.id for c in calls}
-    assert all(len(c.samples_s) == table.rounds for c in table.calls)
+    assert all(len(c.samples_s) == len(c.warm_s) == table.rounds for c in table.calls)
     assert min(got[calls[1].id].samples_s) > min(got[calls[0].id].samples_s)
     again = KernelTable.from_dict(json.loads(json.dumps(table.to_dict())))
     assert again == table
     assert merge_tables(table, table).calls == table.calls + table.calls
+    older = table.to_dict()
+    for c in older["calls"]:
+        del c["warm_s"]
+    assert all(c.warm_s == () for c in KernelTable.from_dict(older).calls)
     bad = table.to_dict()
     bad["calls"][0]["samples_s"] = [-1.0]
     with pytest.raises(PredictError, match="kernel table"):

@@ -109,7 +109,14 @@ def measure_table(
         notes=(f"{len(plan.dropped)} chains left out to stay within a quarter of free RAM",) if plan.dropped else (),
         others_cores=float(result.get("others_cores", 0.0)),
         calls=tuple(
-            CallSamples(c.model_id, c.precision, c.tokens, c.past, tuple(result["call_s"][c.id]))
+            CallSamples(
+                c.model_id,
+                c.precision,
+                c.tokens,
+                c.past,
+                tuple(result["call_s"][c.id]),
+                tuple(result.get("call_warm_s", {}).get(c.id, ())),
+            )
             for c in calls
             if result.get("call_s", {}).get(c.id)
         ),
