@@ -39,7 +39,8 @@ class MemoryCalibration:
     rss_rms_rel: float
     models: tuple[str, ...]  # ladder models the fit used
     dropped: tuple[str, ...] = ()  # peak-RSS points left out (an inherited high-water mark, not the model's)
-    # this host's cost of one read through a mapped file, pages cached / evicted (probes.mapped_granules; 0 unknown)
+    # this host's cost of one read through a mapped file, pages cached / evicted (probes.mapped_granules; 0 unknown):
+    # kept with the fit because the fit subtracted the mapped rows with these, so predictions must add the same
     mapped_granules_bytes: tuple[int, int] = (0, 0)
 
 
