@@ -247,8 +247,8 @@ def test_a_real_tiny_calibration_through_the_worker(monkeypatch: pytest.MonkeyPa
 def test_whole_model_calls_are_timed_among_the_chains(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`validate`'s interleaved check: a built decoder runs twice per round among the chains (decode and prefill
     calls: the first run and the one right after it); its samples travel with the table through JSON, a merge keeps
-    them, a table without the second runs (older) still loads, and a prefill of 32 tokens costs more than one
-    decoded token."""
+    them, a table without the second runs (older) still loads, calls on one file share its session, and a prefill
+    of 32 tokens costs more than one decoded token."""
     from edgefit.kernels import calibrate
 
     base = catalog.load_spec("smollm2-135m")
@@ -260,8 +260,17 @@ def test_whole_model_calls_are_timed_among_the_chains(monkeypatch: pytest.Monkey
     monkeypatch.setattr(calibrate, "default_plan", lambda avail, precisions: _Plan(plan))
     calls = (calibrate.ModelCall(spec.id, "fp32", 1, 16, built.path), calibrate.ModelCall(spec.id, "fp32", 32, 0,
                                                                                           built.path))  # fmt: skip
+    raw: dict = {}
+    real_worker = calibrate._run_worker
+
+    def spy(job: dict, progress: None) -> dict:
+        raw.update(real_worker(job, progress))
+        return raw
+
+    monkeypatch.setattr(calibrate, "_run_worker", spy)
     table = calibrate.measure_table(synthetic.device("host"), "fp-c", threads=1, budget_s=0.2, rounds_min=4,
                                     calls=calls)  # fmt: skip
+    assert raw["call_sessions"] == 1  # the file's two calls share one session (one copy of its weights)
     got = {c.id: c for c in table.calls}
     assert set(got) == {c.id for c in calls}
     assert all(len(c.samples_s) == len(c.warm_s) == table.rounds for c in table.calls)
