@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in (c for c in table.calls if c.model_id == mid and c.precision == p):
                 pred = predict(spec, p, host, cal, context_tokens=c.past, prompt_tokens=0, use_measurements=False)
                 rows.append((c.past, pred.decode_s_per_token.value, estimate(c.warm_s or c.samples_s)))
+            if not rows:  # every depth at or beyond the model's context
+                continue
             rows.sort()
             base_p, base_m = rows[0][1], rows[0][2]
             for past, pr, me in rows:
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 growth = f"growth predicted {(pr - base_p) * 1e3:+7.2f} measured {(me - base_m) * 1e3:+7.2f} ms"
                 print(f"{mid} {p} depth {past:5d}: predicted {pr * 1e3:7.2f} measured {me * 1e3:7.2f} ms "
                       f"({err:+.1%}); {growth}")  # fmt: skip
-    print(f"median |error| {statistics.median(errors):.1%}, worst {max(errors):.1%} over {len(errors)}")
+    if errors:
+        print(f"median |error| {statistics.median(errors):.1%}, worst {max(errors):.1%} over {len(errors)}")
     return 0
 
 
