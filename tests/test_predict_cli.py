@@ -327,7 +327,7 @@ def test_merged_tables_keep_both_calibrations_rounds() -> None:
 
 def test_the_interval_widens_with_the_attention_share_of_a_deep_cache(db: Path) -> None:
     """Attention on a layout the table did not time carries ATTENTION_LAYOUT x its share of the decode: at 4096
-    tokens of cache most of a small model's decode is attention, at 16 almost none."""
+    tokens of cache attention is a third or more of a small model's decode (synthetic host), at 16 almost none."""
     from edgefit.predict import translate
 
     state = pipeline.host_state(db, calibrate_if_missing=False)
