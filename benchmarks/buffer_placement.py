@@ -19,20 +19,17 @@ import numpy as np
 from edgefit.kernels.graphs import build_kernel
 from edgefit.kernels.spec import KernelSpec
 from edgefit.kernels.table import estimate
+from edgefit.kernels.worker import shared_pool_options
 
 
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
-    from onnxruntime.capi import _pybind_state
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chains", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args(argv)
-    _pybind_state.set_global_thread_pool_sizes(2, 1)
-    so = ort.SessionOptions()
-    so.use_per_session_threads = False
-    so.log_severity_level = 3
+    so = shared_pool_options(2)
     spec = KernelSpec("linear", 2, precision="fp32", m=1, k=2048, n=2048)
     chain_bytes = spec.nodes * spec.weight_bytes_per_node()
     sessions = []

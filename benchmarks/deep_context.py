@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for c in (c for c in table.calls if c.model_id == mid and c.precision == p):
                 pred = predict(spec, p, host, cal, context_tokens=c.past, prompt_tokens=0, use_measurements=False)
-                rows.append((c.past, pred.decode_s_per_token.value, estimate(c.warm_s or c.samples_s)))
+                rows.append((c.past, pred.decode_s_per_token.value, estimate(c.compared_s)))
             if not rows:  # every depth at or beyond the model's context
                 continue
             rows.sort()

@@ -18,33 +18,24 @@ import time
 import numpy as np
 
 from edgefit.kernels.graphs import build_kernel
-from edgefit.kernels.plan import GQA_LAYOUTS, GQA_PASTS
+from edgefit.kernels.plan import GQA_LAYOUTS, GQA_PASTS, gqa_decode_chain
 from edgefit.kernels.spec import KernelSpec
 from edgefit.kernels.table import estimate, fit_gqa, gqa_features
+from edgefit.kernels.worker import shared_pool_options
 
 OTHER_LAYOUTS = ((12, 2, 128), (32, 32, 64), (15, 5, 64), (14, 2, 64), (32, 4, 64), (8, 4, 256))
 DEPTHS = (0, 256, 1024, 2048, 4096)
 
 
-def _spec(heads: int, kv_heads: int, head_dim: int, past: int) -> KernelSpec:
-    kv = 2 * 4 * kv_heads * head_dim * max(past, 1)
-    nodes = max(2, min(16, -(-2 * 2**20 // kv)))  # as the plan sizes its chains
-    return KernelSpec("gqa", nodes, m=1, heads=heads, kv_heads=kv_heads, head_dim=head_dim, past=past)
-
-
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
-    from onnxruntime.capi import _pybind_state
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=90.0, help="seconds of rounds (default 90)")
     args = ap.parse_args(argv)
-    _pybind_state.set_global_thread_pool_sizes(2, 1)
-    so = ort.SessionOptions()
-    so.use_per_session_threads = False
-    so.log_severity_level = 3
-    specs = [_spec(*layout, p) for layout in GQA_LAYOUTS for p in GQA_PASTS]
-    specs += [_spec(*layout, p) for layout in OTHER_LAYOUTS for p in DEPTHS]
+    so = shared_pool_options(2)
+    specs = [gqa_decode_chain(*layout, p) for layout in GQA_LAYOUTS for p in GQA_PASTS]
+    specs += [gqa_decode_chain(*layout, p) for layout in OTHER_LAYOUTS for p in DEPTHS]
     sessions = []
     for i, spec in enumerate(specs):
         model, feeds = build_kernel(spec, seed=i)
@@ -66,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             cold[spec.id].append(time.perf_counter() - a)
         rounds += 1
     per_node = {s.id: estimate(cold[s.id]) / s.nodes for s in specs}
-    table_ids = {_spec(*layout, p).id for layout in GQA_LAYOUTS for p in GQA_PASTS}
+    table_ids = {gqa_decode_chain(*layout, p).id for layout in GQA_LAYOUTS for p in GQA_PASTS}
     fit = fit_gqa([(s, per_node[s.id]) for s in specs if s.id in table_ids])
     print(f"{rounds} rounds; fit on the table's {len(table_ids)} chains: relative rms {fit.rms_rel:.2f}")
     by_depth: dict[int, list[float]] = {}

@@ -15,21 +15,18 @@ import numpy as np
 
 from edgefit.kernels.graphs import build_kernel
 from edgefit.kernels.spec import KernelSpec
+from edgefit.kernels.worker import shared_pool_options
 
 LAYOUTS = ((12, 3, 64, 512, 3), (12, 3, 64, 2048, 2), (32, 8, 64, 512, 2), (32, 8, 128, 1024, 2), (16, 4, 64, 128, 16))
 
 
 def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
-    from onnxruntime.capi import _pybind_state
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=40)
     args = ap.parse_args(argv)
-    _pybind_state.set_global_thread_pool_sizes(2, 1)
-    so = ort.SessionOptions()
-    so.use_per_session_threads = False
-    so.log_severity_level = 3
+    so = shared_pool_options(2)
     flush = np.ones(16 << 20, dtype=np.float32)
     runs = []
     for heads, kv_heads, head_dim, past, nodes in LAYOUTS:

@@ -51,6 +51,13 @@ def _nodes_for(bytes_per_node: int) -> int:
     return max(2, min(MAX_CHAIN_NODES, math.ceil(CHAIN_BYTES / max(bytes_per_node, 1))))
 
 
+def gqa_decode_chain(heads: int, kv_heads: int, head_dim: int, past: int) -> KernelSpec:
+    """An attention decode chain (one new token on a cache of ``past``): enough nodes for ~2 MiB of cache, 2-16."""
+    kv = 2 * 4 * kv_heads * head_dim * max(past, 1)
+    nodes = max(2, min(16, math.ceil(2 * MIB / kv)))
+    return KernelSpec("gqa", nodes, m=1, heads=heads, kv_heads=kv_heads, head_dim=head_dim, past=past)
+
+
 def default_plan(available_bytes: int, precisions: tuple[str, ...] = PRECISIONS) -> KernelPlan:
     """The grid, keeping resident weights within a quarter of ``available_bytes`` (largest chains dropped first)."""
     ks: list[KernelSpec] = []
@@ -66,9 +73,7 @@ def default_plan(available_bytes: int, precisions: tuple[str, ...] = PRECISIONS)
                     ks.append(KernelSpec("linear", 2, precision=p, m=m, k=k, n=n))
     for heads, kvh, hd in GQA_LAYOUTS:
         for past in GQA_PASTS:
-            kv = 2 * 4 * kvh * hd * max(past, 1)
-            nodes = max(2, min(16, math.ceil(2 * MIB / kv)))
-            ks.append(KernelSpec("gqa", nodes, m=1, heads=heads, kv_heads=kvh, head_dim=hd, past=past))
+            ks.append(gqa_decode_chain(heads, kvh, hd, past))
     for heads, kvh, hd in GQA_PREFILL:
         for s in GEMM_ROWS:
             ks.append(KernelSpec("gqa", 4, m=s, heads=heads, kv_heads=kvh, head_dim=hd, past=0))

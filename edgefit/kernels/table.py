@@ -82,6 +82,12 @@ class CallSamples:
     def id(self) -> str:
         return f"{self.model_id}|{self.precision}|{self.tokens}|{self.past}"
 
+    @property
+    def compared_s(self) -> tuple[float, ...]:
+        """The runs a comparison uses: the second of each round, as `edgefit bench` repeats a call; the first in
+        tables measured before the second was kept."""
+        return self.warm_s or self.samples_s
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model_id": self.model_id, "precision": self.precision, "tokens": self.tokens,
                                "past": self.past, "samples_s": list(self.samples_s)}  # fmt: skip

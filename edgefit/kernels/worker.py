@@ -57,12 +57,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     # With a pool per session, each of the ~70 sessions' threads kept spinning after its run and took the cores
     # from the next chain: rounds ran ~5x slower and their times were bimodal (measured: 12-13 rounds in the
     # budget with per-session pools, 52-67 with one pool; split-half noise 6-9 % vs 4 % when quiet)
-    from onnxruntime.capi import _pybind_state
-
-    _pybind_state.set_global_thread_pool_sizes(threads, 1)
-    so = ort.SessionOptions()
-    so.use_per_session_threads = False
-    so.log_severity_level = 3
+    so = shared_pool_options(threads)
     _warm = ort.InferenceSession(_empty_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     _warm.run(None, {"x": np.ones(1, dtype=np.float32)})
     base_rss = _rss_bytes()
@@ -147,6 +142,19 @@ def run(job: dict[str, Any], out: TextIO) -> None:
             "onnxruntime_version": ort.__version__,
         },
     )
+
+
+def shared_pool_options(threads: int) -> Any:
+    """Session options for sessions on ONE process-wide intra-op pool of ``threads`` threads, created here (call it
+    before the process's first session), as the chains are timed; the benchmarks that time chains use it too."""
+    import onnxruntime as ort
+    from onnxruntime.capi import _pybind_state
+
+    _pybind_state.set_global_thread_pool_sizes(threads, 1)
+    so = ort.SessionOptions()
+    so.use_per_session_threads = False
+    so.log_severity_level = 3
+    return so
 
 
 def _call_sessions(calls: list[dict[str, Any]], threads: int) -> list[tuple[str, Any, dict[str, np.ndarray]]]:

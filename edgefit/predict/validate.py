@@ -166,7 +166,7 @@ def compare_calls(
         spec = specs.get(c.model_id)
         if spec is None or not c.samples_s:
             continue
-        runs = c.warm_s or c.samples_s  # the run right after the first, as `edgefit bench` repeats a call
+        runs = c.compared_s
         q25, low, med = estimate(runs), _q(runs, 0.1), float(statistics.median(runs))
         if c.tokens == 1:
             p = predict(spec, c.precision, host, calibration, context_tokens=c.past, prompt_tokens=0,
