@@ -24,6 +24,7 @@ from edgefit.kernels.plan import default_plan
 from edgefit.kernels.spec import KernelSpec, linear_weight_bytes
 from edgefit.kernels.table import Curve, KernelTable, fit_model, merge_tables, split_half_noise
 from edgefit.predict import synthetic
+from edgefit.units import MIB
 
 
 def _session(spec: KernelSpec) -> tuple[ort.InferenceSession, dict[str, np.ndarray], onnx.ModelProto]:
@@ -235,8 +236,9 @@ def test_a_real_tiny_calibration_through_the_worker(monkeypatch: pytest.MonkeyPa
     )
     monkeypatch.setattr(calibrate, "default_plan", lambda avail, precisions: _Plan(plan))
     host = synthetic.device("host")
-    table = calibrate.measure_table(host, "fp-test", threads=1, budget_s=0.2, rounds_min=4)
+    table = calibrate.measure_table(host, "fp-test", threads=1, budget_s=0.2, rounds_min=4, lead_bytes=40 * MIB)
     assert table.rounds >= 4 and table.threads == 1 and table.host.host_fingerprint == "fp-test"
+    assert table.lead_bytes == 32 * MIB  # whole 32 MiB lead sessions, never more than asked
     samples = {k.spec.id: k for k in table.kernels}
     assert set(samples) == {s.id for s in plan}
     assert min(samples["tiny"].cold_s) > min(samples["empty"].cold_s)
@@ -269,7 +271,7 @@ def test_whole_model_calls_are_timed_among_the_chains(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(calibrate, "_run_worker", spy)
     table = calibrate.measure_table(synthetic.device("host"), "fp-c", threads=1, budget_s=0.2, rounds_min=4,
-                                    calls=calls)  # fmt: skip
+                                    calls=calls, lead_bytes=0)  # fmt: skip
     assert raw["call_sessions"] == 1  # the file's two calls share one session (one copy of its weights)
     got = {c.id: c for c in table.calls}
     assert set(got) == {c.id for c in calls}
@@ -370,3 +372,21 @@ def test_calibrate_summary_prints_units_literally(capsys: pytest.CaptureFixture[
     _print_human("abcdefgh", fit_model(synthetic.kernel_table()))
     out = capsys.readouterr().out
     assert "session run [us]" in out and "STREAM triad [GB/s]" in out  # "[us]" is a unit, not a style tag
+
+
+def test_the_lead_is_recorded_and_older_tables_load_without_it() -> None:
+    """The lead (untimed weights built before the chains) is an eighth of free RAM at most, travels with the table
+    through JSON and merges; tables measured before it existed load with a lead of 0; a negative one is refused."""
+    from edgefit.kernels import calibrate
+
+    assert calibrate.default_lead_bytes(24 * 2**30) == calibrate.LEAD_BYTES
+    assert calibrate.default_lead_bytes(1 * 2**30) == 128 * MIB
+    t = dataclasses.replace(synthetic.kernel_table(), lead_bytes=512 * MIB)
+    assert KernelTable.from_dict(json.loads(json.dumps(t.to_dict()))).lead_bytes == 512 * MIB
+    assert merge_tables(t, dataclasses.replace(t, lead_bytes=0)).lead_bytes == 0
+    older = t.to_dict()
+    del older["lead_bytes"]
+    assert KernelTable.from_dict(older).lead_bytes == 0
+    older["lead_bytes"] = -1
+    with pytest.raises(PredictError, match="kernel table"):
+        KernelTable.from_dict(older)

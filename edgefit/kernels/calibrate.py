@@ -27,6 +27,14 @@ RUN_KIND = "kernels"
 DEFAULT_BUDGET_S = 20.0  # seconds of interleaved rounds after the build (~10-15 s more on 2 cores)
 ROUNDS_MIN = 12
 ROUNDS_MAX = 200
+# untimed fp32 weights the worker builds before the chains (kernels.worker._lead_sessions says why); with a 256 MiB
+# lead, fp32 decoders timed among the chains were still priced 0.4-11.5 % slow (three runs), with 768 MiB 0.2-3.7 %
+LEAD_BYTES = 512 * MIB
+
+
+def default_lead_bytes(available_bytes: int) -> int:
+    """The lead's size: LEAD_BYTES, or an eighth of free RAM when that is less (a Pi with 2 GB free: 256 MiB)."""
+    return int(min(LEAD_BYTES, available_bytes // 8))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +83,10 @@ def measure_table(
     rounds_min: int = ROUNDS_MIN,
     progress: Callable[[str], None] | None = None,
     calls: Sequence[ModelCall] = (),
+    lead_bytes: int | None = None,
 ) -> KernelTable:
-    """Run the worker on the default plan (and ``calls`` among its chains); BenchError (one line) when it fails."""
+    """Run the worker on the default plan (and ``calls`` among its chains); BenchError (one line) when it fails.
+    ``lead_bytes``: untimed weights built before the chains (None: ``default_lead_bytes``)."""
     avail = memory.available_memory_bytes()
     plan = default_plan(avail, precisions)
     n_threads = threads or host.cpu_cores
@@ -90,6 +100,7 @@ def measure_table(
         "budget_s": budget_s,
         "seed": 0,
         "bandwidth_bytes": bw_bytes,
+        "lead_bytes": default_lead_bytes(avail) if lead_bytes is None else lead_bytes,
         "calls": [{"id": c.id, "path": str(c.path), "tokens": c.tokens, "past": c.past} for c in calls],
     }
     t0 = time.perf_counter()
@@ -108,6 +119,7 @@ def measure_table(
         dropped=plan.dropped,
         notes=(f"{len(plan.dropped)} chains left out to stay within a quarter of free RAM",) if plan.dropped else (),
         others_cores=float(result.get("others_cores", 0.0)),
+        lead_bytes=int(result.get("lead_bytes", 0)),
         calls=tuple(
             CallSamples(
                 c.model_id,
@@ -129,7 +141,9 @@ def _run_worker(job: dict[str, Any], progress: Callable[[str], None] | None) -> 
 
     def on_event(event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "built" and progress:
+        if kind == "lead" and progress:
+            progress(f"kernel table: built {event['done']}/{event['total']} lead sessions (untimed)")
+        elif kind == "built" and progress:
             progress(f"kernel table: built {event['done']}/{event['total']} chains")
         elif kind == "round" and progress:
             progress(f"kernel table: round {event['round']} ({event['elapsed_s']:.0f} s)")

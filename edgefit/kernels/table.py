@@ -110,6 +110,7 @@ class KernelTable:
     notes: tuple[str, ...] = ()
     others_cores: float = 0.0  # CPU cores other processes used on average while the rounds ran
     calls: tuple[CallSamples, ...] = ()  # whole models timed in the same rounds (``edgefit validate``)
+    lead_bytes: int = 0  # untimed weights built before the chains (kernels.worker._lead_sessions); 0 in old tables
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +129,7 @@ class KernelTable:
             "dropped": list(self.dropped),
             "notes": list(self.notes),
             "others_cores": self.others_cores,
+            "lead_bytes": self.lead_bytes,
             **({"calls": [c.to_dict() for c in self.calls]} if self.calls else {}),
         }
 
@@ -176,6 +178,7 @@ class KernelTable:
                 dropped=tuple(_str(x) for x in data.get("dropped", ())),
                 notes=tuple(_str(x) for x in data.get("notes", ())),
                 others_cores=_num(data.get("others_cores", 0.0), 0.0, 4096.0),
+                lead_bytes=_int(data.get("lead_bytes", 0), 0, 2**44),
                 calls=tuple(
                     CallSamples(
                         _str(c["model_id"]),
@@ -509,4 +512,5 @@ def merge_tables(before: KernelTable, after: KernelTable) -> KernelTable:
         notes=(*after.notes, f"merged with the table measured at {before.measured_at}"),
         others_cores=(before.others_cores + after.others_cores) / 2,
         calls=before.calls + after.calls,
+        lead_bytes=min(before.lead_bytes, after.lead_bytes),
     )

@@ -1,9 +1,10 @@
 """The kernel-calibration worker: builds every chain of a plan in one process, then times them interleaved.
 
     stdin : one JSON object {"kernels": [KernelSpec dicts], "threads", "rounds_min", "rounds_max", "budget_s",
-            "seed", "bandwidth_bytes", optional "calls": [{"id", "path", "tokens", "past"}]}
-    stdout: JSON lines: {"event": "built", "done", "total"} while building, {"event": "round", "round", "elapsed_s"}
-            per round, then {"event": "result", ...} with the raw samples; {"event": "error", "message"} on failure
+            "seed", "bandwidth_bytes", optional "lead_bytes", optional "calls": [{"id", "path", "tokens", "past"}]}
+    stdout: JSON lines: {"event": "lead" | "built", "done", "total"} while building, {"event": "round", "round",
+            "elapsed_s"} per round, then {"event": "result", ...} with the raw samples; {"event": "error",
+            "message"} on failure
 
 Timing (why this way, ONNXRUNTIME-NOTES.md): on a shared machine interference comes in bursts shorter than a
 second and drift over minutes, so every kernel is sampled once or twice per *round* and the rounds are repeated;
@@ -14,7 +15,8 @@ second (``warm``) finds what fits still cached. A short STREAM triad pass runs o
 reference. ``calls`` (``edgefit validate``): whole decoder files, one call each (``tokens`` new tokens on a
 synthetic cache of ``past``) timed among the chains, twice back to back per round like the chains, so a model and
 the kernels that price it meet the same drift and bursts (a model measured minutes after its table differed by the
-drift between them).
+drift between them). Before the chains, untimed fp32 sessions (``lead_bytes``, 512 MiB by default) are built and
+kept: the first few hundred MiB of weights a process builds stream slower than the rest (``_lead_sessions``).
 Raw samples go back to the parent; the estimators live in ``edgefit.kernels.table``.
 
 Run as ``python -I -m edgefit.kernels.worker`` (isolated: nothing is imported from the caller's folder).
@@ -26,6 +28,7 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import numpy as np
@@ -61,6 +64,8 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     _warm = ort.InferenceSession(_empty_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     _warm.run(None, {"x": np.ones(1, dtype=np.float32)})
     base_rss = _rss_bytes()
+    lead = _lead_sessions(int(job.get("lead_bytes") or 0), so, lambda e: _emit(out, e))
+    lead_bytes = sum(n for _, n in lead)
     sessions: list[tuple[str, Any, dict[str, np.ndarray]]] = []
     t_build = time.perf_counter()
     for i, spec in enumerate(specs):
@@ -121,6 +126,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     mine = (mine1.user + mine1.system) - (mine0.user + mine0.system)
     others_cores = max(busy - mine, 0.0) / max(wall, 1e-9)  # CPU other processes used while we timed
     probes.release_buffers()
+    del lead
     _emit(
         out,
         {
@@ -135,6 +141,7 @@ def run(job: dict[str, Any], out: TextIO) -> None:
             "call_s": call_s,
             "call_warm_s": call_warm_s,
             "call_sessions": len({id(sess) for _, sess, _ in calls}),
+            "lead_bytes": lead_bytes,
             "bandwidth_bytes_per_s": bandwidth,
             "bandwidth_working_set_bytes": bw_bytes,
             "runtime_rss_bytes": base_rss,
@@ -155,6 +162,36 @@ def shared_pool_options(threads: int) -> Any:
     so.use_per_session_threads = False
     so.log_severity_level = 3
     return so
+
+
+def _lead_sessions(
+    lead_bytes: int, so: Any, emit: Callable[[dict[str, Any]], None] | None = None
+) -> list[tuple[Any, int]]:
+    """Untimed fp32 GEMV sessions (32 MiB each) holding up to ``lead_bytes`` of weights, built before the chains
+    and kept to the end: (session, weight bytes). Identical chains built one after another in a process streamed
+    14-24 % apart, the first built slowest, and 5-6 % apart in no order after a 256 MiB lead
+    (benchmarks/buffer_placement.py --lead-mib); a decoder built first in its process ran 5-12 % slower than the
+    same file built after 512 MiB of other sessions. The chains were the first ~400 MiB built and the validated
+    models the last, so fp32 decoders timed among the chains were priced 14-21 % slow; with a 512 MiB lead, 0-2 %."""
+    import onnxruntime as ort
+
+    from edgefit.kernels.graphs import KernelSpec, build_kernel
+
+    spec = KernelSpec("linear", 2, precision="fp32", m=1, k=2048, n=2048)
+    size = spec.nodes * spec.weight_bytes_per_node()
+    out = []
+    total = lead_bytes // size
+    for i in range(total):
+        model, feeds = build_kernel(spec, seed=100_000 + i)
+        blob = model.SerializeToString()
+        del model
+        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+        del blob
+        sess.run(None, feeds)
+        out.append((sess, size))
+        if emit is not None:
+            emit({"event": "lead", "done": i + 1, "total": total})
+    return out
 
 
 def _call_sessions(calls: list[dict[str, Any]], threads: int) -> list[tuple[str, Any, dict[str, np.ndarray]]]:
