@@ -372,6 +372,7 @@ def test_calibrate_summary_prints_units_literally(capsys: pytest.CaptureFixture[
     _print_human("abcdefgh", fit_model(synthetic.kernel_table()))
     out = capsys.readouterr().out
     assert "session run [us]" in out and "STREAM triad [GB/s]" in out  # "[us]" is a unit, not a style tag
+    assert "after a 0 MiB untimed lead" in out  # the synthetic table has none
 
 
 def test_the_lead_is_recorded_and_older_tables_load_without_it() -> None:

@@ -26,6 +26,7 @@ from edgefit.errors import UsageError
 from edgefit.kernels.calibrate import DEFAULT_BUDGET_S, calibrate_and_store
 from edgefit.kernels.plan import PRECISIONS
 from edgefit.kernels.table import KernelModel, fit_model
+from edgefit.units import MIB
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "plus a STREAM triad bandwidth probe. Chains of distinct weights, each node feeding the next; all "
             "chains interleaved in shuffled rounds sharing one thread pool; the lower quartile over rounds is the "
             "estimate (interference only adds time; the minimum catches lucky rounds) and the split-half "
-            "difference its noise. Stored in the results database with its "
+            "difference its noise. Before the chains, 512 MiB of untimed fp32 weights are built (an eighth of "
+            "free RAM when that is less): the first weights a process builds stream slower than the rest, and a "
+            "decoder's weights are mostly past them. Stored in the results database with its "
             "environment; `edgefit results export` carries it to other machines. `edgefit report`, `fit`, "
             "`predict` and `validate` run this first when the database has no table for this host."
         ),
@@ -129,7 +132,8 @@ def _print_human(run_id: str, model: KernelModel) -> None:
     t = model.table
     c.print(
         f"kernel table {run_id[:8]}: {len(t.kernels)} chains x {t.rounds} rounds at {t.threads} threads in "
-        f"{t.seconds:.0f} s; noise (split-half, median) {model.noise_rel:.1%}",
+        f"{t.seconds:.0f} s (after a {t.lead_bytes / MIB:.0f} MiB untimed lead); noise (split-half, median) "
+        f"{model.noise_rel:.1%}",
         markup=False,
     )
     tab = _PlainTable(show_edge=False, title="measured here (lower quartile over rounds)")
