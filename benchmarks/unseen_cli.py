@@ -2,7 +2,8 @@
 (benchmarks/unseen_configs: tied 64k vocab 1024x16; Qwen2-style deep-narrow 640x40; head_dim 128 at 2048x8, tied
 49k vocab). In a fresh database and cache: `edgefit calibrate`, then per config and precision `edgefit models
 build`, `edgefit bench FILE` and `edgefit predict --device host --context 64 --prompt 64`, for ``--rounds``
-rounds. Prints every comparison (decode at depth 64, prefill of 64 tokens, peak RSS) and median / worst |error|.
+rounds. Prints every comparison (decode at depth 64, prefill of 64 tokens, peak RSS) and median / worst |error|,
+and how far the host moved meanwhile (a second `edgefit calibrate` after the benches, against the first).
 
     python benchmarks/unseen_cli.py [--rounds 2] [--precision fp32,int4] [--work DIR]
 """
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from edgefit.kernels.table import KernelTable, fit_model
+from edgefit.store import Store
 
 CONFIGS = Path(__file__).resolve().parent / "unseen_configs"
 
@@ -67,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {r} {c.name:11s} {p}: decode {dec['median_s'] * 1e3:7.2f} ms measured, "
                       f"{100 * e['decode']:+6.1f} % | prefill {100 * e['prefill']:+6.1f} % | "
                       f"peak {peak / 2**20:6.0f} MiB, {100 * e['peak_rss']:+6.1f} %", flush=True)  # fmt: skip
+    # how far the host moved while the files were benched: a second table, compared with the one that priced them
+    _edgefit(env, "calibrate")
+    with Store(work / "db.sqlite") as store:
+        before, after = (fit_model(KernelTable.from_dict(data)) for _, _, data in store.kernel_tables()[-2:])
+    moves = {
+        "fp32 GEMV streaming": (before.stream_bytes_per_s, after.stream_bytes_per_s),
+        "fp32 GEMM": (before.fp32_gemm_macs_per_s, after.fp32_gemm_macs_per_s),
+        "int8 GEMM": (before.int8_gemm_macs_per_s, after.int8_gemm_macs_per_s),
+    }
+    print("the host between the calibration before the benches and one after them: "
+          + ", ".join(f"{k} {100 * (b / a - 1):+.0f} %" for k, (a, b) in moves.items()))  # fmt: skip
     for (p, k), v in sorted(errs.items()):
         a = [abs(x) for x in v]
         print(f"{p} {k}: median |error| {100 * statistics.median(a):.1f} %, worst {100 * max(a):.1f} % (n {len(a)})")
