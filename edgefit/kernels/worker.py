@@ -168,11 +168,13 @@ def _lead_sessions(
     lead_bytes: int, so: Any, emit: Callable[[dict[str, Any]], None] | None = None
 ) -> list[tuple[Any, int]]:
     """Untimed fp32 GEMV sessions (32 MiB each) holding up to ``lead_bytes`` of weights, built before the chains
-    and kept to the end: (session, weight bytes). Identical chains built one after another in a process streamed
-    14-24 % apart, the first built slowest, and 5-6 % apart in no order after a 256 MiB lead
-    (benchmarks/buffer_placement.py --lead-mib); a decoder built first in its process ran 5-12 % slower than the
-    same file built after 512 MiB of other sessions. The chains were the first ~400 MiB built and the validated
-    models the last, so fp32 decoders timed among the chains were priced 14-21 % slow; with a 512 MiB lead, 0-2 %."""
+    and kept to the end: (session, weight bytes). On this project's VM, identical chains built one after another
+    in a process mostly streamed 11-24 % apart, the first built slowest, and 5-6 % apart in no order after a
+    256 MiB lead (benchmarks/buffer_placement.py --lead-mib); a decoder built first in its process ran 5-12 %
+    slower than the same file built after 512 MiB of other sessions (benchmarks/first_built.py). The chains were
+    the first ~400 MiB built and the validated models the last, so fp32 decoders timed among the chains were priced
+    14-21 % slow; with a 512 MiB lead, within 6 % (benchmarks/deep_context.py). When the effect was absent, the lead
+    changed nothing (within 3 % with and without)."""
     import onnxruntime as ort
 
     from edgefit.kernels.graphs import KernelSpec, build_kernel
