@@ -180,3 +180,15 @@ def test_the_drift_between_the_bracketing_tables_is_measured_and_said() -> None:
     assert "fp32 GEMV streaming -2" in note and "the interleaved rows do not" in note
     same, _ = v.bracket_drift(before, fit_model(sy.kernel_table(base)))
     assert all(abs(m) < 1e-9 for m in same.values())
+
+
+def test_the_calibration_worker_with_validates_models_stays_within_three_quarters_of_free_ram() -> None:
+    """The chains (a quarter at most), the untimed lead (an eighth at most) and the interleaved models
+    (``CALLS_RAM_SHARE``) together stay within 3/4 of available RAM, on a Pi-sized and a laptop-sized host."""
+    from edgefit.kernels.calibrate import default_lead_bytes
+    from edgefit.kernels.plan import default_plan
+
+    for available in (1536 * 2**20, 4 * 2**30, 24 * 2**30):
+        worst = default_plan(available).resident_bytes + default_lead_bytes(available)
+        worst += v.CALLS_RAM_SHARE * available
+        assert worst <= 0.75 * available

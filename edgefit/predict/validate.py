@@ -197,7 +197,9 @@ def compare_calls(
     return out
 
 
-CALLS_RAM_SHARE = 0.5  # the interleaved models' sessions stay within this share of available RAM (largest left out)
+# the interleaved models' sessions stay within this share of available RAM (largest left out): with the chains'
+# quarter (kernels.plan) and the lead's eighth (kernels.calibrate.default_lead_bytes), the worker holds 3/4 at most
+CALLS_RAM_SHARE = 0.375
 CALL_BYTES_PER_FILE_BYTE = (
     1.5  # a loaded session's RSS per byte of weights (prepacked copies, arena), measured ~1.1-1.4
 )
