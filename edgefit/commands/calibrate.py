@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "chains interleaved in shuffled rounds sharing one thread pool; the lower quartile over rounds is the "
             "estimate (interference only adds time; the minimum catches lucky rounds) and the split-half "
             "difference its noise. Before the chains, 512 MiB of untimed fp32 weights are built (an eighth of "
-            "free RAM when that is less): the first weights a process builds stream slower than the rest, and a "
-            "decoder's weights are mostly past them. Stored in the results database with its "
+            "free RAM when that is less): on some hosts the first weights a process builds stream slower than "
+            "the rest, and a decoder's weights are mostly past them. Stored in the results database with its "
             "environment; `edgefit results export` carries it to other machines. `edgefit report`, `fit`, "
             "`predict` and `validate` run this first when the database has no table for this host."
         ),

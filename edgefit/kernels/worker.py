@@ -16,7 +16,8 @@ reference. ``calls`` (``edgefit validate``): whole decoder files, one call each 
 synthetic cache of ``past``) timed among the chains, twice back to back per round like the chains, so a model and
 the kernels that price it meet the same drift and bursts (a model measured minutes after its table differed by the
 drift between them). Before the chains, untimed fp32 sessions (``lead_bytes``, 512 MiB by default) are built and
-kept: the first few hundred MiB of weights a process builds stream slower than the rest (``_lead_sessions``).
+kept: on this project's VM the first few hundred MiB of weights a process built often streamed slower than the
+rest (``_lead_sessions``).
 Raw samples go back to the parent; the estimators live in ``edgefit.kernels.table``.
 
 Run as ``python -I -m edgefit.kernels.worker`` (isolated: nothing is imported from the caller's folder).
