@@ -2,7 +2,7 @@
 ``--lead-mib`` of untimed fp32 GEMV sessions, then session B of the same FILE, and times A and B alternately
 (decode of one token on a cache of ``--depth``, each run after the other's, a pause between so the other's thread
 pool has stopped spinning). Prints the lower quartile of each and their ratio. `edgefit bench FILE` builds its
-model first; the kernel worker builds its chains after a lead (edgefit.kernels.worker._lead_sessions).
+model first; the kernel worker builds its chains after a lead (edgefit.kernels.worker.lead_sessions).
 
     python benchmarks/first_built.py FILE.onnx [--lead-mib 512] [--depth 64] [--rounds 30]
 """
@@ -19,9 +19,9 @@ import numpy as np
 from edgefit.bench.feeds import FeedSpec, synthesize
 from edgefit.bench.modelfile import inspect_model_file
 from edgefit.bench.runner import session_options
-from edgefit.kernels.graphs import build_kernel
-from edgefit.kernels.spec import KernelSpec
 from edgefit.kernels.table import estimate
+from edgefit.kernels.worker import lead_sessions
+from edgefit.units import MIB
 
 THREADS = 2
 
@@ -39,11 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     feeds = synthesize(inspect_model_file(path, hash_file=False), FeedSpec(), seq=1, past=args.depth)
     providers = ["CPUExecutionProvider"]
     first = ort.InferenceSession(path, session_options(THREADS), providers=providers)
-    lead = []
-    spec = KernelSpec("linear", 2, precision="fp32", m=1, k=2048, n=2048)  # 32 MiB a session
-    for i in range(args.lead_mib // 32):
-        model, _ = build_kernel(spec, seed=i)
-        lead.append(ort.InferenceSession(model.SerializeToString(), session_options(THREADS), providers=providers))
+    lead = lead_sessions(args.lead_mib * MIB, session_options(THREADS))  # the worker's lead, on bench's options
     later = ort.InferenceSession(path, session_options(THREADS), providers=providers)
     times: dict[str, list[float]] = {"first": [], "later": []}
     sessions = {"first": first, "later": later}

@@ -17,19 +17,16 @@ import time
 
 import numpy as np
 
-from edgefit.kernels.graphs import build_kernel
 from edgefit.kernels.plan import GQA_LAYOUTS, GQA_PASTS, gqa_decode_chain
 from edgefit.kernels.spec import KernelSpec
 from edgefit.kernels.table import estimate, fit_gqa, gqa_features
-from edgefit.kernels.worker import shared_pool_options
+from edgefit.kernels.worker import chain_session, shared_pool_options
 
 OTHER_LAYOUTS = ((12, 2, 128), (32, 32, 64), (15, 5, 64), (14, 2, 64), (32, 4, 64), (8, 4, 256))
 DEPTHS = (0, 256, 1024, 2048, 4096)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import onnxruntime as ort
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=90.0, help="seconds of rounds (default 90)")
     args = ap.parse_args(argv)
@@ -38,11 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     specs += [gqa_decode_chain(*layout, p) for layout in OTHER_LAYOUTS for p in DEPTHS]
     sessions = []
     for i, spec in enumerate(specs):
-        model, feeds = build_kernel(spec, seed=i)
-        sessions.append((spec, ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]),
-                         feeds))  # fmt: skip
-    model, flush_feeds = build_kernel(KernelSpec("linear", 4, precision="fp32", m=1, k=2048, n=2048))
-    flush = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        sessions.append((spec, *chain_session(spec, i, so)))
+    flush, flush_feeds = chain_session(KernelSpec("linear", 4, precision="fp32", m=1, k=2048, n=2048), 0, so)
     for _, sess, feeds in sessions:
         sess.run(None, feeds)
     cold: dict[str, list[float]] = {s.id: [] for s in specs}

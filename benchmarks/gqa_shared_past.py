@@ -13,16 +13,13 @@ import time
 
 import numpy as np
 
-from edgefit.kernels.graphs import build_kernel
 from edgefit.kernels.spec import KernelSpec
-from edgefit.kernels.worker import shared_pool_options
+from edgefit.kernels.worker import chain_session, shared_pool_options
 
 LAYOUTS = ((12, 3, 64, 512, 3), (12, 3, 64, 2048, 2), (32, 8, 64, 512, 2), (32, 8, 128, 1024, 2), (16, 4, 64, 128, 16))
 
 
 def main(argv: list[str] | None = None) -> int:
-    import onnxruntime as ort
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=40)
     args = ap.parse_args(argv)
@@ -31,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for heads, kv_heads, head_dim, past, nodes in LAYOUTS:
         spec = KernelSpec("gqa", nodes, m=1, heads=heads, kv_heads=kv_heads, head_dim=head_dim, past=past)
-        model, shared = build_kernel(spec, seed=1)
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        sess, shared = chain_session(spec, 1, so)
         rng = np.random.default_rng(2)
         distinct = {k: (rng.standard_normal(v.shape, dtype=np.float32) if k.startswith("past.") else v)
                     for k, v in shared.items()}  # fmt: skip

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from edgefit.kernels.table import KernelTable, fit_model
+from edgefit.predict.validate import bracket_drift
 from edgefit.store import Store
 
 CONFIGS = Path(__file__).resolve().parent / "unseen_configs"
@@ -75,13 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     _edgefit(env, "calibrate")
     with Store(work / "db.sqlite") as store:
         before, after = (fit_model(KernelTable.from_dict(data)) for _, _, data in store.kernel_tables()[-2:])
-    moves = {
-        "fp32 GEMV streaming": (before.stream_bytes_per_s, after.stream_bytes_per_s),
-        "fp32 GEMM": (before.fp32_gemm_macs_per_s, after.fp32_gemm_macs_per_s),
-        "int8 GEMM": (before.int8_gemm_macs_per_s, after.int8_gemm_macs_per_s),
-    }
+    moved, _ = bracket_drift(before, after)
     print("the host between the calibration before the benches and one after them: "
-          + ", ".join(f"{k} {100 * (b / a - 1):+.0f} %" for k, (a, b) in moves.items()))  # fmt: skip
+          + ", ".join(f"{k} {100 * m:+.0f} %" for k, m in moved.items()))  # fmt: skip
     for (p, k), v in sorted(errs.items()):
         a = [abs(x) for x in v]
         print(f"{p} {k}: median |error| {100 * statistics.median(a):.1f} %, worst {100 * max(a):.1f} % (n {len(a)})")

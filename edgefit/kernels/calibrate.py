@@ -27,7 +27,7 @@ RUN_KIND = "kernels"
 DEFAULT_BUDGET_S = 20.0  # seconds of interleaved rounds after the build (~10-15 s more on 2 cores)
 ROUNDS_MIN = 12
 ROUNDS_MAX = 200
-# untimed fp32 weights the worker builds before the chains (kernels.worker._lead_sessions says why); with a 256 MiB
+# untimed fp32 weights the worker builds before the chains (kernels.worker.lead_sessions says why); with a 256 MiB
 # lead, fp32 decoders timed among the chains were still priced 0.4-11.5 % slow (three runs), with 768 MiB 0.2-3.7 %
 LEAD_BYTES = 512 * MIB
 

@@ -110,7 +110,7 @@ class KernelTable:
     notes: tuple[str, ...] = ()
     others_cores: float = 0.0  # CPU cores other processes used on average while the rounds ran
     calls: tuple[CallSamples, ...] = ()  # whole models timed in the same rounds (``edgefit validate``)
-    lead_bytes: int = 0  # untimed weights built before the chains (kernels.worker._lead_sessions); 0 in old tables
+    lead_bytes: int = 0  # untimed weights built before the chains (kernels.worker.lead_sessions); 0 in old tables
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

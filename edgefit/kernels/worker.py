@@ -17,7 +17,7 @@ synthetic cache of ``past``) timed among the chains, twice back to back per roun
 the kernels that price it meet the same drift and bursts (a model measured minutes after its table differed by the
 drift between them). Before the chains, untimed fp32 sessions (``lead_bytes``, 512 MiB by default) are built and
 kept: on this project's VM the first few hundred MiB of weights a process built often streamed slower than the
-rest (``_lead_sessions``).
+rest (``lead_sessions``).
 Raw samples go back to the parent; the estimators live in ``edgefit.kernels.table``.
 
 Run as ``python -I -m edgefit.kernels.worker`` (isolated: nothing is imported from the caller's folder).
@@ -65,16 +65,12 @@ def run(job: dict[str, Any], out: TextIO) -> None:
     _warm = ort.InferenceSession(_empty_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     _warm.run(None, {"x": np.ones(1, dtype=np.float32)})
     base_rss = _rss_bytes()
-    lead = _lead_sessions(int(job.get("lead_bytes") or 0), so, lambda e: _emit(out, e))
+    lead = lead_sessions(int(job.get("lead_bytes") or 0), so, lambda e: _emit(out, e))
     lead_bytes = sum(n for _, n in lead)
     sessions: list[tuple[str, Any, dict[str, np.ndarray]]] = []
     t_build = time.perf_counter()
     for i, spec in enumerate(specs):
-        model, feeds = build_kernel(spec, seed=int(job.get("seed", 0)) + i)
-        blob = model.SerializeToString()
-        del model
-        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
-        del blob
+        sess, feeds = chain_session(spec, int(job.get("seed", 0)) + i, so)
         sessions.append((spec.id, sess, feeds))
         _emit(out, {"event": "built", "done": i + 1, "total": len(specs)})
     build_s = time.perf_counter() - t_build
@@ -165,7 +161,20 @@ def shared_pool_options(threads: int) -> Any:
     return so
 
 
-def _lead_sessions(
+def chain_session(spec: Any, seed: int, so: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """One chain's onnxruntime session (built from ``spec`` with weights drawn from ``seed``) and its feeds; the
+    model and its serialized copy are dropped when this returns, so only the session holds the weights."""
+    import onnxruntime as ort
+
+    from edgefit.kernels.graphs import build_kernel
+
+    model, feeds = build_kernel(spec, seed=seed)
+    blob = model.SerializeToString()
+    del model
+    return ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"]), feeds
+
+
+def lead_sessions(
     lead_bytes: int, so: Any, emit: Callable[[dict[str, Any]], None] | None = None
 ) -> list[tuple[Any, int]]:
     """Untimed fp32 GEMV sessions (32 MiB each) holding up to ``lead_bytes`` of weights, built before the chains
@@ -176,20 +185,14 @@ def _lead_sessions(
     the first ~400 MiB built and the validated models the last, so fp32 decoders timed among the chains were priced
     14-21 % slow; with a 512 MiB lead, within 6 % (benchmarks/deep_context.py). When the effect was absent, the lead
     changed nothing (within 3 % with and without)."""
-    import onnxruntime as ort
-
-    from edgefit.kernels.graphs import KernelSpec, build_kernel
+    from edgefit.kernels.graphs import KernelSpec
 
     spec = KernelSpec("linear", 2, precision="fp32", m=1, k=2048, n=2048)
     size = spec.nodes * spec.weight_bytes_per_node()
     out = []
     total = lead_bytes // size
     for i in range(total):
-        model, feeds = build_kernel(spec, seed=100_000 + i)
-        blob = model.SerializeToString()
-        del model
-        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
-        del blob
+        sess, feeds = chain_session(spec, 100_000 + i, so)
         sess.run(None, feeds)
         out.append((sess, size))
         if emit is not None:
