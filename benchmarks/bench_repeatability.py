@@ -5,6 +5,12 @@ median <= 5 %, worst <= 15 %).
     python -m pytest benchmarks/bench_repeatability.py --benchmark-enable -s        # measures two tables now
     python benchmarks/bench_repeatability.py --db PATH [--all-pairs]                # compares the last two
                                                                                     # tables in PATH (or each pair)
+    python benchmarks/bench_repeatability.py --db PATH --as-answered                # each calibration's answers
+                                                                                    # against the one before
+
+``--as-answered`` compares what the answers were after each calibration in PATH, as ``edgefit predict`` prices
+them (``edgefit.pipeline.pooled_table``: each kernel's median over this host's last three tables), against after
+the calibration before it, next to the same comparison with the latest table alone.
 
 Also compares estimators on the same raw samples (minimum over rounds, 10th/25th percentile, median): the one
 whose answers move least between the two calibrations is the one ``edgefit.kernels.table`` should use.
@@ -134,6 +140,40 @@ def _all_tables(db: Path) -> list[KernelTable]:
         return [KernelTable.from_dict(r[2]) for r in store.kernel_tables()]
 
 
+def answered_after_each(tables: Sequence[KernelTable]) -> list[KernelTable]:
+    """After each calibration, the table this host's answers are priced with, as ``pipeline.host_state`` makes it
+    from the tables so far (one host): each kernel's median over the last three that pool together."""
+    from edgefit.pipeline import HOST_DRIFT_TABLES, pooled_table, pooled_with
+
+    out = []
+    for k, latest in enumerate(tables):
+        window = range(max(0, k - HOST_DRIFT_TABLES + 1), k)
+        pool = [(str(j), tables[j]) for j in window if pooled_with(tables[j], latest)] + [(str(k), latest)]
+        out.append(pooled_table(pool)[0])
+    return out
+
+
+def as_answered(tables: Sequence[KernelTable]) -> None:
+    rows: dict[str, list[tuple[float, float, float, float]]] = {"latest table": [], "as answered": []}
+    host_id = tables[0].host.host_id
+    for label, seq in (("latest table", list(tables)), ("as answered", answered_after_each(tables))):
+        grids = [grid(t) for t in seq]
+        for k, (a, b) in enumerate(itertools.pairwise(grids), start=2):
+            med, worst, _ = moves({key: v for key, v in a.items() if key[2] == host_id}, b)
+            dmed, dworst, _ = moves({key: v for key, v in a.items() if key[2] != host_id}, b)
+            rows[label].append((med, worst, dmed, dworst))
+            print(f"calibration {k} vs {k - 1}, {label}: this host median {med:.1%}, worst {worst:.1%}; devices "
+                  f"median {dmed:.1%}, worst {dworst:.1%}")  # fmt: skip
+    for label, r in rows.items():
+        if not r:
+            continue
+        host_med, host_top, host_worst = statistics.median(x[0] for x in r), max(x[0] for x in r), max(x[1] for x in r)
+        dev_med, dev_worst = statistics.median(x[2] for x in r), max(x[3] for x in r)
+        print(f"{label}: between calibrations this host's answers moved a median {host_med:.1%} (pairs' medians up "
+              f"to {host_top:.1%}, worst answer {host_worst:.1%}); the devices' a median {dev_med:.1%} (worst "
+              f"{dev_worst:.1%}); {len(r)} pairs")  # fmt: skip
+
+
 @pytest.mark.benchmark(group="repeatability")
 def test_two_calibrations_back_to_back(benchmark: object, tmp_path: Path) -> None:
     from edgefit import detect
@@ -152,8 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", type=Path, required=True)
     ap.add_argument("--all-pairs", action="store_true", help="compare every consecutive pair of tables, not the last")
+    ap.add_argument(
+        "--as-answered", action="store_true", help="after each calibration, the answers as edgefit prices them"
+    )
     args = ap.parse_args(argv)
-    if args.all_pairs:
+    if args.as_answered:
+        as_answered(_all_tables(args.db))
+    elif args.all_pairs:
         tables = _all_tables(args.db)
         for t1, t2 in itertools.pairwise(tables):
             print(compare(t1, t2))

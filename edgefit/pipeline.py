@@ -16,12 +16,20 @@ import dataclasses
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edgefit.bench.measurement import Measurement, Phase
 from edgefit.errors import EdgefitError, PredictError
-from edgefit.kernels.table import KernelModel, KernelTable, fit_model
+from edgefit.kernels.table import (
+    DISTURBED_OTHERS_CORES,
+    Curve,
+    KernelModel,
+    KernelTable,
+    fit_model,
+    median_table,
+)
 from edgefit.predict import accounting
 from edgefit.predict.calibration import Calibration
 from edgefit.predict.memfit import MemoryCalibration, fit_memory
@@ -74,17 +82,32 @@ def host_state(
         run_id, table = calibrate_and_store(db_path, host, fingerprint, progress=progress)
         own = [(run_id, table.to_dict())]
         ran = True
-    run_id, raw = own[-1]
-    host_model = fit_model(KernelTable.from_dict(raw, where=f"{db_path}: kernel table of run {run_id}"))
+    latest_id, raw = own[-1]
+    latest = fit_model(KernelTable.from_dict(raw, where=f"{db_path}: kernel table of run {latest_id}"))
+    recent = [(rid, m) for rid, m in _loadable(own[-HOST_DRIFT_TABLES:-1]) if pooled_with(m.table, latest.table)]
+    recent.append((latest_id, latest))
+    pooled, choice_note = pooled_table([(rid, m.table) for rid, m in recent])
+    host_model = fit_model(pooled) if choice_note else latest
     others = _latest_per_host((rid, fp, t) for rid, fp, t in tables if fp != fingerprint)
     cal = build_calibration(host, fingerprint, host_model, measured, others, links, devices)
-    earlier = [
-        fit_model(KernelTable.from_dict(t, where=f"{db_path}: kernel table of run {rid}"))
-        for rid, t in own[-HOST_DRIFT_TABLES:-1]
-    ]
-    drift = host_drift([*earlier, host_model])
-    cal = dataclasses.replace(cal, host_drift_rel=drift, composition_rel=composition_errors(validation))
-    return HostState(host, fingerprint, tuple(measured), cal, validation, run_id, ran)
+    cal = dataclasses.replace(
+        cal,
+        host_drift_rel=host_drift([m for _, m in recent]),
+        composition_rel=composition_errors(validation),
+        host_table_note=choice_note,
+    )
+    return HostState(host, fingerprint, tuple(measured), cal, validation, latest_id, ran)
+
+
+def _loadable(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, KernelModel]]:
+    """(run id, fitted model) of the tables that load; an earlier table that does not is skipped."""
+    out = []
+    for rid, t in rows:
+        try:
+            out.append((rid, fit_model(KernelTable.from_dict(t, where=f"kernel table of run {rid}"))))
+        except EdgefitError:
+            continue
+    return out
 
 
 def _latest_per_host(rows: Iterable[tuple[str, str, dict[str, Any]]]) -> dict[str, KernelModel]:
@@ -153,10 +176,77 @@ def composition_errors(validation: Mapping[str, Any] | None) -> dict[str, float]
     return found[True] or found[False]
 
 
-def host_drift(models: Sequence[KernelModel]) -> float:
-    """max/min - 1 of the GEMV streaming rate over this host's latest tables (0 with fewer than two)."""
-    rates = [m.stream_bytes_per_s for m in models if m.stream_bytes_per_s > 0]
-    return max(rates) / min(rates) - 1.0 if len(rates) >= 2 else 0.0
+def host_drift(models: Sequence[KernelModel]) -> dict[str, float]:
+    """How far this host's latest tables disagree, per figure and kernel precision (``"decode/int4"``,
+    ``"prefill/fp32"``): max/min - 1 of what that figure rests on, the per-node time of the precision's cold GEMV
+    chain (decode) or its GEMM chain at the most rows (prefill), at the largest size every table measured. Per
+    class, because the classes move apart: this VM's fp32 and int8 GEMM rates fell 14-16 % between two tables
+    minutes apart while its GEMV streaming rose 9 %. Empty with fewer than two tables."""
+    if len(models) < 2:
+        return {}
+    out: dict[str, float] = {}
+    for p in sorted({p for m in models for p, _ in m.gemv}):
+        decode = [m.gemv.get((p, "cold")) for m in models]
+        rows = [max((r for q, r in m.gemm if q == p), default=0) for m in models]
+        prefill = [m.gemm.get((p, r)) for m, r in zip(models, rows, strict=True)] if len(set(rows)) == 1 else []
+        for figure, curves in (("decode", decode), ("prefill", prefill)):
+            spread = _curve_spread(curves)
+            if spread is not None:
+                out[f"{figure}/{p}"] = spread
+    return out
+
+
+def _curve_spread(curves: Sequence[Curve | None]) -> float | None:
+    if not curves or any(c is None or not c.sizes for c in curves):
+        return None
+    size = min(max(c.sizes) for c in curves if c is not None)
+    times = [c(size) for c in curves if c is not None]
+    return max(times) / min(times) - 1.0 if min(times) > 0 else None
+
+
+HOST_POOL_TABLES = 3
+HOST_POOL_WINDOW_S = 24 * 3600.0
+
+
+def pooled_with(earlier: KernelTable, latest: KernelTable) -> bool:
+    """Whether an earlier table of this host joins the latest in its answers: same threads, onnxruntime, chains
+    (their node counts too) and lead, measured within ``HOST_POOL_WINDOW_S`` of it, and on a quiet machine (a table
+    measured while other processes used the CPU is warned about and does not pull later answers)."""
+    a, b = earlier, latest
+    try:
+        apart = abs((_utc(a.measured_at) - _utc(b.measured_at)).total_seconds())
+    except ValueError:
+        return False
+    return (
+        a.others_cores <= DISTURBED_OTHERS_CORES
+        and a.threads == b.threads
+        and a.host.onnxruntime_version == b.host.onnxruntime_version
+        and (a.lead_bytes > 0) == (b.lead_bytes > 0)
+        and {k.spec for k in a.kernels} == {k.spec for k in b.kernels}
+        and apart <= HOST_POOL_WINDOW_S
+    )
+
+
+def _utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def pooled_table(pool: Sequence[tuple[str, KernelTable]]) -> tuple[KernelTable, str]:
+    """What this host's answers are priced with, from its latest tables that pool with each other
+    (``pooled_with``, oldest first): the median of the last ``HOST_POOL_TABLES`` of them, chain by chain
+    (``median_table``), or the latest alone while fewer exist. Returns the table and a note saying so ("" for the
+    latest alone). A machine that drifts between calibrations then answers from its typical state, not from
+    whichever spell the last calibration caught (``benchmarks/bench_repeatability.py --as-answered``)."""
+    if len(pool) < HOST_POOL_TABLES:
+        return pool[-1][1], ""
+    pool = pool[-HOST_POOL_TABLES:]
+    runs = ", ".join(rid[:8] for rid, _ in pool)
+    note = (
+        f"this host's answers take each kernel's median over its last {len(pool)} kernel tables (runs {runs}, "
+        f"measured {pool[0][1].measured_at} to {pool[-1][1].measured_at}), so one calibration in an unusual spell "
+        "does not move them alone"
+    )
+    return median_table([t for _, t in pool]), note
 
 
 def build_calibration(

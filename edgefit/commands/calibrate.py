@@ -26,6 +26,7 @@ from edgefit.errors import UsageError
 from edgefit.kernels.calibrate import DEFAULT_BUDGET_S, calibrate_and_store
 from edgefit.kernels.plan import PRECISIONS
 from edgefit.kernels.table import KernelModel, fit_model
+from edgefit.pipeline import host_state
 from edgefit.units import MIB
 
 
@@ -43,8 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "estimate (interference only adds time; the minimum catches lucky rounds) and the split-half "
             "difference its noise. Before the chains, 512 MiB of untimed fp32 weights are built (an eighth of "
             "free RAM when that is less): on some hosts the first weights a process builds stream slower than "
-            "the rest, and a decoder's weights are mostly past them. Stored in the results database with its "
-            "environment; `edgefit results export` carries it to other machines. `edgefit report`, `fit`, "
+            "the rest, and a decoder's weights are mostly past them. This host's answers take each kernel's "
+            "median over its last three tables (same threads, onnxruntime and chains, within a day, the earlier "
+            "ones on a quiet machine), so one calibration in an unusual spell of a drifting machine does not move "
+            "them alone; the summary says which. "
+            "Stored in the results database with its environment; `edgefit results export` carries it to other "
+            "machines. `edgefit report`, `fit`, "
             "`predict` and `validate` run this first when the database has no table for this host."
         ),
     )
@@ -92,10 +97,15 @@ def run(args: argparse.Namespace) -> int:
         budget_s=args.budget_s, progress=progress,
     )  # fmt: skip
     model = fit_model(table)
+    # which tables this host's answers now use: each kernel's median over its last three (pipeline.pooled_table)
+    state = host_state(db_path(args), calibrate_if_missing=False)
+    answers = {"answers_run_id": state.kernel_run_id, "answers_note": state.calibration.host_table_note}
     if args.json:
-        print_json({"schema_version": 1, "kind": "edgefit.calibrate", "run_id": run_id, **summary(model)})
+        print_json({"schema_version": 1, "kind": "edgefit.calibrate", "run_id": run_id, **summary(model), **answers})
         return 0
     _print_human(run_id, model)
+    if state.calibration.host_table_note:
+        console().print(f"note: {state.calibration.host_table_note}", markup=False)
     return 0
 
 

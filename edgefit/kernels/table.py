@@ -36,6 +36,8 @@ SCHEMA_VERSION = 1
 # read-only GEMV streaming beats the triad (which also writes, with write-allocate): 1.4-1.95x measured on this
 # project's AMD EPYC VM with 16 MiB nodes, up to 2.3x with 64 MiB ones; far outside = a broken or disturbed measurement
 PLAUSIBLE_STREAM_OF_TRIAD = (0.3, 3.0)
+# other processes used more CPU than this (cores, on average) while the rounds ran: the table is warned about
+DISTURBED_OTHERS_CORES = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,7 +460,7 @@ def fit_model(table: KernelTable) -> KernelModel:
         pts = [(float(_small_elements(k.spec)), per_node[k.spec.id][1]) for k in table.kernels if k.spec.kind == kind]
         rows3 = [[1.0, e] for e, _ in pts]
         small[kind] = _fit(rows3, [t for _, t in pts], ("c", "elements")) if pts else constant_fit(tiny_s)
-    if table.others_cores > 0.25:
+    if table.others_cores > DISTURBED_OTHERS_CORES:
         warnings.append(
             f"other processes used {table.others_cores:.1f} cores on average while the kernel table was measured: "
             "its times may be high; re-run `edgefit calibrate` on a quiet machine"
@@ -487,17 +489,62 @@ def fit_model(table: KernelTable) -> KernelModel:
     )
 
 
+def median_table(tables: Sequence[KernelTable]) -> KernelTable:
+    """One table from several calibrations of the same host (oldest first), each chain's samples those of the table
+    whose estimate of that chain is the median (cold and warm runs chosen apart; the upper middle of an even number):
+    every chain then costs the median over the calibrations of its lower quartile over rounds. The STREAM triad's
+    samples come from the table with the median triad rate; host facts, whole-model calls and lead from the latest.
+    Chains that not every table measured with the same spec (node count included) are left out."""
+    if not tables:
+        raise PredictError("no kernel tables to take the median of")
+    latest = tables[-1]
+    if any(t.host.host_fingerprint != latest.host.host_fingerprint for t in tables):
+        raise PredictError("kernel tables of two different hosts cannot be pooled")
+    by_spec = [{k.spec: k for k in t.kernels} for t in tables]
+
+    def middle(runs: Sequence[tuple[float, ...]]) -> tuple[float, ...]:
+        return sorted(runs, key=estimate)[len(runs) // 2]
+
+    kernels = tuple(
+        KernelSamples(
+            k.spec,
+            middle([b[k.spec].cold_s for b in by_spec]),
+            middle([b[k.spec].warm_s for b in by_spec]),
+        )
+        for k in latest.kernels
+        if all(k.spec in b for b in by_spec)
+    )
+    triads = [t.triad_bytes_per_s for t in tables if t.triad_bytes_per_s]
+    triad = sorted(triads, key=lambda xs: _quantile(xs, 1.0 - ESTIMATE_QUANTILE))[len(triads) // 2] if triads else ()
+    return KernelTable(
+        host=latest.host,
+        threads=latest.threads,
+        rounds=min(t.rounds for t in tables),
+        kernels=kernels,
+        triad_bytes_per_s=tuple(triad),
+        runtime_rss_bytes=max(t.runtime_rss_bytes for t in tables),
+        measured_at=latest.measured_at,
+        seconds=sum(t.seconds for t in tables),
+        dropped=tuple(sorted({d for t in tables for d in t.dropped})),
+        notes=(*latest.notes, f"the median of {len(tables)} tables measured from {tables[0].measured_at}"),
+        others_cores=statistics.median(t.others_cores for t in tables),
+        calls=latest.calls,
+        lead_bytes=min(t.lead_bytes for t in tables),
+    )
+
+
 def merge_tables(before: KernelTable, after: KernelTable) -> KernelTable:
     """One table from two calibrations of the same host taken around a measurement (``edgefit validate`` brackets
     the models with them): every chain both measured keeps the rounds of both, so slow drift between them is
-    averaged by the estimator instead of taken from one end."""
+    averaged by the estimator instead of taken from one end. Only chains of the same spec (node count included:
+    the plan shortens chains on a host short of memory) merge; a chain's samples are whole-chain times."""
     if before.host.host_fingerprint != after.host.host_fingerprint:
         raise PredictError("kernel tables of two different hosts cannot be merged")
-    first = {k.spec.id: k for k in before.kernels}
+    first = {k.spec: k for k in before.kernels}
     kernels = tuple(
-        KernelSamples(k.spec, first[k.spec.id].cold_s + k.cold_s, first[k.spec.id].warm_s + k.warm_s)
+        KernelSamples(k.spec, first[k.spec].cold_s + k.cold_s, first[k.spec].warm_s + k.warm_s)
         for k in after.kernels
-        if k.spec.id in first
+        if k.spec in first
     )
     return KernelTable(
         host=after.host,

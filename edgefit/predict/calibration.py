@@ -37,9 +37,12 @@ class Calibration:
     device_tables: Mapping[str, KernelModel]  # device id -> its own imported table (linked fingerprints)
     other_tables: tuple[KernelModel, ...] = ()  # imported tables of hosts linked to no device
     warnings: tuple[str, ...] = ()
-    # how far this host's own kernel tables disagree (GEMV streaming rate, max/min - 1, over its latest tables):
-    # the host drifts between calibrations, so its own answers carry this in their interval
-    host_drift_rel: float = 0.0
+    # how far this host's own kernel tables disagree, per figure and kernel precision ("decode/int4": max/min - 1
+    # over its latest tables, ``pipeline.host_drift``): the host drifts between calibrations, so its own answers
+    # carry this in their interval
+    host_drift_rel: Mapping[str, float] = field(default_factory=dict)
+    # which of this host's tables answer and how (``pipeline.pooled_table``); "" for its latest table alone
+    host_table_note: str = ""
     # a whole model vs the sum of its kernels, per figure ("decode", "prefill"): the largest per-precision median
     # |error| of the latest `edgefit validate` on held-out and random architectures (empty: none stored)
     composition_rel: Mapping[str, float] = field(default_factory=dict)
@@ -55,7 +58,7 @@ class Calibration:
 
     def table_for(self, device: DeviceProfile) -> TableChoice:
         if self.is_host(device):
-            return TableChoice(self.host, "host", "this host's kernel table")
+            return TableChoice(self.host, "host", self.host_table_note or "this host's kernel table")
         own = self.device_tables.get(device.id)
         if own is not None:
             fp = own.table.host.host_fingerprint

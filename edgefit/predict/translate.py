@@ -272,12 +272,16 @@ def predict(
     pre_rel = pre_fit
     if choice.role == "host":
         basis = Basis.EXTRAPOLATED
-        if cal.host_drift_rel > 0:
-            slow = fast = _quad(fit, cal.host_drift_rel)
-            pre_rel = _quad(pre_fit, cal.host_drift_rel)
+        if cal.host_table_note:
+            notes.append(cal.host_table_note)
+        drift_dec = cal.host_drift_rel.get(f"decode/{run_as}", 0.0)
+        drift_pre = cal.host_drift_rel.get(f"prefill/{run_as}", 0.0)
+        if drift_dec > 0 or drift_pre > 0:
+            slow = fast = _quad(fit, drift_dec)
+            pre_rel = _quad(pre_fit, drift_pre)
             notes.append(
-                f"this host's kernel tables differ by {cal.host_drift_rel:.0%} in GEMV streaming between "
-                "calibrations (the machine drifts): interval widened to match"
+                f"this host's kernel tables differ by {drift_dec:.0%} in {run_as} GEMV and {drift_pre:.0%} in "
+                f"{run_as} GEMM between calibrations (the machine drifts): intervals widened to match"
             )
     elif choice.role == "device":
         basis = Basis.MEASURED

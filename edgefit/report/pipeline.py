@@ -238,6 +238,7 @@ def provenance(state: HostState) -> dict[str, Any]:
         "measurements": len(state.measurements),
         "run_ids": sources,
         "kernel_run_id": state.kernel_run_id,
+        "kernel_table_choice": cal.host_table_note or "this host's latest kernel table",
         "calibration": {
             "kernel_table": {
                 "measured_at": table.measured_at,

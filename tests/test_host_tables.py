@@ -1,0 +1,188 @@
+"""What this host's answers are priced with (``pipeline.pooled_table``: each kernel's median over its last three
+kernel tables that pool with each other) and how far its tables disagree per kernel class (``pipeline.host_drift``).
+Synthetic tables with known physics: a table ``f`` x faster has every rate x ``f`` and every fixed cost / ``f``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from edgefit import catalog, detect, pipeline
+from edgefit.bench.env import capture_environment
+from edgefit.errors import PredictError
+from edgefit.kernels.table import KernelTable, fit_model, median_table, merge_tables
+from edgefit.predict import predict, synthetic
+from edgefit.store import Store
+from tests.test_report_fakes import seed_synthetic_db
+
+
+def _phys(speed: float, **kw: float) -> synthetic.KernelPhysics:
+    base = synthetic.KernelPhysics()
+    names = ("bandwidth_bytes_per_s", "triad_bytes_per_s", "fp32_macs_per_s", "int8_macs_per_s",
+             "int4_gemv_macs_per_s", "int8_gemv_macs_per_s")  # fmt: skip
+    rates = {f: getattr(base, f) * speed for f in names}
+    return dataclasses.replace(base, **{**rates, "node_s": base.node_s / speed, "run_s": base.run_s / speed, **kw})
+
+
+def _table(speed: float, *, at: str = "2026-01-01T00:00:00Z", threads: int = 2, **kw: float) -> KernelTable:
+    t = synthetic.kernel_table(_phys(speed, **kw), host_fingerprint="h")
+    return dataclasses.replace(t, measured_at=at, threads=threads, lead_bytes=512 * 2**20)
+
+
+def _pool(*speeds: float) -> list[tuple[str, KernelTable]]:
+    return [(f"run-{i}", _table(s)) for i, s in enumerate(speeds)]
+
+
+@pytest.mark.parametrize(
+    ("speeds", "middle"),
+    [((2.0, 1.0, 1.3, 1.1), 1.1), ((1.0, 1.3, 1.1, 0.5), 1.1), ((1.1, 1.3, 1.0), 1.1), ((1.0, 1.0, 1.5), 1.0)],
+)
+def test_this_hosts_answers_take_each_kernels_median_over_its_last_three_tables(
+    speeds: tuple[float, ...], middle: float
+) -> None:
+    """Every rate and fixed cost of the synthetic tables scales with their speed, so the chain-by-chain median is
+    the middle table's chains; a fourth table back is left out, and one outlier does not move the answer."""
+    pool = _pool(*speeds)
+    table, note = pipeline.pooled_table(pool)
+    want = _table(middle)
+    assert {k.spec: (k.cold_s, k.warm_s) for k in table.kernels} == {k.spec: (k.cold_s, k.warm_s) for k in want.kernels}
+    assert table.triad_bytes_per_s == want.triad_bytes_per_s
+    assert fit_model(table).stream_bytes_per_s == pytest.approx(fit_model(want).stream_bytes_per_s)
+    runs = ", ".join(rid for rid, _ in pool[-3:])
+    assert note.startswith(f"this host's answers take each kernel's median over its last 3 kernel tables (runs {runs}")
+
+
+def test_the_median_is_taken_chain_by_chain() -> None:
+    """Two tables each slow in a different class: the median takes each class from the table in its middle."""
+    a = _table(1.0)
+    b = _table(1.0, int8_macs_per_s=100e9, int4_gemv_macs_per_s=8e9, int8_gemv_macs_per_s=13e9)  # integer slow
+    c = _table(1.0, bandwidth_bytes_per_s=15e9)  # memory slow
+    m = median_table([b, c, a])
+    fa, fm = fit_model(a), fit_model(m)
+    assert fm.stream_bytes_per_s == pytest.approx(fa.stream_bytes_per_s)
+    assert fm.int8_gemm_macs_per_s == pytest.approx(fa.int8_gemm_macs_per_s)
+    with pytest.raises(PredictError, match="two different hosts"):
+        median_table([a, dataclasses.replace(a, host=dataclasses.replace(a.host, host_fingerprint="other"))])
+
+
+def test_with_fewer_than_three_tables_the_latest_answers_alone() -> None:
+    for pool in (_pool(1.0), _pool(1.3, 1.0)):
+        table, note = pipeline.pooled_table(pool)
+        assert table is pool[-1][1] and note == ""
+
+
+def test_chains_of_another_length_do_not_merge() -> None:
+    """A chain's samples are whole-chain times: the same shape timed with fewer nodes (a plan shortened for memory)
+    must not share its rounds."""
+    a, b = _table(1.0), _table(1.0)
+    first = next(i for i, k in enumerate(b.kernels) if k.spec.kind == "linear" and k.spec.nodes > 1)
+    k = b.kernels[first]
+    shorter = dataclasses.replace(k, spec=dataclasses.replace(k.spec, nodes=k.spec.nodes - 1))
+    b = dataclasses.replace(b, kernels=(*b.kernels[:first], shorter, *b.kernels[first + 1 :]))
+    specs = {x.spec for x in merge_tables(a, b).kernels}
+    assert k.spec not in specs and shorter.spec not in specs and len(specs) == len(a.kernels) - 1
+    assert not pipeline.pooled_with(a, b)
+
+
+def test_tables_pool_only_when_they_measure_the_same_thing() -> None:
+    a = _table(1.0)
+    assert pipeline.pooled_with(a, _table(1.3, at="2026-01-01T23:00:00Z"))
+    assert not pipeline.pooled_with(a, _table(1.0, at="2026-01-02T01:00:00Z"))  # more than a day apart
+    assert not pipeline.pooled_with(a, _table(1.0, threads=1))
+    assert not pipeline.pooled_with(a, dataclasses.replace(_table(1.0), lead_bytes=0))
+    assert not pipeline.pooled_with(a, dataclasses.replace(_table(1.0), kernels=a.kernels[1:]))
+    assert not pipeline.pooled_with(a, dataclasses.replace(_table(1.0), measured_at="yesterday"))
+
+
+def test_the_drift_is_per_kernel_class() -> None:
+    """Only the integer rates differ: int4/int8 decode and prefill drift, fp32 (memory-bound) does not."""
+    slow, fast = (fit_model(_table(1.0, int8_macs_per_s=r, int4_gemv_macs_per_s=r / 12.5)) for r in (150e9, 200e9))
+    drift = pipeline.host_drift([slow, fast])
+    assert drift["decode/fp32"] == pytest.approx(0.0, abs=1e-9)
+    assert drift["prefill/fp32"] == pytest.approx(0.0, abs=1e-9)
+    assert drift["decode/int4"] == pytest.approx(200 / 150 - 1, rel=0.05)
+    assert drift["prefill/int8"] == pytest.approx(200 / 150 - 1, rel=0.05)
+    assert pipeline.host_drift([slow]) == {}
+
+
+def _store_tables(db: Path, fingerprint: str, speeds: tuple[float, ...]) -> list[str]:
+    ids = []
+    with Store(db) as store:
+        for s in speeds:
+            run = store.start_run(capture_environment(), "kernels")
+            t = dataclasses.replace(_table(s), host=dataclasses.replace(_table(s).host, host_fingerprint=fingerprint))
+            store.save_kernel_table(run, fingerprint, t.to_dict())
+            store.finish_run(run)
+            ids.append(run)
+    return ids
+
+
+def _store_tables(db: Path, fingerprint: str, speeds: tuple[float, ...]) -> list[str]:
+    ids = []
+    with Store(db) as store:
+        for s in speeds:
+            run = store.start_run(capture_environment(), "kernels")
+            t = dataclasses.replace(_table(s), host=dataclasses.replace(_table(s).host, host_fingerprint=fingerprint))
+            store.save_kernel_table(run, fingerprint, t.to_dict())
+            store.finish_run(run)
+            ids.append(run)
+    return ids
+
+
+def test_host_state_pools_the_last_three_tables_and_widens_by_the_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "e.sqlite"
+    fp = seed_synthetic_db(db, monkeypatch, ladder=False)  # one table of its own (no lead: does not pool)
+    assert fp == detect.host_fingerprint()
+    ids = _store_tables(db, fp, (1.0, 1.25))
+    spec = catalog.load_spec("qwen2.5-0.5b")
+    two = pipeline.host_state(db, calibrate_if_missing=False)
+    assert two.kernel_run_id == ids[1] and two.calibration.host_table_note == ""
+    ids += _store_tables(db, fp, (1.1,))
+    state = pipeline.host_state(db, calibrate_if_missing=False)
+    assert state.kernel_run_id == ids[2]
+    p = predict(spec, "int4", state.host, state.calibration, use_measurements=False)
+    p_two = predict(spec, "int4", two.host, two.calibration, use_measurements=False)
+    # the middle table (1.1 x) answers: 1.25 / 1.1 of the 1.25 x table's time
+    assert p.decode_s_per_token.value == pytest.approx(p_two.decode_s_per_token.value * 1.25 / 1.1, rel=1e-6)
+    assert any(n.startswith("this host's answers take each kernel's median over its last 3") for n in p.notes)
+    assert any("intervals widened to match" in n for n in p.notes)
+    assert p.decode_s_per_token.high / p.decode_s_per_token.value - 1 > 0.2  # the 25 % spread is in the interval
+    assert p.prefill_s.high / p.prefill_s.value - 1 > 0.2
+
+
+def test_calibrate_says_which_tables_the_answers_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edgefit calibrate` (the measurement replaced by synthetic tables): the first two runs answer alone, the
+    third says the answers take the median of the three, in its JSON and in its human summary."""
+    import json
+
+    from edgefit.cli import main
+    from edgefit.commands import calibrate as calibrate_cmd
+
+    db = tmp_path / "c.sqlite"
+    fp = seed_synthetic_db(db, monkeypatch, ladder=False)
+    speeds = iter((1.0, 1.2, 0.9, 1.1))
+
+    def fake(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
+        (run,) = _store_tables(db_path, fingerprint, (next(speeds),))
+        with Store(db_path) as store:
+            return run, KernelTable.from_dict(store.kernel_tables()[-1][2])
+
+    monkeypatch.setattr(calibrate_cmd, "calibrate_and_store", fake)
+    docs = []
+    for _ in range(3):
+        capsys.readouterr()
+        assert main(["calibrate", "--json", "--db", str(db)]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    assert [d["answers_note"] for d in docs[:2]] == ["", ""]
+    assert docs[2]["answers_run_id"] == docs[2]["run_id"]
+    assert docs[2]["answers_note"].startswith("this host's answers take each kernel's median over its last 3")
+    assert main(["calibrate", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "note: this host's answers take each kernel's median over its last 3" in " ".join(out.split())
+    assert fp == detect.host_fingerprint()
