@@ -5,7 +5,11 @@ build`, `edgefit bench FILE` and `edgefit predict --device host --context 64 --p
 rounds. Prints every comparison (decode at depth 64, prefill of 64 tokens, peak RSS) and median / worst |error|,
 and how far the host moved meanwhile (a second `edgefit calibrate` after the benches, against the first).
 
-    python benchmarks/unseen_cli.py [--rounds 2] [--precision fp32,int4] [--work DIR]
+    python benchmarks/unseen_cli.py [--rounds 2] [--precision fp32,int4] [--calibrate-repeat 1] [--work DIR]
+
+``--calibrate-repeat 3`` calibrates three times back to back first (`edgefit calibrate --repeat 3`): the answers
+then take each kernel's median over the three tables. Also prints how many measured figures fell inside the
+predicted interval.
 """
 
 from __future__ import annotations
@@ -38,18 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--precision", default="fp32,int4")
+    ap.add_argument("--calibrate-repeat", type=int, default=1, help="calibrations before the benches (default 1)")
     ap.add_argument("--work", type=Path, help="keep the database, cache and files here (default: a temp folder)")
     args = ap.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="edgefit-unseen-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EDGEFIT_DB": str(work / "db.sqlite"), "EDGEFIT_CACHE_DIR": str(work / "cache")}
-    _edgefit(env, "calibrate")
+    _edgefit(env, "calibrate", "--repeat", str(args.calibrate_repeat))
     configs = sorted(p.parent for p in CONFIGS.glob("*/config.json"))
     precisions = args.precision.split(",")
     for c in configs:
         for p in precisions:
             _edgefit(env, "models", "build", str(c / "config.json"), "-p", p, "--out", str(work / f"{c.name}-{p}.onnx"))
     errs: dict[tuple[str, str], list[float]] = {}
+    inside: dict[tuple[str, str], list[bool]] = {}
     for r in range(1, args.rounds + 1):
         for c in configs:
             for p in precisions:
@@ -62,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
                 dec = next(m for m in ms if m["phase"] == "decode" and m["context_tokens"] == 64)
                 pre = next(m for m in ms if m["phase"] == "prefill" and m["prompt_tokens"] == 64)
                 peak = max(m["peak_rss_bytes"] or 0 for m in ms)
-                e = {
-                    "decode": pred["decode_s_per_token"]["value"] / dec["median_s"] - 1,
-                    "prefill": pred["prefill_s"]["value"] / pre["median_s"] - 1,
-                    "peak_rss": pred["memory"]["total_bytes"]["value"] / peak - 1,
-                }
-                for k, v in e.items():
-                    errs.setdefault((p, k), []).append(v)
+                predicted = {"decode": (pred["decode_s_per_token"], dec["median_s"]),
+                             "prefill": (pred["prefill_s"], pre["median_s"]),
+                             "peak_rss": (pred["memory"]["total_bytes"], peak)}  # fmt: skip
+                e = {k: est["value"] / got - 1 for k, (est, got) in predicted.items()}
+                for k, (est, got) in predicted.items():
+                    errs.setdefault((p, k), []).append(e[k])
+                    inside.setdefault((p, k), []).append(est["low"] <= got <= est["high"])
                 print(f"round {r} {c.name:11s} {p}: decode {dec['median_s'] * 1e3:7.2f} ms measured, "
                       f"{100 * e['decode']:+6.1f} % | prefill {100 * e['prefill']:+6.1f} % | "
                       f"peak {peak / 2**20:6.0f} MiB, {100 * e['peak_rss']:+6.1f} %", flush=True)  # fmt: skip
@@ -81,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {100 * m:+.0f} %" for k, m in moved.items()))  # fmt: skip
     for (p, k), v in sorted(errs.items()):
         a = [abs(x) for x in v]
-        print(f"{p} {k}: median |error| {100 * statistics.median(a):.1f} %, worst {100 * max(a):.1f} % (n {len(a)})")
+        print(f"{p} {k}: median |error| {100 * statistics.median(a):.1f} %, worst {100 * max(a):.1f} % (n {len(a)}); "
+              f"inside the interval {sum(inside[p, k])} of {len(a)}")  # fmt: skip
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -186,3 +186,36 @@ def test_calibrate_says_which_tables_the_answers_use(
     out = capsys.readouterr().out
     assert "note: this host's answers take each kernel's median over its last 3" in " ".join(out.split())
     assert fp == detect.host_fingerprint()
+
+
+def test_calibrate_repeat_runs_back_to_back_and_refuses_bad_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from edgefit.cli import main
+    from edgefit.commands import calibrate as calibrate_cmd
+
+    db = tmp_path / "r.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    speeds = iter((1.0, 1.2, 0.9))
+
+    def fake(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
+        (run,) = _store_tables(db_path, fingerprint, (next(speeds),))
+        with Store(db_path) as store:
+            return run, KernelTable.from_dict(store.kernel_tables()[-1][2])
+
+    monkeypatch.setattr(calibrate_cmd, "calibrate_and_store", fake)
+    capsys.readouterr()
+    assert main(["calibrate", "--repeat", "3", "--json", "--db", str(db)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["run_ids"]) == 3 and doc["run_ids"][-1] == doc["run_id"]
+    assert all(r[:8] in doc["answers_note"] for r in doc["run_ids"])
+    for bad in ("0", "11", "x"):  # out of range: edgefit's own check; not a number: argparse's
+        try:
+            code = main(["calibrate", "--repeat", bad, "--db", str(db)])
+        except SystemExit as e:
+            code = e.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "--repeat" in err and "Traceback" not in err

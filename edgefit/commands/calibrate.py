@@ -29,6 +29,8 @@ from edgefit.kernels.table import KernelModel, fit_model
 from edgefit.pipeline import host_state
 from edgefit.units import MIB
 
+MAX_REPEAT = 10
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -66,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"seconds of interleaved rounds after building the chains (default {DEFAULT_BUDGET_S:g}; at least "
         "12 rounds are run whatever the budget)",
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="calibrate this many times back to back (default 1; at most 10): with 3, this host's answers take "
+        "each kernel's median over the three right away",
+    )
     add_json_flag(p)
     add_db_flag(p)
     p.set_defaults(func=run)
@@ -74,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_int_flag("--threads", args.threads, low=1, high=MAX_THREADS)
     check_float_flag("--budget-s", args.budget_s, low=0.0, high=MAX_BUDGET_S)
+    check_int_flag("--repeat", args.repeat, low=1, high=MAX_REPEAT)
     names = tuple(x.strip() for x in args.precision.split(",") if x.strip())
     for n in names:
         get_precision(n)  # CatalogError (exit 2) for an unknown name
@@ -92,14 +102,21 @@ def run(args: argparse.Namespace) -> int:
             err.print(msg, markup=False, highlight=False)
 
     host = detect.host_profile()
-    run_id, table = calibrate_and_store(
-        db_path(args), host, detect.host_fingerprint(), threads=args.threads, precisions=names,
-        budget_s=args.budget_s, progress=progress,
-    )  # fmt: skip
+    run_ids = []
+    for i in range(args.repeat):
+        if args.repeat > 1 and not args.json:
+            err.print(f"calibration {i + 1} of {args.repeat}", markup=False, highlight=False)
+            last[0] = ""
+        run_id, table = calibrate_and_store(
+            db_path(args), host, detect.host_fingerprint(), threads=args.threads, precisions=names,
+            budget_s=args.budget_s, progress=progress,
+        )  # fmt: skip
+        run_ids.append(run_id)
     model = fit_model(table)
     # which tables this host's answers now use: each kernel's median over its last three (pipeline.pooled_table)
     state = host_state(db_path(args), calibrate_if_missing=False)
-    answers = {"answers_run_id": state.kernel_run_id, "answers_note": state.calibration.host_table_note}
+    answers = {"run_ids": run_ids, "answers_run_id": state.kernel_run_id,
+               "answers_note": state.calibration.host_table_note}  # fmt: skip
     if args.json:
         print_json({"schema_version": 1, "kind": "edgefit.calibrate", "run_id": run_id, **summary(model), **answers})
         return 0
