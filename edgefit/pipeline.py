@@ -94,6 +94,7 @@ def host_state(
         cal,
         host_drift_rel=host_drift([m for _, m in recent]),
         composition_rel=composition_errors(validation),
+        host_bench_rel=bench_errors(validation),
         host_table_note=choice_note,
     )
     return HostState(host, fingerprint, tuple(measured), cal, validation, latest_id, ran)
@@ -155,15 +156,29 @@ def memory_models(
 HOST_DRIFT_TABLES = 5
 
 
+def bench_errors(validation: Mapping[str, Any] | None) -> dict[str, float]:
+    """Per figure (decode, prefill): the largest per-precision median |error| of held-out and random architectures
+    against `edgefit bench` in a stored validation (not the interleaved rows): what a user comparing `bench FILE`
+    with this host's answer meets, the gap between the benchmark's process and the kernel worker's included (on
+    this project's VM 15-20 % in some spells, within 10 % in others). Empty when none is stored."""
+    return _validation_errors(validation)[False]
+
+
 def composition_errors(validation: Mapping[str, Any] | None) -> dict[str, float]:
     """Per figure (decode, prefill): the largest per-precision median |error| of held-out and random architectures
     in a stored validation: how far whole models landed from the sum of their kernels on this host. The models timed
     among the table's own chains (``interleaved/...``) are used when the validation has them: the benchmark's
     comparisons also carry the host's drift between table and benchmark, which ``host_drift_rel`` already adds."""
+    found = _validation_errors(validation)
+    return found[True] or found[False]
+
+
+def _validation_errors(validation: Mapping[str, Any] | None) -> dict[bool, dict[str, float]]:
+    """interleaved? -> figure -> the largest per-precision median |error| of held-out and random rows."""
+    found: dict[bool, dict[str, float]] = {True: {}, False: {}}
     summary = (validation or {}).get("summary")
     if not isinstance(summary, Mapping):
-        return {}
-    found: dict[bool, dict[str, float]] = {True: {}, False: {}}
+        return found
     for key, e in summary.items():
         parts = str(key).split("/")
         interleaved = parts[0] == "interleaved"
@@ -173,7 +188,7 @@ def composition_errors(validation: Mapping[str, Any] | None) -> dict[str, float]
             if isinstance(v, (int, float)) and 0 <= v < 10:
                 out = found[interleaved]
                 out[figure] = max(out.get(figure, 0.0), float(v))
-    return found[True] or found[False]
+    return found
 
 
 def host_drift(models: Sequence[KernelModel]) -> dict[str, float]:

@@ -219,3 +219,39 @@ def test_calibrate_repeat_runs_back_to_back_and_refuses_bad_counts(
         assert code == 2
         err = capsys.readouterr().err
         assert "--repeat" in err and "Traceback" not in err
+
+
+def test_this_hosts_interval_covers_validates_error_against_the_benchmark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A validation whose interleaved rows agree (3 %) but whose rows against `edgefit bench` miss by 20 %: this
+    host's intervals reach 20 %, a device's keep the interleaved composition term."""
+    from edgefit import profiles
+
+    db = tmp_path / "v.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)
+    spec = catalog.load_spec("qwen2.5-0.5b")
+    pi = profiles.get_profile("raspberry-pi-5-8gb")
+
+    def answers() -> tuple[object, object]:
+        st = pipeline.host_state(db, calibrate_if_missing=False)
+        return (predict(spec, "int4", st.host, st.calibration, use_measurements=False),
+                predict(spec, "int4", pi, st.calibration, use_measurements=False))  # fmt: skip
+
+    summary = {"interleaved/held_out/decode/int4": {"median_abs_error": 0.03},
+               "interleaved/random/prefill/int4": {"median_abs_error": 0.03},
+               "held_out/decode/int4": {"median_abs_error": 0.2},
+               "random/prefill/fp32": {"median_abs_error": 0.25}}  # fmt: skip
+    with Store(db) as store:
+        store.save_validation({"summary": summary, "comparisons": []}, host_fingerprint=detect.host_fingerprint())
+    host, dev = answers()
+    assert host.decode_s_per_token.high / host.decode_s_per_token.value - 1 >= 0.2
+    assert host.prefill_s.high / host.prefill_s.value - 1 >= 0.25
+    assert any("a median 20% (decode) and 25% (prefill) from `edgefit bench`" in n for n in host.notes)
+    assert not any("from `edgefit bench`" in n for n in dev.notes)
+    summary = {k: v for k, v in summary.items() if k.startswith("interleaved/")}
+    with Store(db) as store:  # the same validation without the benchmark's rows: the device's answer is unchanged
+        store.save_validation({"summary": summary, "comparisons": []}, host_fingerprint=detect.host_fingerprint())
+    host2, dev2 = answers()
+    assert dev2.decode_s_per_token == dev.decode_s_per_token
+    assert host2.decode_s_per_token.high / host2.decode_s_per_token.value - 1 < 0.15

@@ -46,6 +46,8 @@ class Calibration:
     # a whole model vs the sum of its kernels, per figure ("decode", "prefill"): the largest per-precision median
     # |error| of the latest `edgefit validate` on held-out and random architectures (empty: none stored)
     composition_rel: Mapping[str, float] = field(default_factory=dict)
+    # the same against `edgefit bench` (``pipeline.bench_errors``): this host's answers' intervals cover it
+    host_bench_rel: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def memory_for(self, precision: str) -> MemoryCalibration:
