@@ -47,6 +47,9 @@ class HostState:
     validation: dict[str, Any] | None
     kernel_run_id: str
     ran_calibration: bool  # this call measured the kernel table
+    # the latest table alone (``calibration.host`` may pool it with earlier ones): what `edgefit validate` checks,
+    # since its interleaved calls were timed in that table's rounds and its bracket merges that table
+    latest_table: KernelModel | None = None
 
 
 def host_state(
@@ -97,7 +100,7 @@ def host_state(
         host_bench_rel=bench_errors(validation),
         host_table_note=choice_note,
     )
-    return HostState(host, fingerprint, tuple(measured), cal, validation, latest_id, ran)
+    return HostState(host, fingerprint, tuple(measured), cal, validation, latest_id, ran, latest)
 
 
 def _loadable(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[tuple[str, KernelModel]]:

@@ -255,3 +255,40 @@ def test_this_hosts_interval_covers_validates_error_against_the_benchmark(
     host2, dev2 = answers()
     assert dev2.decode_s_per_token == dev.decode_s_per_token
     assert host2.decode_s_per_token.high / host2.decode_s_per_token.value - 1 < 0.15
+
+
+def test_validate_checks_the_latest_table_not_the_pooled_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate's bracket merges the table just before the models with the one just after (whose rounds timed the
+    calls), even when three tables now pool for this host's answers: 8 rounds before, 12 after."""
+    import json
+
+    from edgefit import ladder as ladders
+    from edgefit.cli import main
+    from edgefit.commands import validate as validate_cmd
+    from edgefit.kernels import calibrate as kcal
+
+    db = tmp_path / "val.sqlite"
+    seed_synthetic_db(db, monkeypatch, ladder=False)  # 8 rounds, like the table before the models
+    rounds = iter((8, 12))
+
+    def fake_calibrate(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
+        table = synthetic.kernel_table(host_fingerprint=fingerprint, rounds=next(rounds))
+        with Store(db_path) as store:
+            run = store.start_run(capture_environment(), "kernels")
+            store.save_kernel_table(run, fingerprint, table.to_dict())
+            store.finish_run(run)
+        return run, table
+
+    def fake_measure(db_path: Path, **kw: object) -> tuple[list, list, dict, list, list]:
+        specs = [r.spec for r in ladders.load_ladder("quick")]
+        return synthetic.kernel_measurements(specs, ("fp32",), synthetic.KernelPhysics()), [], {}, [], []
+
+    monkeypatch.setattr(kcal, "calibrate_and_store", fake_calibrate)
+    monkeypatch.setattr(validate_cmd, "measure_fresh", fake_measure)
+    capsys.readouterr()
+    assert main(["validate", "--json", "--random", "0", "--precision", "fp32", "--db", str(db)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "kernel table: 8 rounds just before and 12 just after the models, merged" in doc["notes"]
+    assert pipeline.host_state(db, calibrate_if_missing=False).calibration.host_table_note  # the answers pool three

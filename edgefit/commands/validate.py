@@ -155,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
         )
         calibrate_and_store(db, state0.host, fingerprint, threads=args.threads, calls=calls, budget_s=budget_s)
     state = pipeline.host_state(db, calibrate_if_missing=False)  # the memory model now sees the fresh ladder
-    calibration = state.calibration
+    # the latest table alone, not the answers' median over the last three: the calls were timed in its rounds and
+    # the bracket merges it with the table before the models
+    calibration = dataclasses.replace(state.calibration, host=state.latest_table or state.calibration.host)
     # the latest table (just measured, or an earlier validate's) prices the calls timed in its own rounds
     interleaved = calibration if calibration.host.table.calls else None
     if interleaved is not None and args.no_build:
