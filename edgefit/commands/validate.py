@@ -157,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
     state = pipeline.host_state(db, calibrate_if_missing=False)  # the memory model now sees the fresh ladder
     # the latest table alone, not the answers' median over the last three: the calls were timed in its rounds and
     # the bracket merges it with the table before the models
-    calibration = dataclasses.replace(state.calibration, host=state.latest_table or state.calibration.host)
+    calibration = dataclasses.replace(
+        state.calibration, host=state.latest_table or state.calibration.host, host_table_note=""
+    )
     # the latest table (just measured, or an earlier validate's) prices the calls timed in its own rounds
     interleaved = calibration if calibration.host.table.calls else None
     if interleaved is not None and args.no_build:
