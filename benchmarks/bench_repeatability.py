@@ -143,14 +143,10 @@ def _all_tables(db: Path) -> list[KernelTable]:
 def answered_after_each(tables: Sequence[KernelTable]) -> list[KernelTable]:
     """After each calibration, the table this host's answers are priced with, as ``pipeline.host_state`` makes it
     from the tables so far (one host): each kernel's median over the last three that pool together."""
-    from edgefit.pipeline import HOST_DRIFT_TABLES, pooled_table, pooled_with
+    from edgefit.pipeline import pooled_table, recent_pool
 
-    out = []
-    for k, latest in enumerate(tables):
-        window = range(max(0, k - HOST_DRIFT_TABLES + 1), k)
-        pool = [(str(j), tables[j]) for j in window if pooled_with(tables[j], latest)] + [(str(k), latest)]
-        out.append(pooled_table(pool)[0])
-    return out
+    numbered = [(str(j), t) for j, t in enumerate(tables)]
+    return [pooled_table(recent_pool(numbered[: k + 1]))[0] for k in range(len(tables))]
 
 
 def as_answered(tables: Sequence[KernelTable]) -> None:

@@ -87,15 +87,16 @@ def host_state(
         ran = True
     latest_id, raw = own[-1]
     latest = fit_model(KernelTable.from_dict(raw, where=f"{db_path}: kernel table of run {latest_id}"))
-    recent = [(rid, m) for rid, m in _loadable(own[-HOST_DRIFT_TABLES:-1]) if pooled_with(m.table, latest.table)]
-    recent.append((latest_id, latest))
-    pooled, choice_note = pooled_table([(rid, m.table) for rid, m in recent])
+    fitted = dict([*_loadable(own[-HOST_DRIFT_TABLES:-1]), (latest_id, latest)])
+    pool = recent_pool([(rid, m.table) for rid, m in fitted.items()])
+    recent = [fitted[rid] for rid, _ in pool]
+    pooled, choice_note = pooled_table(pool)
     host_model = fit_model(pooled) if choice_note else latest
     others = _latest_per_host((rid, fp, t) for rid, fp, t in tables if fp != fingerprint)
     cal = build_calibration(host, fingerprint, host_model, measured, others, links, devices)
     cal = dataclasses.replace(
         cal,
-        host_drift_rel=host_drift([m for _, m in recent]),
+        host_drift_rel=host_drift(recent),
         composition_rel=composition_errors(validation),
         host_bench_rel=bench_errors(validation),
         host_table_note=choice_note,
@@ -247,6 +248,13 @@ def pooled_with(earlier: KernelTable, latest: KernelTable) -> bool:
 
 def _utc(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def recent_pool(tables: Sequence[tuple[str, KernelTable]]) -> list[tuple[str, KernelTable]]:
+    """This host's tables that join its latest (the last of ``tables``, oldest first): those of the
+    ``HOST_DRIFT_TABLES`` - 1 before it that pool with it (``pooled_with``), then the latest."""
+    latest = tables[-1]
+    return [(rid, t) for rid, t in tables[-HOST_DRIFT_TABLES:-1] if pooled_with(t, latest[1])] + [latest]
 
 
 def pooled_table(pool: Sequence[tuple[str, KernelTable]]) -> tuple[KernelTable, str]:

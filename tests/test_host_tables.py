@@ -5,17 +5,17 @@ Synthetic tables with known physics: a table ``f`` x faster has every rate x ``f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from edgefit import catalog, detect, pipeline
-from edgefit.bench.env import capture_environment
 from edgefit.errors import PredictError
 from edgefit.kernels.table import KernelTable, fit_model, median_table, merge_tables
 from edgefit.predict import predict, synthetic
 from edgefit.store import Store
-from tests.test_report_fakes import seed_synthetic_db
+from tests.test_report_fakes import save_synthetic_table, seed_synthetic_db
 
 
 def _phys(speed: float, **kw: float) -> synthetic.KernelPhysics:
@@ -108,27 +108,24 @@ def test_the_drift_is_per_kernel_class() -> None:
 
 
 def _store_tables(db: Path, fingerprint: str, speeds: tuple[float, ...]) -> list[str]:
-    ids = []
-    with Store(db) as store:
-        for s in speeds:
-            run = store.start_run(capture_environment(), "kernels")
-            t = dataclasses.replace(_table(s), host=dataclasses.replace(_table(s).host, host_fingerprint=fingerprint))
-            store.save_kernel_table(run, fingerprint, t.to_dict())
-            store.finish_run(run)
-            ids.append(run)
-    return ids
+    out = []
+    for s in speeds:
+        t = _table(s)
+        host = dataclasses.replace(t.host, host_fingerprint=fingerprint)
+        out.append(save_synthetic_table(db, fingerprint, dataclasses.replace(t, host=host)))
+    return out
 
 
-def _store_tables(db: Path, fingerprint: str, speeds: tuple[float, ...]) -> list[str]:
-    ids = []
-    with Store(db) as store:
-        for s in speeds:
-            run = store.start_run(capture_environment(), "kernels")
-            t = dataclasses.replace(_table(s), host=dataclasses.replace(_table(s).host, host_fingerprint=fingerprint))
-            store.save_kernel_table(run, fingerprint, t.to_dict())
-            store.finish_run(run)
-            ids.append(run)
-    return ids
+def _fake_calibrations(speeds: tuple[float, ...]) -> Callable[..., tuple[str, KernelTable]]:
+    """A stand-in for ``calibrate_and_store``: each call stores the next synthetic table of ``speeds``."""
+    left = iter(speeds)
+
+    def fake(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
+        (run,) = _store_tables(db_path, fingerprint, (next(left),))
+        with Store(db_path) as store:
+            return run, KernelTable.from_dict(store.kernel_tables()[-1][2])
+
+    return fake
 
 
 def test_host_state_pools_the_last_three_tables_and_widens_by_the_drift(
@@ -166,14 +163,7 @@ def test_calibrate_says_which_tables_the_answers_use(
 
     db = tmp_path / "c.sqlite"
     fp = seed_synthetic_db(db, monkeypatch, ladder=False)
-    speeds = iter((1.0, 1.2, 0.9, 1.1))
-
-    def fake(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
-        (run,) = _store_tables(db_path, fingerprint, (next(speeds),))
-        with Store(db_path) as store:
-            return run, KernelTable.from_dict(store.kernel_tables()[-1][2])
-
-    monkeypatch.setattr(calibrate_cmd, "calibrate_and_store", fake)
+    monkeypatch.setattr(calibrate_cmd, "calibrate_and_store", _fake_calibrations((1.0, 1.2, 0.9, 1.1)))
     docs = []
     for _ in range(3):
         capsys.readouterr()
@@ -198,14 +188,7 @@ def test_calibrate_repeat_runs_back_to_back_and_refuses_bad_counts(
 
     db = tmp_path / "r.sqlite"
     seed_synthetic_db(db, monkeypatch, ladder=False)
-    speeds = iter((1.0, 1.2, 0.9))
-
-    def fake(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
-        (run,) = _store_tables(db_path, fingerprint, (next(speeds),))
-        with Store(db_path) as store:
-            return run, KernelTable.from_dict(store.kernel_tables()[-1][2])
-
-    monkeypatch.setattr(calibrate_cmd, "calibrate_and_store", fake)
+    monkeypatch.setattr(calibrate_cmd, "calibrate_and_store", _fake_calibrations((1.0, 1.2, 0.9)))
     capsys.readouterr()
     assert main(["calibrate", "--repeat", "3", "--json", "--db", str(db)]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -275,11 +258,7 @@ def test_validate_checks_the_latest_table_not_the_pooled_answer(
 
     def fake_calibrate(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, KernelTable]:
         table = synthetic.kernel_table(host_fingerprint=fingerprint, rounds=next(rounds))
-        with Store(db_path) as store:
-            run = store.start_run(capture_environment(), "kernels")
-            store.save_kernel_table(run, fingerprint, table.to_dict())
-            store.finish_run(run)
-        return run, table
+        return save_synthetic_table(db_path, fingerprint, table), table
 
     def fake_measure(db_path: Path, **kw: object) -> tuple[list, list, dict, list, list]:
         specs = [r.spec for r in ladders.load_ladder("quick")]

@@ -19,7 +19,7 @@ from edgefit.errors import PredictError
 from edgefit.predict import accounting, synthetic
 from edgefit.predict.translate import predict
 from edgefit.store import Store
-from tests.test_report_fakes import seed_synthetic_db
+from tests.test_report_fakes import save_synthetic_table, seed_synthetic_db
 
 PI = "raspberry-pi-5-8gb"
 
@@ -266,11 +266,7 @@ def test_validate_brackets_the_models_with_two_fresh_tables(
     def fake_calibrate(db_path: Path, host: object, fingerprint: str, **kw: object) -> tuple[str, object]:
         order.append("calibrate")
         table = synthetic.kernel_table(host_fingerprint=fingerprint)
-        with Store(db_path) as store:
-            run = store.start_run(capture_environment(), "kernels")
-            store.save_kernel_table(run, fingerprint, table.to_dict())
-            store.finish_run(run)
-        return run, table
+        return save_synthetic_table(db_path, fingerprint, table), table
 
     def fake_measure(db_path: Path, **kw: object) -> tuple[list, list, dict, list, list]:
         order.append("models")

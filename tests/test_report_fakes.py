@@ -222,6 +222,20 @@ def fixed_report(devices: tuple[DeviceProfile, ...] = FIXED_DEVICES) -> ReportDa
 SYNTHETIC_LADDER = ("smollm2-135m", "smollm2-360m", "qwen2.5-0.5b", "tinyllama-1.1b")
 
 
+def save_synthetic_table(db_path: object, fingerprint: str, table: object) -> str:
+    """Store ``table`` (a KernelTable) as a finished "kernels" run of ``fingerprint`` in ``db_path``; its run id."""
+    from pathlib import Path
+
+    from edgefit.bench.env import capture_environment
+    from edgefit.store import Store
+
+    with Store(Path(str(db_path))) as store:
+        run = store.start_run(capture_environment(), "kernels")
+        store.save_kernel_table(run, fingerprint, table.to_dict())  # type: ignore[attr-defined]
+        store.finish_run(run)
+    return run
+
+
 def seed_synthetic_db(db_path: object, monkeypatch: object, *, ladder: bool = True) -> str:
     """Store a synthetic kernel table (and, with ``ladder``, synthetic ladder measurements for the memory model)
     under this host's fingerprint in ``db_path`` and make ``detect.host_profile()`` return a synthetic 2-core host
@@ -240,11 +254,8 @@ def seed_synthetic_db(db_path: object, monkeypatch: object, *, ladder: bool = Tr
 
     # the quick ladder's rungs (what `validate --no-build` back-tests) and catalog models measured in the same run
     specs = [r.spec for r in ladders.load_ladder("quick")] + [catalog.load_spec(m) for m in SYNTHETIC_LADDER]
+    save_synthetic_table(db_path, fingerprint, synthetic.kernel_table(host_fingerprint=fingerprint))
     with Store(Path(str(db_path))) as store:
-        kernel_run = store.start_run(capture_environment(), "kernels")
-        table = synthetic.kernel_table(host_fingerprint=fingerprint)
-        store.save_kernel_table(kernel_run, fingerprint, table.to_dict())
-        store.finish_run(kernel_run)
         if ladder:
             run_id = store.start_run(capture_environment(), "ladder:quick")
             for prec, rss_k in (("fp32", 1.0), ("int8", 1.05), ("int4", 1.27)):
